@@ -1,0 +1,20 @@
+# The targets a newcomer looks for. Everything installs what it needs via scripts/bootstrap.
+.PHONY: demo test lint format bench clean
+
+demo:            ## two private MariaDB servers, a write load, live replication, proof
+	scripts/demo
+
+test:            ## lint, type check and the whole test suite (what CI runs)
+	scripts/test
+
+lint:            ## ruff and mypy only
+	scripts/bootstrap && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench && .venv/bin/mypy
+
+format:
+	.venv/bin/ruff format src tests bench && .venv/bin/ruff check --fix src tests bench
+
+bench:           ## benchmarks that print figures (not part of the test suite)
+	scripts/bootstrap && .venv/bin/python bench/replication_vs_native.py
+
+clean:
+	rm -rf .venv .hotsite demo

@@ -1,0 +1,3 @@
+from hotsite.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""The typer application and what every command shares: the project file, the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hotsite import config as config_module
+from hotsite.config import ProjectConfig
+
+app = typer.Typer(
+    name="hotsite",
+    help="Keep a hot standby copy of an application site, and move traffic to it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    config_path: Path
+    _config: ProjectConfig | None = None
+
+    @property
+    def config(self) -> ProjectConfig:
+        if self._config is None:
+            self._config = config_module.load(self.config_path)
+        return self._config
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Path = typer.Option(
+        Path("hotsite.yaml"), "--config", "-c", help="The project file.", envvar="HOTSITE_CONFIG"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
+) -> None:
+    from hotsite.logs import configure_logging
+
+    configure_logging(verbose)
+    ctx.obj = Context(config_path=config)
+
+
+def project(ctx: typer.Context) -> ProjectConfig:
+    obj = ctx.find_object(Context)
+    assert obj is not None
+    return obj.config

@@ -1,0 +1,181 @@
+"""Replication commands: replicate, status, snapshot."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from hotsite.cli.app import app, console, err_console, project
+from hotsite.config import LinkConfig, ProjectConfig
+from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
+from hotsite.replication.gtid import GtidState
+from hotsite.replication.status import link_report
+
+FROM = typer.Option(None, "--from", help="Source site (default: the only link's).")
+TO = typer.Option(None, "--to", help="Target site (default: the only link's).")
+
+
+@app.command()
+def replicate(
+    ctx: typer.Context,
+    source: str | None = FROM,
+    target: str | None = TO,
+    until_caught_up: bool = typer.Option(
+        False,
+        "--until-caught-up",
+        help="Exit 0 once the target has applied all the source had at start.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live line."),
+) -> None:
+    """Stream changes from one site's database to another's until interrupted."""
+    with _checked_agent(ctx, source, target) as agent:
+        if agent.needs_snapshot():
+            _run_snapshot(agent, quiet)
+        agent.align_journal()
+        goal = agent.source_position() if until_caught_up else None
+        agent.start()
+        # SIGTERM (systemd, kill) stops as cleanly as Ctrl-C: the agent's finally runs.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            _stream(agent, goal, quiet)
+        except KeyboardInterrupt:
+            console.print("stopped; the next 'hotsite replicate' resumes where this one was")
+        finally:
+            agent.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stream(agent: LinkAgent, goal: GtidState | None, quiet: bool) -> None:
+    def caught_up() -> bool:
+        return goal is not None and agent.applied_position().reached(goal)
+
+    if quiet or not console.is_terminal:
+        last_print = 0.0
+        while not caught_up():
+            status = agent.poll()
+            if not quiet and time.monotonic() - last_print > 5:
+                console.print(_line(agent.link, status, agent), highlight=False)
+                last_print = time.monotonic()
+            time.sleep(0.05)
+    else:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while not caught_up():
+                live.update(_line(agent.link, agent.poll(), agent))
+                time.sleep(0.1)
+    if goal is not None:
+        console.print(f"caught up: {agent.link.target} has applied {agent.applied_position()}")
+
+
+def _fmt_lag(stage: dict[str, object]) -> str:
+    lag = stage.get("lag_seconds")
+    return "?" if lag is None else f"{float(lag):.2f}s"  # type: ignore[arg-type]
+
+
+def _line(link: LinkConfig, status: LinkStatus, agent: LinkAgent) -> str:
+    cap, ship, apply = status.capture, status.ship, status.apply
+    return (
+        f"{link.source}→{link.target}  source {status.source_position or '?'}  "
+        f"capture {cap.get('position', '?')} {cap.get('rate', 0):.0f} tx/s lag {_fmt_lag(cap)}  "
+        f"ship {ship.get('rate', 0):.0f} tx/s lag {_fmt_lag(ship)}  "
+        f"apply {apply.get('position', '?')} {apply.get('rate', 0):.0f} tx/s lag {_fmt_lag(apply)}"
+    )
+
+
+@app.command()
+def snapshot(
+    ctx: typer.Context,
+    source: str | None = FROM,
+    target: str | None = TO,
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Reload the target from a consistent read of the source (the source keeps taking writes)."""
+    with _checked_agent(ctx, source, target) as agent:
+        _run_snapshot(agent, quiet)
+
+
+@contextmanager
+def _checked_agent(
+    ctx: typer.Context, source: str | None, target: str | None
+) -> Iterator[LinkAgent]:
+    """The link's agent, its lock held and both databases checked."""
+    config = project(ctx)
+    link = config.link(source, target)
+    with link_lock(config, link):
+        agent = LinkAgent(config, link)
+        for warning in agent.check():
+            err_console.print(f"[yellow]warning:[/] {warning}")
+        yield agent
+
+
+def _run_snapshot(agent: LinkAgent, quiet: bool) -> None:
+    started = time.monotonic()
+    with Progress(
+        TextColumn("snapshot {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done, total=total)
+
+        result = agent.snapshot(progress)
+    console.print(
+        f"snapshot: {result.tables} tables, {result.rows} rows loaded into {agent.link.target}"
+        f" in {time.monotonic() - started:.1f}s; streaming resumes at {result.position}"
+    )
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Positions and lag per stage (capture, ship, apply) for every replication link."""
+    config: ProjectConfig = project(ctx)
+    reports = [link_report(config, link) for link in config.replication]
+    if as_json:
+        console.print_json(json.dumps(reports, default=str))
+        return
+    table = Table("link", "stage", "position", "behind (tx)", "lag", "rate", title="replication")
+    for report in reports:
+        name = report["link"]
+        for stage in ("source", "capture", "ship", "apply"):
+            info = report[stage]
+            lag = info.get("lag_seconds")
+            table.add_row(
+                name,
+                stage,
+                info.get("position") or "-",
+                "" if info.get("behind") is None else str(info["behind"]),
+                "" if lag is None else f"{lag:.2f}s",
+                "" if not info.get("rate") else f"{info['rate']:.0f} tx/s",
+            )
+            name = ""
+        for error in report["errors"]:
+            table.add_row("", "[red]error[/]", error, "", "", "")
+    console.print(table)

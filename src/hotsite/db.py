@@ -1,0 +1,101 @@
+"""Connections to site databases, with driver errors turned into one-line user errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from hotsite.config import DatabaseURL
+from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
+
+# MySQL/MariaDB error codes we explain rather than pass through.
+ACCESS_DENIED = 1045
+UNKNOWN_DATABASE = 1049
+CANNOT_CONNECT = 2003
+SERVER_GONE = 2006
+LOST_CONNECTION = 2013
+SERVER_SHUTDOWN = 1053
+CONNECTION_KILLED = 1927
+UNAVAILABLE_CODES = {
+    CANNOT_CONNECT,
+    SERVER_GONE,
+    LOST_CONNECTION,
+    SERVER_SHUTDOWN,
+    CONNECTION_KILLED,
+    2002,
+    2055,
+}
+
+
+def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
+    """A user-facing error for a pymysql exception raised while talking to ``site``."""
+    if isinstance(exc, HotsiteError):
+        return exc
+    where = f"site {site!r} database {url.redacted()}"
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code == ACCESS_DENIED:
+        return DatabaseError(
+            f"{where}: access denied for user {url.user!r}",
+            f"check the user and password in the project file (sites.{site}.database)",
+        )
+    if code == UNKNOWN_DATABASE:
+        return DatabaseError(
+            f"{where}: database {url.database!r} does not exist",
+            "create it, or fix the database name in the URL",
+        )
+    if code in UNAVAILABLE_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return DatabaseUnavailable(
+            f"{where}: cannot reach the server ({_reason(exc)})",
+            "check that it is running and that host and port are right",
+        )
+    return DatabaseError(f"{where}: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    if len(exc.args) >= 2:
+        return str(exc.args[1])
+    return str(exc) or type(exc).__name__
+
+
+def connect(
+    url: DatabaseURL,
+    site: str,
+    *,
+    database: str | None = None,
+    autocommit: bool = True,
+    streaming: bool = False,
+    timeout: float = 5.0,
+) -> Any:
+    """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
+    try:
+        return pymysql.connect(
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password,
+            database=database,
+            unix_socket=url.unix_socket,
+            autocommit=autocommit,
+            charset="utf8mb4",
+            connect_timeout=timeout,
+            init_command="SET time_zone = '+00:00'",
+            cursorclass=pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor,
+        )
+    except pymysql.MySQLError as exc:
+        raise explain(exc, url, site) from None
+
+
+def query_value(conn: Any, sql: str, args: Any = None) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return code in UNAVAILABLE_CODES or isinstance(
+        exc, (ConnectionError, pymysql.err.InterfaceError)
+    )

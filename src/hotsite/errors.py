@@ -1,0 +1,63 @@
+"""One error hierarchy. Every user-facing error says what is wrong and how to fix it.
+
+The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; nothing
+below the CLI prints or exits. ``recoverable`` errors (a server restarting, a link
+down) are retried by long-running loops after ``retry_after`` seconds; the others stop
+the command, because retrying cannot fix them.
+"""
+
+from __future__ import annotations
+
+
+class HotsiteError(Exception):
+    """Base of every error hotsite reports to its user."""
+
+    exit_code = 2
+    recoverable = False
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class ConfigError(HotsiteError):
+    """The project file or a command-line value is invalid."""
+
+
+class DatabaseError(HotsiteError):
+    """A database refused us or could not be reached."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The server is down or restarting: worth retrying."""
+
+    recoverable = True
+
+
+class SourceSettingsError(DatabaseError):
+    """The source database is not set up for change capture."""
+
+
+class PositionPurgedError(DatabaseError):
+    """The position to resume from is no longer in the source's binlog."""
+
+
+class SchemaError(HotsiteError):
+    """A table cannot be replicated as it is (no primary key, unknown type...)."""
+
+
+class ApplyError(HotsiteError):
+    """The target refused a replicated change."""
+
+
+class JournalError(HotsiteError):
+    """The journal is missing, corrupt or belongs to another link."""
+
+
+class LockedError(HotsiteError):
+    """Another hotsite process holds the lock this command needs."""

@@ -1,0 +1,1 @@
+"""Running commands and moving files on nodes: ssh (asyncssh) and local transports."""

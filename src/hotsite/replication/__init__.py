@@ -1,0 +1,1 @@
+"""Data synchronization: capture → ship → journal at the target → apply, exactly once."""

@@ -1,0 +1,289 @@
+"""A replication link at work: prepare, snapshot when needed, stream until stopped.
+
+The capture side (capture, ship, heartbeats) runs in a child process; apply runs in a
+thread of this one. They meet only in the journal file, so either can crash and restart
+without the other noticing more than lag.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotsite.config import LinkConfig, ProjectConfig, table_matcher
+from hotsite.db import connect, query_value
+from hotsite.errors import HotsiteError
+from hotsite.locks import FileLock
+from hotsite.logs import get_logger
+from hotsite.replication.apply.mysql import MySQLApplier, read_applied
+from hotsite.replication.capture.checks import check_source
+from hotsite.replication.capture_process import CaptureJob, run_capture_side
+from hotsite.replication.gtid import GtidState
+from hotsite.replication.journal import Journal
+from hotsite.replication.schema import ensure_hotsite_schema, list_tables, require_primary_keys
+from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
+from hotsite.replication.stats import StageStats
+
+log = get_logger(__name__)
+APPLY_IDLE_WAIT = 0.002  # seconds between journal polls when caught up
+RETRY_SECONDS = 1.0
+
+
+def link_lock(config: ProjectConfig, link: LinkConfig) -> FileLock:
+    return FileLock(
+        config.home / "locks" / f"{link.name}.lock",
+        f"replication link {link.source}->{link.target}",
+    )
+
+
+@dataclass
+class LinkStatus:
+    link: str
+    source_position: str = ""
+    capture: dict[str, Any] = field(default_factory=dict)
+    ship: dict[str, Any] = field(default_factory=dict)
+    apply: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    updated_at: float = 0.0
+
+
+class LinkAgent:
+    def __init__(self, config: ProjectConfig, link: LinkConfig) -> None:
+        self.config = config
+        self.link = link
+        self.source = config.site(link.source)
+        self.target = config.site(link.target)
+        self.source_url = self.source.database_url
+        self.target_url = self.target.database_url
+        self.matches = table_matcher(link.tables, self.source_url.database)
+        self.journal_path = config.journal_path(link)
+        self.status = LinkStatus(link=link.name)
+        self.apply_stats = StageStats()
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._process: Any = None
+        self._apply_thread: threading.Thread | None = None
+        self._report: Any = None
+
+    # --- preparation ---------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Check the source (settings, keys) and the target; return warnings."""
+        conn = connect(self.source_url, self.link.source)
+        try:
+            warnings = check_source(conn, self.link.source)
+            require_primary_keys(conn, list_tables(conn, self.matches))
+            ensure_hotsite_schema(conn)
+        finally:
+            conn.close()
+        conn = connect(self.target_url, self.link.target)
+        try:
+            ensure_hotsite_schema(conn)
+        finally:
+            conn.close()
+        return warnings
+
+    def needs_snapshot(self) -> bool:
+        conn = connect(self.target_url, self.link.target)
+        try:
+            return read_applied(conn, self.link.source) is None
+        finally:
+            conn.close()
+
+    def snapshot(self, progress: Progress | None = None) -> SnapshotResult:
+        journal = Journal(self.journal_path)
+        try:
+            return snapshot(
+                self.source_url,
+                self.link.source,
+                self.target_url,
+                self.link.target,
+                self.matches,
+                journal,
+                progress,
+            )
+        finally:
+            journal.close()
+
+    def align_journal(self) -> GtidState:
+        """Start capture where the journal ends, or where the target is when the journal
+        is missing or older (deleted, or the target was restored): the target's own
+        position is the authority, the journal only a buffer in front of it."""
+        conn = connect(self.target_url, self.link.target)
+        try:
+            applied = read_applied(conn, self.link.source)
+        finally:
+            conn.close()
+        journal = Journal(self.journal_path)
+        try:
+            state = journal.source_state()
+            if applied and (state is None or not state.reached(applied.gtid_state)):
+                journal.reset(applied.gtid_state)
+                state = applied.gtid_state
+            return state or GtidState()
+        finally:
+            journal.close()
+
+    def source_position(self) -> GtidState:
+        conn = connect(self.source_url, self.link.source)
+        try:
+            return GtidState.parse(query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos"))
+        finally:
+            conn.close()
+
+    # --- running -------------------------------------------------------------------
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._report = ctx.Queue()
+        job = CaptureJob(
+            source_url=self.source_url,
+            source_site=self.link.source,
+            link_name=self.link.name,
+            patterns=tuple(self.link.tables),
+            journal_path=str(self.journal_path),
+            heartbeat_interval=self.link.heartbeat_interval,
+        )
+        self._process = ctx.Process(
+            target=run_capture_side,
+            args=(job, self._report),
+            name="hotsite-capture",
+            daemon=True,
+        )
+        self._process.start()
+        self._apply_thread = threading.Thread(
+            target=self._apply_loop, name="hotsite-apply", daemon=True
+        )
+        self._apply_thread.start()
+
+    def poll(self) -> LinkStatus:
+        """Collect reports from the capture process; refresh the status; raise on fatal errors."""
+        while True:
+            try:
+                kind, payload = self._report.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "stats":
+                self.status.source_position = payload["source_position"]
+                self.status.capture = payload["capture"]
+                self.status.ship = payload["ship"]
+            elif kind == "warning":
+                self._warn(payload)
+            elif kind == "fatal":
+                self.error = payload
+        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+            self.error = self.error or "the capture process exited unexpectedly"
+        self.apply_stats.tick()
+        self.status.apply = self.apply_stats.as_dict(self.link.heartbeat_interval)
+        self.status.updated_at = time.time()
+        self._write_status()
+        if self.error:
+            raise HotsiteError(self.error)
+        return self.status
+
+    def applied_position(self) -> GtidState:
+        return GtidState.parse(self.apply_stats.position)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()  # SIGTERM: the capture side ships what it has and exits
+        if self._apply_thread is not None:
+            self._apply_thread.join(timeout=10)
+        if self._process is not None:
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        if self._report is not None:
+            self._report.close()
+            self._report.join_thread()
+        self.status.updated_at = 0.0  # tells 'hotsite status' that no agent runs any more
+        self._write_status()
+
+    def _warn(self, message: str) -> None:
+        if message not in self.status.warnings:
+            self.status.warnings = [*self.status.warnings[-4:], message]
+        log.warning("replication", message=message)
+
+    def _apply_loop(self) -> None:
+        journal = Journal(self.journal_path)
+        applier = MySQLApplier(self.target_url, self.link.target, self.link.source)
+        stats = self.apply_stats
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._apply_until_stopped(journal, applier, stats)
+                except HotsiteError as exc:
+                    if not exc.recoverable:
+                        self.error = str(exc)
+                        return
+                    self._warn(str(exc))
+                    self._stop.wait(RETRY_SECONDS)
+        except Exception as exc:  # a bug: stop the agent with the reason
+            self.error = f"apply failed: {type(exc).__name__}: {exc}"
+        finally:
+            applier.close()
+            journal.close()
+
+    def _apply_until_stopped(
+        self, journal: Journal, applier: MySQLApplier, stats: StageStats
+    ) -> None:
+        position = applier.open()
+        if position is None:
+            raise HotsiteError(
+                f"site {self.link.target!r} has no replication position from {self.link.source!r}",
+                "run 'hotsite snapshot' first",
+            )
+        cursor = journal.seq_of(position.last_gtid) if position.last_gtid else None
+        cursor = cursor if cursor is not None else 0  # unknown: scan, skipping what is covered
+        stats.position = str(position.gtid_state)
+        stats.transactions = position.transactions
+        trim_at = time.monotonic() + 10
+        while not self._stop.is_set():
+            entries = journal.read(cursor, self.link.batch_transactions, self.link.batch_rows)
+            if not entries:
+                stats.pending = 0
+                self._stop.wait(APPLY_IDLE_WAIT)
+                continue
+            applied = applier.apply(entries)
+            now = time.time()
+            cursor = entries[-1].seq
+            stats.pending = max(0, journal.last_seq() - cursor)
+            stats.position = str(applier.position.gtid_state)
+            stats.transactions = applier.position.transactions
+            stats.rows += sum(tx.row_count for tx in applied)
+            for tx in applied:
+                if tx.heartbeat_ts is not None:
+                    stats.saw_heartbeat(tx.heartbeat_ts, now)
+            if time.monotonic() > trim_at:
+                stats.oldest_pending_ts = journal.oldest_commit_after(cursor) or 0.0
+                journal.trim(cursor)
+                trim_at = time.monotonic() + 10
+
+    def _write_status(self) -> None:
+        path = status_path(self.config, self.link)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status.__dict__, default=str))
+        tmp.replace(path)
+
+
+def status_path(config: ProjectConfig, link: LinkConfig) -> Path:
+    return config.home / "status" / f"{link.name}.json"
+
+
+def run_until(agent: LinkAgent, done: Callable[[LinkStatus], bool], interval: float = 0.25) -> None:
+    """Poll the agent until ``done`` says so (or an error/KeyboardInterrupt)."""
+    while True:
+        status = agent.poll()
+        if done(status):
+            return
+        time.sleep(interval)

@@ -1,0 +1,1 @@
+"""Apply: write journaled transactions to the target, in order, exactly once."""

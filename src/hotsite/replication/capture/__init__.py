@@ -1,0 +1,1 @@
+"""Capture: read the source database's own change log into Transactions."""

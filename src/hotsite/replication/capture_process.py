@@ -1,0 +1,219 @@
+"""The capture side of a link, run in its own process: capture, ship, heartbeats.
+
+Decoding the binlog is CPU-bound Python; running it in a process of its own keeps it
+from competing with apply for one interpreter lock, so the two stages use both cores.
+The parent passes a picklable ``CaptureJob`` and reads progress reports from a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotsite.config import DatabaseURL, table_matcher
+from hotsite.db import connect, query_value
+from hotsite.errors import HotsiteError
+from hotsite.replication.capture.binlog import BinlogCapture
+from hotsite.replication.events import Transaction
+from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.replication.journal import Journal
+from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
+from hotsite.replication.stats import StageStats
+
+SHIP_BATCH = 2000
+QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped; bounds memory
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CaptureJob:
+    source_url: DatabaseURL
+    source_site: str
+    link_name: str
+    patterns: tuple[str, ...]
+    journal_path: str
+    heartbeat_interval: float
+
+
+class CaptureSide:
+    """Capture → bounded queue → ship to the journal, plus the heartbeat writer."""
+
+    def __init__(self, job: CaptureJob, report: Any, stop: Any) -> None:
+        self.job = job
+        self.report = report
+        self.stop = stop
+        self.queue: queue.Queue[Transaction] = queue.Queue(QUEUE_DEPTH)
+        self.capture = StageStats()
+        self.ship = StageStats()
+        self.source_position = ""
+        self.journal = Journal(Path(job.journal_path))
+        start = self.journal.source_state() or GtidState()
+        self.capture_position = start.copy()
+        self.ship_position = start.copy()
+        self.capture.position = self.ship.position = str(start)
+        self.matches = table_matcher(list(job.patterns), job.source_url.database)
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self._guard, args=(self._capture_loop,), daemon=True),
+            threading.Thread(target=self._guard, args=(self._ship_loop,), daemon=True),
+            threading.Thread(target=self._guard, args=(self._heartbeat_loop,), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        parent = os.getppid()
+        while not self.stop.is_set():
+            if os.getppid() != parent:  # the agent was killed: do not outlive it
+                self.stop.set()
+                break
+            self._send_stats()
+            self.stop.wait(0.25)
+        for thread in threads:
+            thread.join(timeout=5)
+        self._send_stats()
+
+    def _guard(self, loop: Any) -> None:
+        try:
+            loop()
+        except HotsiteError as exc:
+            self.report.put(("fatal", str(exc)))
+            self.stop.set()
+        except Exception as exc:  # a bug: report it rather than die silently
+            self.report.put(("fatal", f"capture failed: {type(exc).__name__}: {exc}"))
+            self.stop.set()
+
+    def _capture_loop(self) -> None:
+        job = self.job
+        while not self.stop.is_set():
+            reader = BinlogCapture(
+                job.source_url,
+                job.source_site,
+                job.link_name,
+                self.matches,
+                self.capture_position,
+                heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),
+            )
+            try:
+                for tx in reader.transactions(self.stop):
+                    if tx is None:
+                        continue
+                    self.capture.transactions += 1
+                    self.capture.rows += tx.row_count
+                    self.capture_position = reader.position.copy()
+                    self.capture.position = str(self.capture_position)
+                    if tx.heartbeat_ts is not None:
+                        self.capture.saw_heartbeat(tx.heartbeat_ts)
+                    while not self.stop.is_set():
+                        try:
+                            self.queue.put(tx, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+            except HotsiteError as exc:
+                if not exc.recoverable:
+                    raise
+                self.report.put(("warning", str(exc)))
+                self.stop.wait(RETRY_SECONDS)
+
+    def _ship_loop(self) -> None:
+        while not self.stop.is_set() or not self.queue.empty():
+            try:
+                first = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < SHIP_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for tx in batch:
+                self.ship_position.advance(Gtid.parse(tx.gtid))
+            self.journal.append(batch, self.ship_position)
+            now = time.time()
+            self.ship.transactions += len(batch)
+            self.ship.rows += sum(tx.row_count for tx in batch)
+            self.ship.position = str(self.ship_position)
+            for tx in batch:
+                if tx.heartbeat_ts is not None:
+                    self.ship.saw_heartbeat(tx.heartbeat_ts, now)
+
+    def _heartbeat_loop(self) -> None:
+        """Write heartbeats and read the source's own position, reconnecting as needed."""
+        job = self.job
+        interval = job.heartbeat_interval or 1.0
+        conn = None
+        seq = 0
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = connect(job.source_url, job.source_site)
+                if job.heartbeat_interval > 0:
+                    seq += 1
+                    with conn.cursor() as cur:
+                        cur.execute(
+                            f"INSERT INTO {HOTSITE_SCHEMA}.{HEARTBEAT_TABLE} (site, ts, seq)"
+                            " VALUES (%s, UNIX_TIMESTAMP(NOW(6)), %s)"
+                            " ON DUPLICATE KEY UPDATE ts = VALUES(ts), seq = VALUES(seq)",
+                            (job.source_site, seq),
+                        )
+                self.source_position = str(
+                    query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos") or ""
+                )
+            except HotsiteError:
+                conn = None  # the source is down; capture reports it, we retry quietly
+            except Exception:
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # already broken
+                        pass
+                conn = None
+            self.stop.wait(interval)
+        if conn is not None:
+            conn.close()
+
+    def _send_stats(self) -> None:
+        self.capture.tick()
+        self.ship.tick()
+        self.ship.pending = self.queue.qsize()
+        self.report.put(
+            (
+                "stats",
+                {
+                    "source_position": self.source_position,
+                    "capture": self.capture.as_dict(self.job.heartbeat_interval),
+                    "ship": self.ship.as_dict(self.job.heartbeat_interval),
+                },
+            )
+        )
+
+
+def run_capture_side(job: CaptureJob, report: Any) -> None:
+    """Process entry point (multiprocessing 'spawn'); SIGTERM or SIGINT stop it cleanly.
+
+    The stop flag is a plain threading.Event set from a signal handler, not a
+    multiprocessing.Event: a process killed while inside a shared Event's lock would
+    leave that lock held and hang whoever sets the Event next.
+    """
+    from hotsite.logs import configure_logging
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    configure_logging(False)
+    # The library logs its own reconnects as warnings; we report outages ourselves.
+    logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
+    try:
+        CaptureSide(job, report, stop).run()
+    except HotsiteError as exc:
+        report.put(("fatal", str(exc)))
+    except KeyboardInterrupt:
+        pass

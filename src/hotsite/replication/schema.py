@@ -1,0 +1,118 @@
+"""Tables and keys as the database sees them: what to replicate and how rows are found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hotsite.errors import SchemaError
+
+HOTSITE_SCHEMA = "hotsite"
+APPLIED_TABLE = "hotsite_applied"
+HEARTBEAT_TABLE = "hotsite_heartbeat"
+SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys", HOTSITE_SCHEMA}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    has_other_unique_keys: bool
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote(self.schema)}.{quote(self.name)}"
+
+
+def quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def list_tables(conn: Any, matches: Callable[[str, str], bool]) -> list[tuple[str, str]]:
+    """Base tables that a link's patterns select, system schemas excluded."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
+            " WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME"
+        )
+        return [
+            (schema, table)
+            for schema, table in cur.fetchall()
+            if schema not in SYSTEM_SCHEMAS and matches(schema, table)
+        ]
+
+
+def describe(conn: Any, schema: str, table: str) -> TableInfo:
+    """Columns in order and the primary key; SchemaError when the table has none."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
+        columns = tuple(row[0] for row in cur.fetchall())
+        cur.execute(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0"
+            " ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (schema, table),
+        )
+        unique: dict[str, list[str]] = {}
+        for index, column in cur.fetchall():
+            unique.setdefault(index, []).append(column)
+    if not columns:
+        raise SchemaError(f"table {schema}.{table} does not exist")
+    primary = unique.pop("PRIMARY", None)
+    if not primary:
+        raise SchemaError(
+            f"table {schema}.{table} has no primary key",
+            "add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of replication.tables",
+        )
+    return TableInfo(schema, table, columns, tuple(primary), bool(unique))
+
+
+def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
+    """Refuse to start when any selected table lacks a primary key; name them all."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME FROM information_schema.TABLES t"
+            " LEFT JOIN information_schema.TABLE_CONSTRAINTS c"
+            "   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME"
+            "  AND c.CONSTRAINT_TYPE = 'PRIMARY KEY'"
+            " WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.CONSTRAINT_NAME IS NULL"
+        )
+        without = {(schema, table) for schema, table in cur.fetchall()}
+    missing = [f"{schema}.{table}" for schema, table in tables if (schema, table) in without]
+    if missing:
+        raise SchemaError(
+            f"table{'s' if len(missing) > 1 else ''} without a primary key: {', '.join(missing)}",
+            "add one (ALTER TABLE ... ADD PRIMARY KEY) or leave them out of replication.tables",
+        )
+
+
+def ensure_hotsite_schema(conn: Any) -> None:
+    """hotsite's own tables: the applied position per origin, and heartbeats."""
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{APPLIED_TABLE} ("
+            " origin VARCHAR(64) NOT NULL PRIMARY KEY,"
+            " gtid_state VARCHAR(1024) NOT NULL,"
+            " last_gtid VARCHAR(64) NOT NULL DEFAULT '',"
+            " journal_seq BIGINT NOT NULL DEFAULT 0,"
+            " transactions BIGINT NOT NULL DEFAULT 0,"
+            " source_commit_ts DOUBLE NOT NULL DEFAULT 0,"
+            " applied_at DOUBLE NOT NULL DEFAULT 0,"
+            " ddl_in_progress VARCHAR(64) NOT NULL DEFAULT ''"
+            ") ENGINE=InnoDB"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{HEARTBEAT_TABLE} ("
+            " site VARCHAR(64) NOT NULL PRIMARY KEY,"
+            " ts DECIMAL(17,6) NOT NULL,"
+            " seq BIGINT NOT NULL"
+            ") ENGINE=InnoDB"
+        )

@@ -1,0 +1,61 @@
+"""The state store: what hotsite has done and owns (nodes, leases, host keys, runs...).
+
+One SQLite file (``<home>/state.db``) in WAL mode, so readers never block the writer
+and a crash never leaves half a record: every change goes through ``transaction()``.
+Modules declare their own tables with ``register_schema``; the store creates them on
+open, so a module's schema lives beside the code that uses it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMAS: dict[str, str] = {}
+
+
+def register_schema(name: str, ddl: str) -> None:
+    """Add tables to every state store; ``ddl`` must be idempotent (IF NOT EXISTS)."""
+    _SCHEMAS[name] = ddl
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self.transaction() as conn:
+            for ddl in _SCHEMAS.values():
+                conn.executescript(ddl)
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: one writer at a time across processes."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

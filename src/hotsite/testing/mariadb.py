@@ -1,0 +1,188 @@
+"""Private MariaDB servers: own datadir, port and socket each, binlog ready for capture.
+
+Used by the test suite, the demo and the benchmarks. Each server is a real ``mariadbd``
+started with ``mariadb-install-db`` then ``mariadbd --defaults-file``; it is stopped by
+its PID and its directory removed by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PrivateMariaDB:
+    """One private ``mariadbd``. ``start()`` returns once it accepts connections."""
+
+    server_id: int
+    port: int = 0
+    base_dir: Path | None = None
+    extra_settings: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    _owns_dir: bool = False
+
+    @property
+    def datadir(self) -> Path:
+        assert self.base_dir
+        return self.base_dir / "data"
+
+    @property
+    def socket_path(self) -> Path:
+        assert self.base_dir
+        return self.base_dir / "mysqld.sock"
+
+    @property
+    def defaults_file(self) -> Path:
+        assert self.base_dir
+        return self.base_dir / "my.cnf"
+
+    def url(self, database: str = "app") -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def settings(self) -> dict[str, str]:
+        assert self.base_dir
+        values = {
+            "datadir": str(self.datadir),
+            "socket": str(self.socket_path),
+            "port": str(self.port),
+            "bind-address": "127.0.0.1",
+            "pid-file": str(self.base_dir / "mysqld.pid"),
+            "log-error": str(self.base_dir / "error.log"),
+            "server-id": str(self.server_id),
+            "log-bin": "binlog",
+            "binlog-format": "ROW",
+            "binlog-row-image": "FULL",
+            "binlog-row-metadata": "FULL",
+            "gtid-domain-id": "0",
+            "skip-name-resolve": "1",
+            "innodb-buffer-pool-size": "128M",
+            "innodb-log-file-size": "64M",
+            "max-connections": "200",
+            "character-set-server": "utf8mb4",
+            "collation-server": "utf8mb4_general_ci",
+        }
+        values.update(self.extra_settings)
+        return values
+
+    def write_defaults(self) -> None:
+        lines = ["[mariadbd]"]
+        for key, value in self.settings().items():
+            lines.append(f"{key}={value}" if value != "" else key)
+        lines += ["[client]", f"socket={self.socket_path}", f"port={self.port}", "user=root"]
+        self.defaults_file.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 30.0) -> PrivateMariaDB:
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix=f"hotsite-mariadb-{self.server_id}-"))
+            self._owns_dir = True
+        if not self.port:
+            self.port = free_port()
+        self.write_defaults()
+        if not (self.datadir / "mysql").exists():
+            subprocess.run(
+                [
+                    INSTALL_DB,
+                    f"--defaults-file={self.defaults_file}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    "--user=root",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        self.process = subprocess.Popen(
+            [MARIADBD, f"--defaults-file={self.defaults_file}", "--user=root"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.connect().close()
+                return self
+            except pymysql.err.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.base_dir / "error.log"
+                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    raise RuntimeError(
+                        f"mariadbd on port {self.port} did not start:\n{tail}"
+                    ) from None
+                time.sleep(0.05)
+
+    def connect(
+        self, database: str | None = None, **kwargs: object
+    ) -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            password="",
+            database=database,
+            autocommit=True,
+            connect_timeout=2,
+            **kwargs,
+        )
+
+    def execute(self, *statements: str, database: str | None = None) -> list[tuple[object, ...]]:
+        """Run statements; return the rows of the last one."""
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                rows: list[tuple[object, ...]] = []
+                for statement in statements:
+                    cur.execute(statement)
+                    rows = list(cur.fetchall())
+                return rows
+        finally:
+            conn.close()
+
+    def stop(self, remove: bool = True) -> None:
+        self._terminate(signal.SIGTERM, wait=60)
+        if remove and self._owns_dir and self.base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """``kill -9``: the crash case."""
+        self._terminate(signal.SIGKILL, wait=10)
+
+    def restart(self) -> None:
+        self._terminate(signal.SIGTERM, wait=60)
+        self.start()
+
+    def _terminate(self, sig: signal.Signals, wait: float) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> PrivateMariaDB:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

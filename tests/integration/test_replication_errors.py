@@ -1,0 +1,95 @@
+"""Bad input gets one clear line, exit status 2, no traceback, and loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hotsite.testing.mariadb import PrivateMariaDB, free_port
+from tests.helpers import catch_up, hotsite, source_seq, write_config
+
+Servers = tuple[PrivateMariaDB, PrivateMariaDB]
+
+
+def _one_line_error(result: object, *fragments: str) -> str:
+    stderr = result.stderr  # type: ignore[attr-defined]
+    assert result.returncode == 2, (result.returncode, stderr)  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    joined = " ".join(lines)
+    assert joined.startswith("error:"), stderr
+    for fragment in fragments:
+        assert fragment in joined, (fragment, stderr)
+    return joined
+
+
+def test_wrong_credentials(source_and_target: Servers, tmp_path: Path) -> None:
+    source, target = source_and_target
+    config = write_config(tmp_path, source, target)
+    config.write_text(config.read_text().replace("root@", "root:wrong@"))
+    message = _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "access denied")
+    assert "wrong" not in message, "the password must never be shown"
+
+
+def test_unreachable_server(source_and_target: Servers, tmp_path: Path) -> None:
+    source, target = source_and_target
+    config = write_config(tmp_path, source, target)
+    config.write_text(config.read_text().replace(str(target.port), str(free_port())))
+    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "cannot reach", "dr")
+
+
+def test_missing_binlog_settings(mariadb_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = mariadb_factory(**{"binlog-format": "MIXED", "binlog-row-metadata": "MINIMAL"})
+    target = mariadb_factory()
+    source.execute("CREATE DATABASE app")
+    config = write_config(tmp_path, source, target)
+    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "binlog_format", "ROW")
+
+
+def test_table_without_primary_key_is_named(source_and_target: Servers, tmp_path: Path) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.ok (id INT PRIMARY KEY)", "CREATE TABLE app.nokey (a INT)")
+    config = write_config(tmp_path, source, target)
+    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "app.nokey", "primary key")
+
+
+def test_purged_position_says_how_to_resnapshot_and_never_skips(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    # The target goes away for a while; meanwhile the source's binlogs are purged.
+    for i in range(3):
+        source.execute(f"INSERT INTO app.t VALUES ({i})", "FLUSH BINARY LOGS")
+    newest = source.execute("SHOW BINARY LOGS")[-1][0]
+    source.execute(f"PURGE BINARY LOGS TO '{newest}'")
+    before = target.execute("SELECT COUNT(*) FROM app.t")
+    _one_line_error(
+        hotsite(config, "replicate", "--until-caught-up"),
+        "no longer has position",
+        "hotsite snapshot",
+    )
+    assert target.execute("SELECT COUNT(*) FROM app.t") == before, "nothing applied past a gap"
+    result = hotsite(config, "snapshot", "--quiet")
+    assert result.returncode == 0, result.stderr
+    catch_up(config)
+    assert target.execute("SELECT id FROM app.t ORDER BY id") == source.execute(
+        "SELECT id FROM app.t ORDER BY id"
+    )
+    assert source_seq(source) > 0
+
+
+def test_malformed_config_names_file_line_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "hotsite.yaml"
+    config.write_text(
+        "sites:\n  primary: {database: 'mysql://root@127.0.0.1:1/app'}\n  dr:\n    databse: x\n"
+    )
+    _one_line_error(hotsite(config, "status"), "hotsite.yaml:4", "sites.dr.databse", "unknown key")
+    config.write_text("sites:\n  primary: {database: 'postgres://x/y'}\n")
+    _one_line_error(
+        hotsite(config, "status"), "hotsite.yaml:2", "sites.primary.database", "mysql://"
+    )
+    config.write_text("sites: [unclosed\n")
+    _one_line_error(hotsite(config, "status"), "not valid YAML")
+    _one_line_error(hotsite(tmp_path / "missing.yaml", "status"), "file not found")

@@ -1,0 +1,87 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from hotsite.config import DatabaseURL, table_matcher
+from hotsite.replication import events
+from hotsite.replication.capture.binlog import BinlogCapture
+from hotsite.replication.gtid import Gtid, GtidState
+
+
+def test_gtid_state_compares_per_domain() -> None:
+    state = GtidState.parse("0-1-10,1-2-5")
+    assert state.covers(Gtid.parse("0-1-10")) and state.covers(Gtid.parse("0-9-3"))
+    assert not state.covers(Gtid.parse("0-1-11")) and not state.covers(Gtid.parse("2-1-1"))
+    assert state.reached(GtidState.parse("0-1-9,1-2-5"))
+    assert not state.reached(GtidState.parse("0-1-9,1-2-6"))
+    assert GtidState.parse("0-1-4").behind(state) == 6 + 5
+    assert str(GtidState.parse(str(state))) == "0-1-10,1-2-5"
+    with pytest.raises(ValueError, match="not a MariaDB GTID"):
+        Gtid.parse("abc")
+
+
+def test_transaction_round_trips_every_value_type() -> None:
+    row = {
+        "id": 1,
+        "name": "ü",
+        "blob": b"\x00\xff",
+        "at": dt.datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "day": dt.date(2026, 1, 2),
+        "dur": dt.timedelta(hours=-1, microseconds=5),
+        "price": Decimal("12.3400"),
+        "nothing": None,
+        "flags": {"a", "b"},
+        "doc": {"nested": [1, 2]},
+    }
+    tx = events.Transaction("0-1-5", 1.5, [events.RowChange(events.UPDATE, "app", "t", row, row)])
+    back = events.decode(events.encode(tx))
+    assert back.gtid == "0-1-5" and back.commit_ts == 1.5
+    after = back.changes[0].after
+    assert after is not None
+    assert {k: v for k, v in after.items() if k != "flags"} == {
+        k: v for k, v in row.items() if k != "flags"
+    }
+    assert after["flags"] == "a,b"
+    ddl = events.decode(
+        events.encode(
+            events.Transaction("0-1-6", 2.0, ddl="ALTER TABLE t ADD c INT", ddl_schema="app")
+        )
+    )
+    assert (ddl.ddl, ddl.ddl_schema, ddl.changes) == ("ALTER TABLE t ADD c INT", "app", [])
+
+
+@pytest.mark.parametrize(
+    ("statement", "schema", "selected"),
+    [
+        ("ALTER TABLE t1 ADD COLUMN b INT", "app", True),
+        ("CREATE TABLE IF NOT EXISTS `app`.`t2` (id INT)", "", True),
+        ("DROP TABLE other.t", "app", False),
+        ("RENAME TABLE t1 TO t2", "app", True),
+        ("TRUNCATE TABLE t2", "app", True),
+        ("CREATE INDEX i ON t1 (a)", "app", True),
+        ("CREATE USER bob", "app", False),
+        ("GRANT ALL ON *.* TO bob", "app", False),
+        ("CREATE DATABASE x", "app", False),
+    ],
+)
+def test_ddl_selection_follows_table_patterns(statement: str, schema: str, selected: bool) -> None:
+    capture = BinlogCapture(
+        DatabaseURL.parse("mysql://root@h/app"), "p", "l", table_matcher([], "app"), GtidState()
+    )
+    assert capture._ddl_selected(statement, schema) is selected
+
+
+def test_database_url_hides_password_and_expands_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBPASS", "s3cret")
+    url = DatabaseURL.parse("mysql://app:${DBPASS}@db.example:3307/shop")
+    assert (url.user, url.password, url.host, url.port, url.database) == (
+        "app",
+        "s3cret",
+        "db.example",
+        3307,
+        "shop",
+    )
+    assert "s3cret" not in repr(url) and "s3cret" not in str(url)
+    with pytest.raises(ValueError, match="NOPE is not set"):
+        DatabaseURL.parse("mysql://a:${NOPE}@h/d")
