@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 
+import pymysql
+import typer
+
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli.app import app, err_console
+from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
 
 
@@ -16,16 +20,25 @@ def main() -> None:
     except HotsiteError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except pymysql.MySQLError as exc:
+        # A query failed where no site-specific explanation was added: still one line.
+        err_console.print(
+            f"[bold red]error:[/] a database query failed ({error_reason(exc)})"
+            " — check that the sites' servers are running, then run the command again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: typer shows them in click's words
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)

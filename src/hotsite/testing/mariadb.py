@@ -162,7 +162,12 @@ class PrivateMariaDB:
 
     def stop(self, remove: bool = True) -> None:
         self._terminate(signal.SIGTERM, wait=60)
-        if remove and self._owns_dir and self.base_dir:
+        if (
+            remove
+            and self._owns_dir
+            and self.base_dir
+            and not os.environ.get("HOTSITE_KEEP_DATADIRS")
+        ):
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def kill(self) -> None:
