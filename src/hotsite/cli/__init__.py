@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
+from hotsite.cli import verify as _verify  # noqa: F401
 from hotsite.cli.app import app, err_console
 from hotsite.errors import HotsiteError
 

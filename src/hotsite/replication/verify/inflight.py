@@ -59,20 +59,28 @@ class Window:
     ddl: bool = False
     changes: dict[tuple[str, str], list[events.RowChange]] = field(default_factory=dict)
 
-    def touched(self, shape: TableShape) -> set[Key] | None:
-        """Normalized keys of ``shape`` changed in the window; None means "any row"."""
+    def touched(self, shape: TableShape) -> dict[Key, Key] | None:
+        """Keys of ``shape`` changed in the window, normalized -> as decoded; None: any row."""
         if self.ddl:
             return None
-        keys: set[Key] = set()
+        keys: dict[Key, Key] = {}
         pk = shape.primary_key
         for change in self.changes.get((shape.schema, shape.name), ()):
             for image in (change.before, change.after):
                 if image is not None:
                     try:
-                        keys.add(normalize(tuple(image[c] for c in pk)))
+                        raw = tuple(image[c] for c in pk)
                     except KeyError:  # an image without the key columns: assume anything
                         return None
+                    keys[normalize(raw)] = raw
         return keys
+
+
+def touched_keys(window: Window | None, shape: TableShape) -> dict[Key, Key] | None:
+    """Keys of ``shape`` that may differ between the two reads; None: any of them."""
+    if window is None:
+        return None
+    return {} if window.exact else window.touched(shape)
 
 
 class JournalReader:

@@ -18,6 +18,12 @@ from hotsite.errors import DatabaseError, NotCaughtUpError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
 
+_LOCK_BUSY = {1205, 1213}  # lock wait timeout (NOWAIT), deadlock
+
+
+class LockBusy(Exception):
+    """A row or the position row is locked by the applier: roll back and try again."""
+
 
 @dataclass(frozen=True)
 class Applied:
@@ -44,6 +50,18 @@ class Site:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
         except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] in _LOCK_BUSY:
+                raise LockBusy(str(exc)) from None
+            raise explain(exc, self.url, self.name) from None
+
+    def execute(self, sql: str, args: Any = None, many: bool = False) -> int:
+        """Run a write (``many``: once per row of ``args``); returns affected rows."""
+        try:
+            with self.conn.cursor() as cur:
+                return int(cur.executemany(sql, args) if many else cur.execute(sql, args))
+        except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] in _LOCK_BUSY:
+                raise LockBusy(str(exc)) from None
             raise explain(exc, self.url, self.name) from None
 
     def end(self) -> None:

@@ -74,7 +74,9 @@ def row_image(shape: TableShape) -> str:
     return f"CONCAT_WS('#', {', '.join(parts)})"
 
 
-def range_where(key: tuple[str, ...], lower: Key | None, upper: Key | None) -> tuple[str, list[Any]]:
+def range_where(
+    key: tuple[str, ...], lower: Key | None, upper: Key | None
+) -> tuple[str, list[Any]]:
     """``lower < key <= upper`` as index-friendly SQL (either end may be open).
 
     Row constructors like ``(a, b) > (1, 2)`` are not always range-optimised, so

@@ -1,0 +1,259 @@
+"""Compare one table between the sites, chunk by chunk, at common replication positions.
+
+Pass 1 walks the primary key: the source side (a thread of its own, one chunk ahead)
+checksums the next ``n`` rows in a snapshot at position P_s; the target side waits until
+its applier has reached P_s, checksums the same key range in a snapshot at P_t >= P_s.
+A chunk is identical when the checksums agree and no source transaction in (P_s, P_t]
+touched the table (per the link's journal), or agree and the touched keys of the range,
+compared again, agree.
+
+Otherwise rows are compared (``_settle``): MD5 per row on both sides at a fresh aligned
+pair of positions. A key's result is accepted only when no transaction between the two
+positions touched it — then the source row is the same at P_s and P_t, so the two reads
+compare both sites as of P_t. Touched keys are compared again in a new round; keys
+still touched after ``max_rounds`` rounds are reported as unsettled, never as differences.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hotsite.replication.verify import sql
+from hotsite.replication.verify.chunks import ChunkSizer
+from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
+from hotsite.replication.verify.positions import SourceSite, TargetSite
+from hotsite.replication.verify.report import DIFFERENT, EXTRA, MISSING, RowDiff, TableResult
+from hotsite.replication.verify.sql import Key, TableShape
+
+ROW_DETAIL_BATCH = 500  # keys per query when fetching whole rows or key lists
+
+
+class Repairs(Protocol):
+    def repair(self, shape: TableShape, keys: list[Key]) -> int: ...
+
+
+Progress = Callable[[str, int], None]  # (table, rows just verified)
+
+
+@dataclass
+class Settings:
+    hash_fn: str = "CRC32C"
+    chunk_seconds: float = 0.25
+    max_rounds: int = 8
+    detail_limit: int = 1000  # rows kept per table in the report (all are counted)
+
+
+@dataclass
+class Sites:
+    """Connections: a pair scanning (the source side runs in a thread), a pair checking."""
+
+    scan_source: SourceSite
+    scan_target: TargetSite
+    check_source: SourceSite
+    check_target: TargetSite
+    journal: JournalReader
+
+    def close(self) -> None:
+        for site in (self.scan_source, self.scan_target, self.check_source, self.check_target):
+            site.close()
+        self.journal.close()
+
+
+@dataclass(frozen=True)
+class SourceChunk:
+    lower: Key | None
+    upper: Key | None  # None: open-ended, the last chunk
+    count: int
+    checksum: int
+    position: Any  # GtidState of the snapshot read
+    seconds: float
+
+
+class TableVerifier:
+    def __init__(
+        self,
+        sites: Sites,
+        shape: TableShape,
+        settings: Settings,
+        progress: Progress | None = None,
+        repairer: Repairs | None = None,
+    ) -> None:
+        self.sites = sites
+        self.shape = shape
+        self.settings = settings
+        self.progress = progress
+        self.repairer = repairer
+        self.result = TableResult(shape.label, shape.primary_key)
+        self._last_seen = 0
+        self._key_positions = [[c.name for c in shape.columns].index(k) for k in shape.primary_key]
+
+    def run(self) -> TableResult:
+        started = time.monotonic()
+        sizer = ChunkSizer(self.settings.chunk_seconds)
+        with ThreadPoolExecutor(1, thread_name_prefix="verify-source") as pool:
+            ahead: Future[SourceChunk] | None = pool.submit(self._source_chunk, None, sizer.rows)
+            try:
+                while ahead is not None:
+                    chunk = ahead.result()
+                    sizer.observe(chunk.count, chunk.seconds)
+                    ahead = None
+                    if chunk.upper is not None:
+                        ahead = pool.submit(self._source_chunk, chunk.upper, sizer.rows)
+                    self._target_chunk(chunk)
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
+                    try:
+                        ahead.result()
+                    except Exception:  # the error that matters is already propagating
+                        pass
+                self.sites.scan_source.end()
+        self.result.seconds = time.monotonic() - started
+        self.result.finish()
+        return self.result
+
+    # --- pass 1: chunk checksums ---------------------------------------------------
+
+    def _source_chunk(self, lower: Key | None, limit: int) -> SourceChunk:
+        source, shape = self.sites.scan_source, self.shape
+        started = time.monotonic()
+        # Reuse a snapshot for a few chunks only when looking up its position is slow
+        # (BINLOG_GTID_POS reads the binlog file up to the snapshot's offset).
+        position = source.fresh(min(1.0, 10 * source.lookup_seconds))
+        where, args = sql.range_where(shape.primary_key, lower, None)
+        row = source.query(sql.next_chunk_sql(shape, self.settings.hash_fn, where, limit), args)[0]
+        count, checksum = int(row[0]), int(row[1])
+        upper: Key | None = None
+        if count == limit:
+            if len(shape.primary_key) == 1:
+                upper = (row[2],)
+            else:
+                upper = tuple(source.query(sql.nth_key_sql(shape, where, limit - 1), args)[0])
+        return SourceChunk(lower, upper, count, checksum, position, time.monotonic() - started)
+
+    def _target_chunk(self, chunk: SourceChunk) -> None:
+        target, shape = self.sites.scan_target, self.shape
+        applied = target.begin(chunk.position)
+        where, args = sql.range_where(shape.primary_key, chunk.lower, chunk.upper)
+        row = target.query(sql.chunk_checksum_sql(shape, self.settings.hash_fn, where), args)[0]
+        target.end()
+        self.result.chunks += 1
+        self.result.rows += chunk.count
+        same = (int(row[0]), int(row[1])) == (chunk.count, chunk.checksum)
+        window = self.sites.journal.window(chunk.position, applied)
+        if same:
+            touched = touched_keys(window, shape)
+            if touched is not None:
+                keys = [k for k in touched.values() if _in_range(k, chunk.lower, chunk.upper)]
+                if keys:
+                    self._settle(chunk.lower, chunk.upper, keys)
+                self._progress(chunk.count)
+                return
+        self._settle(chunk.lower, chunk.upper, None)
+        self._progress(chunk.count)
+
+    def _progress(self, rows: int) -> None:
+        if self.progress is not None:
+            self.progress(self.shape.label, rows)
+
+    # --- rows at a common position ---------------------------------------------------
+
+    def _settle(self, lower: Key | None, upper: Key | None, keys: list[Key] | None) -> None:
+        """Compare the rows of a range (or only ``keys`` in it) until every key settles."""
+        pending = keys
+        for attempt in range(self.settings.max_rounds):
+            if attempt:
+                time.sleep(min(0.5, 0.02 * 2**attempt))
+            pending, found = self._round(lower, upper, pending)
+            if found and self.repairer is not None:
+                self.result.repaired += self.repairer.repair(self.shape, [d.key for d in found])
+            if pending == []:
+                return
+        self.result.unsettled += len(pending) if pending is not None else max(1, self._last_seen)
+
+    def _round(
+        self, lower: Key | None, upper: Key | None, keys: list[Key] | None
+    ) -> tuple[list[Key] | None, list[RowDiff]]:
+        """One aligned comparison; returns the keys to look at again and the differences."""
+        source, target, shape = self.sites.check_source, self.sites.check_target, self.shape
+        where, args = sql.range_where(shape.primary_key, lower, upper)
+        if keys is not None:
+            in_sql, in_args = sql.keys_in(shape.primary_key, keys)
+            where, args = f"{where} AND {in_sql}", args + in_args
+        try:
+            position = source.begin()
+            source_rows = self._hashes(source.query(sql.row_hashes_sql(shape, where), args))
+            applied = target.begin(position)
+            target_rows = self._hashes(target.query(sql.row_hashes_sql(shape, where), args))
+            self._last_seen = len(source_rows.keys() | target_rows.keys())
+            window = self.sites.journal.window(position, applied)
+            touched = touched_keys(window, shape)
+            if touched is None:
+                return keys, []  # cannot tell what moved in between: try again
+            settled: list[tuple[Key, str]] = []
+            for key in source_rows.keys() | target_rows.keys():
+                mine, theirs = source_rows.get(key), target_rows.get(key)
+                if mine != theirs and normalize(key) not in touched:
+                    settled.append(
+                        (key, MISSING if theirs is None else EXTRA if mine is None else DIFFERENT)
+                    )
+            found = self._describe(settled)
+        finally:
+            source.end()
+            target.end()
+        for diff in found:
+            self.result.add(diff, self.settings.detail_limit)
+        # Touched keys are compared again, if they are in this range: those seen on either
+        # side, and those Python can place in the range (strings follow collations).
+        seen = {normalize(k) for k in source_rows.keys() | target_rows.keys()}
+        again = [
+            raw
+            for norm, raw in touched.items()
+            if norm in seen or (_orderable(raw) and _in_range(raw, lower, upper))
+        ]
+        return again, found
+
+    def _hashes(self, rows: list[tuple[Any, ...]]) -> dict[Key, str]:
+        width = len(self.shape.primary_key)
+        return {tuple(row[:width]): row[width] for row in rows}
+
+    def _describe(self, settled: list[tuple[Key, str]]) -> list[RowDiff]:
+        """RowDiffs, naming the differing columns (rows read in the same snapshots)."""
+        different = [key for key, kind in settled if kind == DIFFERENT]
+        columns: dict[Key, tuple[str, ...]] = {}
+        budget = self.settings.detail_limit - len(self.result.diffs)
+        for start in range(0, min(len(different), max(budget, 0)), ROW_DETAIL_BATCH):
+            batch = different[start : start + ROW_DETAIL_BATCH]
+            mine = self._rows(self.sites.check_source, batch)
+            theirs = self._rows(self.sites.check_target, batch)
+            for key in batch:
+                a, b = mine.get(key), theirs.get(key)
+                if a is not None and b is not None:
+                    columns[key] = tuple(
+                        c.name for c, x, y in zip(self.shape.columns, a, b, strict=True) if x != y
+                    )
+        return [RowDiff(key, kind, columns.get(key, ())) for key, kind in settled]
+
+    def _rows(self, site: SourceSite | TargetSite, keys: list[Key]) -> dict[Key, tuple[Any, ...]]:
+        where, args = sql.keys_in(self.shape.primary_key, keys)
+        rows = site.query(sql.rows_sql(self.shape, where), args)
+        return {tuple(row[i] for i in self._key_positions): tuple(row) for row in rows}
+
+
+def _orderable(key: Key) -> bool:
+    return not any(isinstance(v, (str, bytes)) for v in key)
+
+
+def _in_range(key: Key, lower: Key | None, upper: Key | None) -> bool:
+    """Whether ``lower < key <= upper``; True when Python cannot order it like the server
+    (strings follow collations), which only costs another look at the key."""
+    if not _orderable(key):
+        return True
+    try:
+        return (lower is None or key > lower) and (upper is None or key <= upper)
+    except TypeError:
+        return True
