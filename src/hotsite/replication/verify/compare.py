@@ -180,6 +180,7 @@ class TableVerifier:
     ) -> tuple[list[Key] | None, list[RowDiff]]:
         """One aligned comparison; returns the keys to look at again and the differences."""
         source, target, shape = self.sites.check_source, self.sites.check_target, self.shape
+        self.result.row_rounds += 1
         where, args = sql.range_where(shape.primary_key, lower, upper)
         if keys is not None:
             in_sql, in_args = sql.keys_in(shape.primary_key, keys)

@@ -46,6 +46,7 @@ class TableResult:
     different: int = 0
     unsettled: int = 0  # keys (or chunks' rows) never seen at a common position
     repaired: int = 0
+    row_rounds: int = 0  # row-level comparisons (differing chunks, keys that moved)
     schema: list[str] = field(default_factory=list)
     diffs: list[RowDiff] = field(default_factory=list)
     seconds: float = 0.0
@@ -118,6 +119,7 @@ def _table_json(t: TableResult) -> dict[str, Any]:
         "different": t.different,
         "unsettled": t.unsettled,
         "repaired": t.repaired,
+        "row_rounds": t.row_rounds,
         "schema": t.schema,
         "seconds": round(t.seconds, 3),
         "diffs": [
