@@ -125,11 +125,20 @@ class TargetSite(Site):
         self.wait_timeout = wait_timeout
 
     def applied(self, lock: bool = False) -> Applied:
-        rows = self.query(
-            f"SELECT gtid_state, journal_seq, last_gtid FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
-            f" WHERE origin = %s{' FOR UPDATE' if lock else ''}",
-            (self.origin,),
-        )
+        try:
+            rows = self.query(
+                f"SELECT gtid_state, journal_seq, last_gtid FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
+                f" WHERE origin = %s{' FOR UPDATE' if lock else ''}",
+                (self.origin,),
+            )
+        except DatabaseError:
+            if self.query(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                " AND TABLE_NAME = %s",
+                (HOTSITE_SCHEMA, APPLIED_TABLE),
+            ):
+                raise
+            rows = []  # hotsite never applied anything here
         if not rows:
             raise NotCaughtUpError(
                 f"site {self.name!r} has no replication position from {self.origin!r}",
