@@ -171,6 +171,8 @@ def test_types_composite_keys_empty_and_schema_differences(
         " '2024-05-01 10:00:00.123', seq / 3, IF(seq % 2, 'Abc', 'abc'), 'é' FROM seq_1_to_3000",
         "CREATE TABLE app.empty (id BIGINT UNSIGNED PRIMARY KEY, v VARCHAR(5))",
         "CREATE TABLE app.shape (id INT PRIMARY KEY, v VARCHAR(5))",
+        "CREATE TABLE app.flags (id INT PRIMARY KEY, f CHAR(1))",
+        "INSERT INTO app.flags SELECT seq, 'x' FROM seq_10_to_99",
         "INSERT INTO app.shape VALUES (1, 'a')",
         database="app",
     )
@@ -180,6 +182,7 @@ def test_types_composite_keys_empty_and_schema_differences(
     assert code == 0, report
     assert {t["table"]: t["status"] for t in report["tables"]} == {
         "app.empty": "identical",
+        "app.flags": "identical",
         "app.shape": "identical",
         "app.typed": "identical",
     }
@@ -194,6 +197,8 @@ def test_types_composite_keys_empty_and_schema_differences(
         "UPDATE app.typed SET doc = JSON_OBJECT('n', 8, 's', 'y') WHERE n = 8",
         "UPDATE app.typed SET amount = amount + 0.000001 WHERE n = 9",
         "INSERT INTO app.empty VALUES (18446744073709551615, NULL)",
+        # The same change in two same-length rows: a linear CRC's changes would cancel.
+        "UPDATE app.flags SET f = 'y' WHERE id IN (20, 30)",
         "ALTER TABLE app.shape MODIFY v VARCHAR(6)",
         "CREATE TABLE app.only_here (id INT PRIMARY KEY)",
         database="app",
@@ -206,6 +211,7 @@ def test_types_composite_keys_empty_and_schema_differences(
     statuses = {t["table"]: t["status"] for t in report["tables"]}
     assert statuses == {
         "app.empty": "rows differ",
+        "app.flags": "rows differ",
         "app.not_there": "missing on target",
         "app.only_here": "only on target",
         "app.shape": "schema differs",
@@ -223,6 +229,7 @@ def test_types_composite_keys_empty_and_schema_differences(
         (9, ("amount",)),
     }
     assert diff_set(report, "app.empty") == {((18446744073709551615,), "extra", ())}
+    assert diff_set(report, "app.flags") == {((i,), "different", ("f",)) for i in (20, 30)}
 
     code, report = verify_json(config, "--repair", "--tables", "app.typed,app.empty")
     assert code == 1 and {t["table"] for t in report["tables"]} == {"app.typed", "app.empty"}

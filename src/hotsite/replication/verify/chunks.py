@@ -32,3 +32,10 @@ class ChunkSizer:
         # Grow at most 4x per step: one fast chunk in a cached region must not
         # produce a huge one in a cold region.
         self.rows = max(MIN_ROWS, min(MAX_ROWS, wanted, self.rows * 4))
+
+
+def next_step(step: int, rows: int, wanted: int) -> int:
+    """The next key-range width for integer keys, from the rows the last range held."""
+    if rows <= 0:
+        return step * 4  # a gap in the keys: stride over it quickly
+    return max(1, min(step * 4, max(step // 4, step * wanted // rows)))

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hotsite.replication.verify import sql
-from hotsite.replication.verify.chunks import ChunkSizer
+from hotsite.replication.verify.chunks import ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
-from hotsite.replication.verify.positions import SourceSite, TargetSite
+from hotsite.replication.verify.positions import Applied, SourceSite, TargetSite
 from hotsite.replication.verify.report import DIFFERENT, EXTRA, MISSING, RowDiff, TableResult
 from hotsite.replication.verify.sql import Key, TableShape
 
@@ -93,24 +93,13 @@ class TableVerifier:
 
     def run(self) -> TableResult:
         started = time.monotonic()
-        sizer = ChunkSizer(self.settings.chunk_seconds)
         with ThreadPoolExecutor(1, thread_name_prefix="verify-source") as pool:
-            ahead: Future[SourceChunk] | None = pool.submit(self._source_chunk, None, sizer.rows)
             try:
-                while ahead is not None:
-                    chunk = ahead.result()
-                    sizer.observe(chunk.count, chunk.seconds)
-                    ahead = None
-                    if chunk.upper is not None:
-                        ahead = pool.submit(self._source_chunk, chunk.upper, sizer.rows)
-                    self._target_chunk(chunk)
+                if sql.integer_key(self.shape):
+                    self._walk_ranges(pool)
+                else:
+                    self._walk_index(pool)
             finally:
-                if ahead is not None:
-                    ahead.cancel()
-                    try:
-                        ahead.result()
-                    except Exception:  # the error that matters is already propagating
-                        pass
                 self.sites.scan_source.end()
         self.result.seconds = time.monotonic() - started
         self.result.finish()
@@ -118,12 +107,78 @@ class TableVerifier:
 
     # --- pass 1: chunk checksums ---------------------------------------------------
 
+    def _snapshot_age(self) -> float:
+        # Reuse a source snapshot for a few chunks only when looking up its position is
+        # slow (BINLOG_GTID_POS reads the binlog file up to the snapshot's offset).
+        return min(1.0, 10 * self.sites.scan_source.lookup_seconds)
+
+    def _walk_ranges(self, pool: ThreadPoolExecutor) -> None:
+        """Integer keys: chunks are key ranges planned from the rows the last one held, so
+        both sites scan each chunk at the same time (no boundary to find first)."""
+        spans = [
+            site.query(sql.key_span_sql(self.shape))[0]
+            for site in (self.sites.check_source, self.sites.check_target)
+        ]
+        lows = [int(s[0]) for s in spans if s[0] is not None]
+        highs = [int(s[1]) for s in spans if s[1] is not None]
+        if not lows:
+            self._range_chunk(pool, None, None)
+            return
+        low, high = min(lows), max(highs)
+        sizer = ChunkSizer(self.settings.chunk_seconds)
+        step, cursor, lower = sizer.rows, low - 1, None
+        while True:
+            upper = cursor + step
+            last = upper >= high  # the first and last ranges are open: nothing escapes
+            rows, seconds = self._range_chunk(pool, lower, None if last else (upper,))
+            if last:
+                return
+            sizer.observe(rows, seconds)
+            step = next_step(step, rows, sizer.rows)
+            cursor, lower = upper, (upper,)
+
+    def _range_chunk(
+        self, pool: ThreadPoolExecutor, lower: Key | None, upper: Key | None
+    ) -> tuple[int, float]:
+        source, target, shape = self.sites.scan_source, self.sites.scan_target, self.shape
+        started = time.monotonic()
+        position = source.fresh(self._snapshot_age())
+        where, args = sql.range_where(shape.primary_key, lower, upper)
+        statement = sql.chunk_checksum_sql(shape, self.settings.hash_fn, where)
+        mine = pool.submit(source.query, statement, args)
+        applied = target.begin(position)
+        theirs = target.query(statement, args)[0]
+        target.end()
+        count, checksum = (int(v) for v in mine.result()[0])
+        seconds = time.monotonic() - started
+        chunk = SourceChunk(lower, upper, count, checksum, position, seconds)
+        self._judge(chunk, applied, (int(theirs[0]), int(theirs[1])))
+        return count, seconds
+
+    def _walk_index(self, pool: ThreadPoolExecutor) -> None:
+        """Other keys: the source walks the index one chunk ahead of the target."""
+        sizer = ChunkSizer(self.settings.chunk_seconds)
+        ahead: Future[SourceChunk] | None = pool.submit(self._source_chunk, None, sizer.rows)
+        try:
+            while ahead is not None:
+                chunk = ahead.result()
+                sizer.observe(chunk.count, chunk.seconds)
+                ahead = None
+                if chunk.upper is not None:
+                    ahead = pool.submit(self._source_chunk, chunk.upper, sizer.rows)
+                self._target_chunk(chunk)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                try:
+                    ahead.result()
+                except Exception:  # the error that matters is already propagating
+                    pass
+
     def _source_chunk(self, lower: Key | None, limit: int) -> SourceChunk:
         source, shape = self.sites.scan_source, self.shape
         started = time.monotonic()
-        # Reuse a snapshot for a few chunks only when looking up its position is slow
-        # (BINLOG_GTID_POS reads the binlog file up to the snapshot's offset).
-        position = source.fresh(min(1.0, 10 * source.lookup_seconds))
+        position = source.fresh(self._snapshot_age())
         where, args = sql.range_where(shape.primary_key, lower, None)
         row = source.query(sql.next_chunk_sql(shape, self.settings.hash_fn, where, limit), args)[0]
         count, checksum = int(row[0]), int(row[1])
@@ -141,12 +196,15 @@ class TableVerifier:
         where, args = sql.range_where(shape.primary_key, chunk.lower, chunk.upper)
         row = target.query(sql.chunk_checksum_sql(shape, self.settings.hash_fn, where), args)[0]
         target.end()
+        self._judge(chunk, applied, (int(row[0]), int(row[1])))
+
+    def _judge(self, chunk: SourceChunk, applied: Applied, theirs: tuple[int, int]) -> None:
+        """Accept the chunk, or settle it row by row (see the module docstring)."""
         self.result.chunks += 1
         self.result.rows += chunk.count
-        same = (int(row[0]), int(row[1])) == (chunk.count, chunk.checksum)
         window = self.sites.journal.window(chunk.position, applied)
-        if same:
-            touched = touched_keys(window, shape)
+        if theirs == (chunk.count, chunk.checksum):
+            touched = touched_keys(window, self.shape)
             if touched is not None:
                 keys = [k for k in touched.values() if _in_range(k, chunk.lower, chunk.upper)]
                 if keys:
