@@ -158,9 +158,21 @@ def next_chunk_sql(shape: TableShape, hash_fn: str, where: str, limit: int) -> s
     )
 
 
-def key_span_sql(shape: TableShape) -> str:
+def key_span_sql(shape: TableShape, where: str = "1=1") -> str:
     key = quote(shape.primary_key[0])
-    return f"SELECT MIN({key}), MAX({key}) FROM {shape.qualified}"
+    return f"SELECT MIN({key}), MAX({key}) FROM {shape.qualified} WHERE {where}"
+
+
+def bucket_checksums_sql(shape: TableShape, hash_fn: str, where: str, cuts: int) -> str:
+    """Checksums of sub-ranges split at ``cuts`` key values (the first ``%s`` arguments):
+    bucket i holds the keys above i cuts. One pass narrows a chunk ``cuts + 1`` ways."""
+    bucket = " + ".join(["(k0 > %s)"] * cuts) or "0"
+    return (
+        f"SELECT {bucket} AS b, COUNT(*), COALESCE(BIT_XOR(h * h), 0) FROM (SELECT"
+        f" {quote(shape.primary_key[0])} AS k0, {hash_fn}({row_image(shape)}) AS h"
+        f" FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where} LIMIT {_NO_LIMIT})"
+        " AS chunk GROUP BY b"
+    )
 
 
 def nth_key_sql(shape: TableShape, where: str, offset: int) -> str:
