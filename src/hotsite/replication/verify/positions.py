@@ -82,6 +82,7 @@ class SourceSite(Site):
     def __init__(self, url: DatabaseURL, name: str) -> None:
         super().__init__(url, name)
         self.position = GtidState()
+        self._binlog_offset: tuple[str, int] | None = None
         self.snapshot_started = 0.0
         self.lookup_seconds = 0.0
 
@@ -103,8 +104,11 @@ class SourceSite(Site):
                 f"site {self.name!r} did not report a binlog snapshot position",
                 "verify needs log_bin enabled on the source",
             )
-        rows = self.query("SELECT BINLOG_GTID_POS(%s, %s)", (file, int(offset or 0)))
-        self.position = GtidState.parse(str(rows[0][0] or "") if rows else "")
+        where = (str(file), int(offset or 0))
+        if where != self._binlog_offset:  # same offset, same position: skip the lookup
+            rows = self.query("SELECT BINLOG_GTID_POS(%s, %s)", where)
+            self.position = GtidState.parse(str(rows[0][0] or "") if rows else "")
+            self._binlog_offset = where
         self.snapshot_started = time.monotonic()
         self.lookup_seconds = self.snapshot_started - started
         return self.position
