@@ -148,10 +148,15 @@ class TableVerifier:
         where, args = sql.range_where(shape.primary_key, lower, upper)
         statement = sql.chunk_checksum_sql(shape, self.settings.hash_fn, where)
         mine = pool.submit(source.query, statement, args)
-        applied = target.begin(position)
-        theirs = target.query(statement, args)[0]
-        target.end()
-        count, checksum = (int(v) for v in mine.result()[0])
+        try:
+            applied = target.begin(position)
+            theirs = target.query(statement, args)[0]
+            target.end()
+        finally:
+            # The source connection must be idle again before anyone (an error path
+            # included) uses it.
+            source_row = mine.result()[0]
+        count, checksum = (int(v) for v in source_row)
         seconds = time.monotonic() - started
         chunk = SourceChunk(lower, upper, count, checksum, position, seconds)
         self._judge(chunk, applied, (int(theirs[0]), int(theirs[1])))

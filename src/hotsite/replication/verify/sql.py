@@ -5,8 +5,8 @@ few keys that differ. The row image is ``CONCAT_WS('#', col, …)`` with
 
 - a NULL marker string (``ISNULL`` of each nullable column), because ``CONCAT_WS``
   skips NULLs: NULL and '' must not hash alike;
-- the byte length of each string/binary column when a table has two or more of them,
-  so that ('a#', 'b') and ('a', '#b') do not hash alike;
+- the byte length of every string/binary column but the last, so that ('a#', 'b') and
+  ('a', '#b') do not hash alike;
 - string columns cast to BINARY when a table mixes collations: the hash is over the
   stored bytes (so 'a' and 'A' differ under a case-insensitive collation, as they
   must), and ``CONCAT_WS`` never meets an "illegal mix of collations".
@@ -67,8 +67,9 @@ def row_image(shape: TableShape) -> str:
         if cast and column.data_type in _STRINGS:
             name = f"CAST({name} AS BINARY)"
         parts.append(name)
-    if len(strings) > 1:
-        parts += [f"LENGTH({quote(c.name)})" for c in strings]
+    # The lengths of all string columns but one fix every boundary (numbers and markers
+    # never contain '#'); each LENGTH costs ~15% of the scan, so not one more.
+    parts += [f"LENGTH({quote(c.name)})" for c in strings[:-1]]
     nullable = [f"ISNULL({quote(c.name)})" for c in shape.columns if c.nullable]
     if nullable:
         parts.append(f"CONCAT({', '.join(nullable)})")
