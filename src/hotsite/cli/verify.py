@@ -154,7 +154,7 @@ def _print_report(report: VerifyReport) -> None:
     for t in report.tables:
         for line in t.schema:
             console.print(f"{t.table}: schema: {line}", highlight=False)
-        for diff in t.diffs:
+        for diff in sorted(t.diffs, key=lambda d: (d.kind, key_text(d.key))):
             columns = f" ({', '.join(diff.columns)})" if diff.columns else ""
             console.print(
                 f"{t.table}: {diff.kind} on target: {key_text(diff.key)}{columns}", highlight=False
