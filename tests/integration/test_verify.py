@@ -277,3 +277,49 @@ def test_no_false_differences_under_write_load_and_repair_while_replicating(
         kill_group(replicate, signal.SIGTERM)
     catch_up(config)
     assert table_checksums(target) == table_checksums(source)
+
+
+def test_repair_from_the_target_writes_the_targets_rows_into_the_source(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute(
+        "CREATE TABLE app.t (id INT PRIMARY KEY, a VARCHAR(10) NULL, u INT NULL UNIQUE)",
+        "INSERT INTO app.t SELECT seq, CONCAT('v', seq), seq FROM seq_1_to_1500",
+        database="app",
+    )
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    before = table_checksums(target)
+    # The source drifts without a trace in its binlog (as after a restore): dr is right.
+    source.execute(
+        "SET SESSION sql_log_bin = 0",
+        "UPDATE app.t SET a = NULL WHERE id IN (3, 1500)",
+        "DELETE FROM app.t WHERE id = 1",
+        "INSERT INTO app.t VALUES (2000, 'new', 2000)",
+        "UPDATE app.t SET u = 10000 + id WHERE id IN (10, 11)",  # then swap two unique values
+        "UPDATE app.t SET u = 11 WHERE id = 10",
+        "UPDATE app.t SET u = 10 WHERE id = 11",
+    )
+    code, report = verify_json(config)
+    assert code == 1
+    assert diff_set(report, "app.t") == {
+        ((1,), "extra", ()),
+        ((2000,), "missing", ()),
+        ((3,), "different", ("a",)),
+        ((1500,), "different", ("a",)),
+        ((10,), "different", ("u",)),
+        ((11,), "different", ("u",)),
+    }
+    # The repair is an ordinary source transaction: it replicates, and verify's next
+    # chunks need the target to have applied it.
+    replicate = start_replicate(config)
+    try:
+        code, report = verify_json(config, "--repair", "--from", "dr")
+        assert code == 1 and _table(report, "app.t")["repaired"] == 6
+        assert verify_json(config)[0] == 0
+    finally:
+        kill_group(replicate, signal.SIGTERM)
+    markers = source.execute("SELECT origin, SUM(rows_written) FROM hotsite.hotsite_repair")
+    assert markers == [("dr", 5)]
+    assert table_checksums(source) == table_checksums(target) == before

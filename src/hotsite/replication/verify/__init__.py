@@ -15,7 +15,7 @@ from hotsite.errors import ConfigError, HotsiteError
 from hotsite.replication.verify.compare import Settings, Sites, TableVerifier
 from hotsite.replication.verify.inflight import JournalReader
 from hotsite.replication.verify.positions import SourceSite, TargetSite
-from hotsite.replication.verify.repair import Repairer
+from hotsite.replication.verify.repair import Repairer, ReverseRepairer
 from hotsite.replication.verify.report import (
     NO_KEY,
     SCHEMA,
@@ -66,12 +66,6 @@ def verify_link(
         raise ConfigError(
             f"--from {authority!r} is not a site of the link {link.source}->{link.target}"
         )
-    if options.repair and authority != link.source:
-        raise ConfigError(
-            f"repairing {link.source!r} from {link.target!r} (against the link's direction)"
-            " is not supported yet",
-            f"stop writes, swap the link (from: {link.target}, to: {link.source}) and verify that",
-        )
     for pattern in options.tables:
         if pattern.count(".") != 1:
             raise ConfigError(
@@ -106,12 +100,15 @@ def verify_link(
                 f"no table matches {', '.join(options.tables)} on either site",
                 f"the link replicates {', '.join(link.tables) or source_url.database + '.*'}",
             )
-        repairer = None
+        repairer: Repairer | ReverseRepairer | None = None
         if options.repair:
             repair_source = SourceSite(source_url, link.source)
             repair_target = TargetSite(target_url, link.target, link.source, options.wait_timeout)
             repair_sites += [repair_source, repair_target]
-            repairer = Repairer(repair_source, repair_target, sites.journal)
+            if authority == link.source:
+                repairer = Repairer(repair_source, repair_target, sites.journal)
+            else:
+                repairer = ReverseRepairer(repair_source, repair_target)
         progress.start([(f"{s}.{t}", _estimate(sites, s, t)) for s, t in names if (s, t) in mine])
         for name in names:
             result = _verify_table(
@@ -131,7 +128,7 @@ def _verify_table(
     sites: Sites,
     settings: Settings,
     progress: VerifyProgress,
-    repairer: Repairer | None,
+    repairer: Repairer | ReverseRepairer | None,
     mine: TableShape | None,
     theirs: TableShape | None,
 ) -> TableResult:

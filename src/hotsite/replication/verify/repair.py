@@ -25,10 +25,11 @@ import time
 from typing import Any
 
 from hotsite.errors import HotsiteError
+from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import HOTSITE_SCHEMA, REPAIR_TABLE, ensure_repair_table, quote
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
-from hotsite.replication.verify.positions import LockBusy, SourceSite, TargetSite
+from hotsite.replication.verify.positions import LockBusy, Site, SourceSite, TargetSite
 from hotsite.replication.verify.sql import Key, TableShape
 
 BATCH = 500
@@ -99,31 +100,98 @@ class Repairer:
         later = [k for k in keys if normalize(k) in touched]
         rows = [row for row in images if normalize(tuple(row[i] for i in positions)) not in touched]
         if now:
-            self._write(shape, now, rows, str(applied.gtid))
+            where, args = sql.keys_in(shape.primary_key, now)
+            _replace(target, shape, where, args, rows, self.source.name, str(applied.gtid))
         target.query("COMMIT")
         return len(now), later
 
-    def _write(self, shape: TableShape, keys: list[Key], rows: list[Any], position: str) -> None:
-        target = self.target
+
+class ReverseRepairer:
+    """``--from`` the link's target: write the target's rows into the link's source.
+
+    Per batch, in one source transaction: lock the source rows (REPEATABLE READ, so
+    missing keys get gap locks and cannot be inserted meanwhile; without waiting), read
+    the source's binlog position P — every change to those rows is in it, and none can
+    follow while we hold the locks — wait for the target to apply P, read its rows in a
+    snapshot, write them, add the marker, commit. The application's writes to those
+    rows wait for the replication lag at most. The repair itself is replicated to the
+    target like any source transaction, and changes nothing there.
+    """
+
+    def __init__(self, source: Site, target: TargetSite, rounds: int = 20) -> None:
+        self.source = source
+        self.target = target
+        self.rounds = rounds
+        source.query("SET SESSION innodb_lock_wait_timeout = 0")
+        source.query("SET SESSION foreign_key_checks = 0")
+        source.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+        ensure_repair_table(source.conn)
+
+    def repair(self, shape: TableShape, keys: list[Key]) -> int:
+        done = 0
+        for start in range(0, len(keys), BATCH):
+            done += self._repair_batch(shape, keys[start : start + BATCH])
+        return done
+
+    def _repair_batch(self, shape: TableShape, keys: list[Key]) -> int:
         where, args = sql.keys_in(shape.primary_key, keys)
-        deleted = target.execute(f"DELETE FROM {shape.qualified} WHERE {where}", args)
-        if rows:
-            columns = ", ".join(quote(c.name) for c in shape.columns)
-            marks = ", ".join(["%s"] * len(shape.columns))
+        for attempt in range(self.rounds):
+            if attempt:
+                time.sleep(min(0.5, 0.01 * 2**attempt))
             try:
-                target.execute(
-                    f"INSERT INTO {shape.qualified} ({columns}) VALUES ({marks})",
-                    [list(r) for r in rows],
-                    many=True,
+                self.source.query("START TRANSACTION")
+                self.source.query(f"SELECT 1 FROM {shape.qualified} WHERE {where} FOR UPDATE", args)
+                position = GtidState.parse(
+                    str(self.source.query("SELECT @@GLOBAL.gtid_binlog_pos")[0][0] or "")
                 )
-            except HotsiteError as exc:
-                target.query("ROLLBACK")
-                raise HotsiteError(
-                    f"{shape.label}: repair failed: {exc.message}",
-                    "a row outside the differences may hold one of its unique values",
-                ) from None
-        target.execute(
-            f"INSERT INTO {HOTSITE_SCHEMA}.{REPAIR_TABLE} (origin, table_name, origin_position,"
-            " rows_written, rows_deleted, repaired_at) VALUES (%s, %s, %s, %s, %s, %s)",
-            (self.source.name, shape.label, position, len(rows), deleted, time.time()),
+                self.target.begin(position)
+                images = self.target.query(sql.rows_sql(shape, where), args)
+                self.target.end()
+                _replace(self.source, shape, where, args, images, self.target.name, str(position))
+                self.source.query("COMMIT")
+                return len(keys)
+            except LockBusy:
+                self.source.query("ROLLBACK")
+            except BaseException:
+                self.source.query("ROLLBACK")
+                self.target.end()
+                raise
+        raise RepairIncomplete(
+            f"{shape.label}: {len(keys)} rows could not be repaired on site"
+            f" {self.source.name!r}: they stayed locked for {self.rounds} attempts",
+            "run 'hotsite verify --repair' again when the write load is lower",
         )
+
+
+def _replace(
+    site: Site,
+    shape: TableShape,
+    where: str,
+    args: list[Any],
+    rows: list[Any],
+    origin: str,
+    position: str,
+) -> None:
+    """Delete the keys, insert the authoritative rows, add the marker: one transaction's
+    worth of writes (the caller commits)."""
+    deleted = site.execute(f"DELETE FROM {shape.qualified} WHERE {where}", args)
+    if rows:
+        columns = ", ".join(quote(c.name) for c in shape.columns)
+        marks = ", ".join(["%s"] * len(shape.columns))
+        try:
+            site.execute(
+                f"INSERT INTO {shape.qualified} ({columns}) VALUES ({marks})",
+                [list(r) for r in rows],
+                many=True,
+            )
+        except HotsiteError as exc:
+            site.query("ROLLBACK")
+            raise HotsiteError(
+                f"{shape.label}: repair failed: {exc.message}",
+                "a row outside the differences may hold one of its unique values",
+            ) from None
+    site.execute(
+        f"INSERT INTO {HOTSITE_SCHEMA}.{REPAIR_TABLE} (origin, table_name, origin_position,"
+        " rows_written, rows_deleted, repaired_at) VALUES (%s, %s, %s, %s, %s, %s)",
+        (origin, shape.label, position, len(rows), deleted, time.time()),
+    )
