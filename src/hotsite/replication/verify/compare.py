@@ -1,17 +1,20 @@
 """Compare one table between the sites, chunk by chunk, at common replication positions.
 
-Pass 1 walks the primary key: the source side (a thread of its own, one chunk ahead)
-checksums the next ``n`` rows in a snapshot at position P_s; the target side waits until
-its applier has reached P_s, checksums the same key range in a snapshot at P_t >= P_s.
-A chunk is identical when the checksums agree and no source transaction in (P_s, P_t]
-touched the table (per the link's journal), or agree and the touched keys of the range,
-compared again, agree.
+Pass 1 walks the primary key. Each chunk is checksummed on the source in a snapshot at
+position P_s and on the target in a snapshot at P_t >= P_s (the target first waits for
+its applier to reach P_s). One-column integer keys are cut into key ranges, so both
+sites scan a chunk at the same time; other keys are walked on the source's index by a
+thread of its own, one chunk ahead of the target. A chunk is identical when the
+checksums agree and no source transaction in (P_s, P_t] touched the table (per the
+link's journal), or agree and the touched keys of its range, compared again, agree.
 
-Otherwise rows are compared (``_settle``): MD5 per row on both sides at a fresh aligned
-pair of positions. A key's result is accepted only when no transaction between the two
-positions touched it — then the source row is the same at P_s and P_t, so the two reads
-compare both sites as of P_t. Touched keys are compared again in a new round; keys
-still touched after ``max_rounds`` rounds are reported as unsettled, never as differences.
+A differing chunk of an integer key is first narrowed (``_narrow``): split 16 ways in one
+aligned pass per site, recursively. Then rows are compared (``_settle``): MD5 per row on
+both sides at a fresh aligned pair of positions. A key's result is accepted only when
+no transaction between the two positions touched it — then the source row is the same at
+P_s and P_t, so the two reads compare both sites as of P_t. Touched keys are compared
+again in a new round; keys still touched after ``max_rounds`` rounds are reported as
+unsettled, never as differences.
 """
 
 from __future__ import annotations
