@@ -68,10 +68,16 @@ class PacedLoad:
                             )
                         elif op < 0.8:
                             cur.execute("DELETE FROM items WHERE id = %s", (next_id - 3,))
-                        else:
+                        elif op < 0.9:
                             cur.execute(
                                 "INSERT INTO orders VALUES (%s, %s, 1, 2.5)"
-                                " ON DUPLICATE KEY UPDATE num = num + 1000",
+                                " ON DUPLICATE KEY UPDATE total = total + 1",
+                                (rng.randint(0, 3), rng.randint(0, 300)),
+                            )
+                        else:  # a composite primary key changes
+                            cur.execute(
+                                "UPDATE IGNORE orders SET num = num + 1000"
+                                " WHERE shop = %s AND num = %s",
                                 (rng.randint(0, 3), rng.randint(0, 300)),
                             )
                     conn.commit()
@@ -83,7 +89,7 @@ class PacedLoad:
 
 def verify_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
     result = hotsite(config, "verify", "--json", "--quiet", *args)
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode in (0, 1) or result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
@@ -254,14 +260,18 @@ def test_no_false_differences_under_write_load_and_repair_while_replicating(
     catch_up(config)
     replicate = start_replicate(config)
     load.start()
-    rounds = 0
     try:
         for _ in range(2):
             code, report = verify_json(config, "--chunk-time", "0.01")
             assert code == 0, report
             assert sum(t["chunks"] for t in report["tables"]) > 5
-            rounds += sum(t["row_rounds"] for t in report["tables"])
-        print("row rounds", rounds)
+        # Without the journal no window can be proven: only reads at exactly the same
+        # position count. Busy rows may stay unsettled (exit 2); none is a difference.
+        blind = tmp_path / "blind"
+        blind.mkdir()
+        write_config(blind, source, target, journal=str(tmp_path / "no-such-journal.db"))
+        code, report = verify_json(blind / "hotsite.yaml", "--chunk-time", "0.01")
+        assert code in (0, 2) and not any(t["diffs"] for t in report["tables"]), report
         # A real difference, made while rows around it keep changing.
         target.execute("UPDATE app.items SET name = 'diverged' WHERE id = 1500")
         code, report = verify_json(config, "--chunk-time", "0.01")

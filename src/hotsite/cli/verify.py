@@ -35,7 +35,11 @@ def verify(
         "-t",
         help="Only these tables: 'app.*', 'app.orders' (repeat or comma-separate).",
     ),
-    repair: bool = typer.Option(False, "--repair", help="Fix the differing rows on the target."),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Fix the differing rows: copy them from the --from site to the other.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     wait_timeout: float = typer.Option(
