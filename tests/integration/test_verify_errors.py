@@ -30,6 +30,9 @@ def test_verify_errors_are_one_line_with_exit_2(source_and_target: Servers, tmp_
     _fails(config, "--tables", "other.*", says="no table matches other.*")
     _fails(config, "--from", "elsewhere", says="no replication link from elsewhere")
     _fails(config, "--tables", "nodot", says="must look like 'schema.table'")
+    _fails(config, "--link", "nope", says="no replication link named 'nope'")
+    ok = hotsite(config, "verify", "--quiet", "--link", "primary-to-dr")
+    assert ok.returncode == 0 and "identical: 1 rows in 1 tables" in ok.stdout, ok
 
     # Replication stopped while the source moves on: no comparison, a reason instead.
     source.execute("INSERT INTO app.t VALUES (2)")

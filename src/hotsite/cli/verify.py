@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hotsite.cli.app import app, console, err_console, project
 from hotsite.config import LinkConfig, ProjectConfig
+from hotsite.errors import ConfigError
 from hotsite.replication.verify import VerifyOptions, VerifyProgress, verify_link
 from hotsite.replication.verify.report import IDENTICAL, TableResult, VerifyReport, key_text
 
@@ -25,6 +26,9 @@ from hotsite.replication.verify.report import IDENTICAL, TableResult, VerifyRepo
 @app.command()
 def verify(
     ctx: typer.Context,
+    link_name: str | None = typer.Option(
+        None, "--link", help="The link by name, e.g. primary-to-dr (default: the only one)."
+    ),
     source: str | None = typer.Option(
         None, "--from", help="The site whose rows are right (default: the link's source)."
     ),
@@ -58,7 +62,7 @@ def verify(
     compared at a common replication position.
     """
     config = project(ctx)
-    link, authority = _pick_link(config, source, target)
+    link, authority = _pick_link(config, link_name, source, target)
     options = VerifyOptions(
         tables=[p.strip() for item in tables for p in item.split(",") if p.strip()],
         repair=repair,
@@ -78,9 +82,15 @@ def verify(
 
 
 def _pick_link(
-    config: ProjectConfig, source: str | None, target: str | None
+    config: ProjectConfig, name: str | None, source: str | None, target: str | None
 ) -> tuple[LinkConfig, str | None]:
     """The link between the sites; ``--from`` may name either end (it picks the authority)."""
+    if name is not None:
+        named = [link for link in config.replication if link.name == name]
+        if not named:
+            known = ", ".join(link.name for link in config.replication) or "none"
+            raise ConfigError(f"no replication link named {name!r}", f"links: {known}")
+        return named[0], source
     for link in config.replication:
         if source and link.target == source and target in (None, link.source):
             return link, source  # the link runs the other way: --from names the authority
@@ -96,7 +106,10 @@ class _Bar(VerifyProgress):
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("rows  {task.fields[rate]:>10}  tables {task.fields[tables]}"),
+            TextColumn(
+                "rows  {task.fields[rate]:>10}  chunks {task.fields[chunks]}"
+                "  tables {task.fields[tables]}"
+            ),
             TimeElapsedColumn(),
             console=err_console,
             disable=not show,
@@ -104,6 +117,7 @@ class _Bar(VerifyProgress):
         )
         self.task: TaskID | None = None
         self.done_tables = 0
+        self.chunks = 0
         self.total_tables = 0
         self.estimates: dict[str, int] = {}
 
@@ -119,7 +133,7 @@ class _Bar(VerifyProgress):
         self.total_tables = len(tables)
         total = sum(self.estimates.values()) or None
         self.task = self.progress.add_task(
-            "verify", total=total, rate="", tables=f"0/{self.total_tables}"
+            "verify", total=total, rate="", chunks=0, tables=f"0/{self.total_tables}"
         )
 
     def rows(self, table: str, rows: int) -> None:
@@ -128,7 +142,8 @@ class _Bar(VerifyProgress):
         self.progress.update(self.task, advance=rows, description=table)
         task = self.progress.tasks[0]
         speed = task.speed or 0.0
-        self.progress.update(self.task, rate=f"{speed:,.0f}/s")
+        self.chunks += 1
+        self.progress.update(self.task, rate=f"{speed:,.0f}/s", chunks=self.chunks)
 
     def table_done(self, result: TableResult) -> None:
         self.done_tables += 1
