@@ -107,7 +107,7 @@ def test_reports_exactly_the_injected_rows_and_repair_fixes_them(
         f"INSERT INTO app.t SELECT seq, IF(seq % 7 = 0, NULL, CONCAT('v', seq)), seq * 3"
         f" FROM seq_1_to_{ROWS}",
         "CREATE TABLE app.pairs (shop INT, num INT, v VARCHAR(10), PRIMARY KEY (shop, num))",
-        "INSERT INTO app.pairs SELECT seq % 10, seq, 'x' FROM seq_1_to_2000",
+        "INSERT INTO app.pairs SELECT seq % 10, seq, 'x' FROM seq_1_to_8000",
         database="app",
     )
     config = write_config(tmp_path, source, target)

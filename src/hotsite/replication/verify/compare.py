@@ -221,40 +221,34 @@ class TableVerifier:
                     self._settle(chunk.lower, chunk.upper, keys)
                 self._progress(chunk.count)
                 return
-        if sql.integer_key(self.shape) and chunk.count > NARROW_ROWS:
+        if chunk.count > NARROW_ROWS:
             self._narrow(chunk.lower, chunk.upper, 0)
         else:
             self._settle(chunk.lower, chunk.upper, None)
         self._progress(chunk.count)
 
     def _narrow(self, lower: Key | None, upper: Key | None, depth: int) -> None:
-        """Split a differing range of an integer key into sub-ranges checksummed in one
-        aligned pass per site; only those that differ (or hold moved keys) go further."""
-        shape = self.shape
-        where, args = sql.range_where(shape.primary_key, lower, upper)
-        spans = [
-            site.query(sql.key_span_sql(shape, where), args)[0]
-            for site in (self.sites.check_source, self.sites.check_target)
-        ]
-        lows = [int(s[0]) for s in spans if s[0] is not None]
-        highs = [int(s[1]) for s in spans if s[1] is not None]
-        if not lows:
-            return  # nothing on either side (rows may have gone since: the chunk says so)
-        low, high = min(lows), max(highs)
-        if high - low < NARROW_ROWS or depth >= 6:
+        """Split a differing range into sub-ranges checksummed in one aligned pass per
+        site; only those that differ (or hold moved keys) go further."""
+        cuts = self._cuts(lower, upper) if depth < 6 else None
+        if cuts is None:
             self._settle(lower, upper, None)
             return
-        cuts = sorted(
-            {low - 1 + (high - low + 1) * i // NARROW_WAYS for i in range(1, NARROW_WAYS)}
-        )
+        if not cuts:
+            return  # nothing on either side (rows may have gone since: the chunk says so)
+        shape = self.shape
+        where, args = sql.range_where(shape.primary_key, lower, upper)
+        cut_args = [v for cut in cuts for v in cut]
         statement = sql.bucket_checksums_sql(shape, self.settings.hash_fn, where, len(cuts))
         source, target = self.sites.check_source, self.sites.check_target
         try:
             position = source.begin()
-            mine = {int(r[0]): (int(r[1]), int(r[2])) for r in source.query(statement, cuts + args)}
+            mine = {
+                int(r[0]): (int(r[1]), int(r[2])) for r in source.query(statement, cut_args + args)
+            }
             applied = target.begin(position)
             theirs = {
-                int(r[0]): (int(r[1]), int(r[2])) for r in target.query(statement, cuts + args)
+                int(r[0]): (int(r[1]), int(r[2])) for r in target.query(statement, cut_args + args)
             }
         finally:
             source.end()
@@ -263,7 +257,7 @@ class TableVerifier:
         if touched is None:
             self._settle(lower, upper, None)
             return
-        edges: list[Key | None] = [lower, *((c,) for c in cuts), upper]
+        edges: list[Key | None] = [lower, *cuts, upper]
         for i in range(len(edges) - 1):
             a, b = edges[i], edges[i + 1]
             if mine.get(i) != theirs.get(i):
@@ -272,6 +266,35 @@ class TableVerifier:
             keys = [k for k in touched.values() if _in_range(k, a, b)]
             if keys:
                 self._settle(a, b, keys)
+
+    def _cuts(self, lower: Key | None, upper: Key | None) -> list[Key] | None:
+        """Up to 15 keys splitting a range evenly; [] when no site has rows in it, None
+        when it is small enough to compare row by row."""
+        shape = self.shape
+        where, args = sql.range_where(shape.primary_key, lower, upper)
+        sites = (self.sites.check_source, self.sites.check_target)
+        if sql.integer_key(shape):  # key arithmetic: two index dives per site
+            spans = [site.query(sql.key_span_sql(shape, where), args)[0] for site in sites]
+            lows = [int(s[0]) for s in spans if s[0] is not None]
+            highs = [int(s[1]) for s in spans if s[1] is not None]
+            if not lows:
+                return []
+            low, high = min(lows), max(highs)
+            if high - low < NARROW_ROWS:
+                return None
+            width = high - low + 1
+            return [
+                (c,)
+                for c in sorted({low - 1 + width * i // NARROW_WAYS for i in range(1, NARROW_WAYS)})
+            ]
+        counts = [int(site.query(sql.count_sql(shape, where), args)[0][0]) for site in sites]
+        if max(counts) == 0:
+            return []
+        if max(counts) <= NARROW_ROWS:
+            return None
+        fuller = sites[counts.index(max(counts))]
+        step = -(-max(counts) // NARROW_WAYS)
+        return [tuple(row) for row in fuller.query(sql.cut_keys_sql(shape, where, step), args)]
 
     def _progress(self, rows: int) -> None:
         if self.progress is not None:

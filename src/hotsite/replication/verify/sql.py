@@ -165,14 +165,32 @@ def key_span_sql(shape: TableShape, where: str = "1=1") -> str:
 
 
 def bucket_checksums_sql(shape: TableShape, hash_fn: str, where: str, cuts: int) -> str:
-    """Checksums of sub-ranges split at ``cuts`` key values (the first ``%s`` arguments):
-    bucket i holds the keys above i cuts. One pass narrows a chunk ``cuts + 1`` ways."""
-    bucket = " + ".join(["(k0 > %s)"] * cuts) or "0"
+    """Checksums of sub-ranges split at ``cuts`` keys (their values are the first ``%s``
+    arguments): bucket i holds the keys above i cuts, compared by the server (row
+    constructors for composite keys, so collations decide). One pass splits a range
+    ``cuts + 1`` ways."""
+    keys = ", ".join(quote(c) for c in shape.primary_key)
+    row = f"({keys})" if len(shape.primary_key) > 1 else keys
+    cut = "(" + ", ".join(["%s"] * len(shape.primary_key)) + ")"
+    bucket = " + ".join([f"({row} > {cut})"] * cuts) or "0"
     return (
-        f"SELECT {bucket} AS b, COUNT(*), COALESCE(BIT_XOR(h * h), 0) FROM (SELECT"
-        f" {quote(shape.primary_key[0])} AS k0, {hash_fn}({row_image(shape)}) AS h"
-        f" FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where} LIMIT {_NO_LIMIT})"
-        " AS chunk GROUP BY b"
+        f"SELECT {bucket} AS b, COUNT(*), COALESCE(BIT_XOR(h * h), 0) FROM (SELECT {keys},"
+        f" {hash_fn}({row_image(shape)}) AS h FROM {shape.qualified} FORCE INDEX (PRIMARY)"
+        f" WHERE {where} LIMIT {_NO_LIMIT}) AS chunk GROUP BY b"
+    )
+
+
+def count_sql(shape: TableShape, where: str) -> str:
+    return f"SELECT COUNT(*) FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where}"
+
+
+def cut_keys_sql(shape: TableShape, where: str, step: int) -> str:
+    """Every ``step``-th key of a range in key order: cut points for any kind of key."""
+    keys = ", ".join(quote(c) for c in shape.primary_key)
+    return (
+        f"SELECT {keys} FROM (SELECT {keys}, ROW_NUMBER() OVER (ORDER BY {keys}) AS rn"
+        f" FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where}) AS ranked"
+        f" WHERE MOD(rn, {int(step)}) = 0 ORDER BY {keys}"
     )
 
 
