@@ -8,8 +8,8 @@ thread of its own, one chunk ahead of the target. A chunk is identical when the
 checksums agree and no source transaction in (P_s, P_t] touched the table (per the
 link's journal), or agree and the touched keys of its range, compared again, agree.
 
-A differing chunk of an integer key is first narrowed (``_narrow``): split 16 ways in one
-aligned pass per site, recursively. Then rows are compared (``_settle``): MD5 per row on
+A differing chunk of more than NARROW_ROWS rows is first narrowed (``_narrow``): split
+16 ways in one aligned pass per site, recursively. Then rows are compared (``_settle``): MD5 per row on
 both sides at a fresh aligned pair of positions. A key's result is accepted only when
 no transaction between the two positions touched it — then the source row is the same at
 P_s and P_t, so the two reads compare both sites as of P_t. Touched keys are compared
