@@ -15,6 +15,9 @@ HEARTBEAT_TABLE = "hotsite_heartbeat"
 # repairs by it (like applier transactions by their hotsite_applied row) and does not
 # ship them back over the other direction of an active/active pair.
 REPAIR_TABLE = "hotsite_repair"
+# A transaction that writes a row of one of these tables was made by hotsite (apply or
+# repair): the capture of the opposite direction must not ship it back.
+LOOP_MARKER_TABLES = frozenset({APPLIED_TABLE, REPAIR_TABLE})
 SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys", HOTSITE_SCHEMA}
 
 
