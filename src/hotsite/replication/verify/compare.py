@@ -23,16 +23,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from hotsite.replication.gtid import GtidState
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.chunks import ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
 from hotsite.replication.verify.positions import Applied, SourceSite, TargetSite
 from hotsite.replication.verify.report import DIFFERENT, EXTRA, MISSING, RowDiff, TableResult
+from hotsite.replication.verify.rows import describe, in_range, orderable, row_hashes
 from hotsite.replication.verify.sql import Key, TableShape
 
-ROW_DETAIL_BATCH = 500  # keys per query when fetching whole rows or key lists
 NARROW_ROWS = 2000  # differing ranges larger than this are split before rows are compared
 NARROW_WAYS = 16
 
@@ -74,7 +75,7 @@ class SourceChunk:
     upper: Key | None  # None: open-ended, the last chunk
     count: int
     checksum: int
-    position: Any  # GtidState of the snapshot read
+    position: GtidState  # of the source snapshot the chunk was read in
     seconds: float
 
 
@@ -94,7 +95,6 @@ class TableVerifier:
         self.repairer = repairer
         self.result = TableResult(shape.label, shape.primary_key)
         self._last_seen = 0
-        self._key_positions = [[c.name for c in shape.columns].index(k) for k in shape.primary_key]
 
     def run(self) -> TableResult:
         started = time.monotonic()
@@ -216,7 +216,7 @@ class TableVerifier:
         if theirs == (chunk.count, chunk.checksum):
             touched = touched_keys(window, self.shape)
             if touched is not None:
-                keys = [k for k in touched.values() if _in_range(k, chunk.lower, chunk.upper)]
+                keys = [k for k in touched.values() if in_range(k, chunk.lower, chunk.upper)]
                 if keys:
                     self._settle(chunk.lower, chunk.upper, keys)
                 self._progress(chunk.count)
@@ -263,7 +263,7 @@ class TableVerifier:
             if mine.get(i) != theirs.get(i):
                 self._narrow(a, b, depth + 1)
                 continue
-            keys = [k for k in touched.values() if _in_range(k, a, b)]
+            keys = [k for k in touched.values() if in_range(k, a, b)]
             if keys:
                 self._settle(a, b, keys)
 
@@ -327,9 +327,9 @@ class TableVerifier:
             where, args = f"{where} AND {in_sql}", args + in_args
         try:
             position = source.begin()
-            source_rows = self._hashes(source.query(sql.row_hashes_sql(shape, where), args))
+            source_rows = row_hashes(source, shape, where, args)
             applied = target.begin(position)
-            target_rows = self._hashes(target.query(sql.row_hashes_sql(shape, where), args))
+            target_rows = row_hashes(target, shape, where, args)
             self._last_seen = len(source_rows.keys() | target_rows.keys())
             window = self.sites.journal.window(position, applied)
             touched = touched_keys(window, shape)
@@ -342,7 +342,8 @@ class TableVerifier:
                     settled.append(
                         (key, MISSING if theirs is None else EXTRA if mine is None else DIFFERENT)
                     )
-            found = self._describe(settled)
+            budget = self.settings.detail_limit - len(self.result.diffs)
+            found = describe(source, target, shape, settled, budget)
         finally:
             source.end()
             target.end()
@@ -354,47 +355,6 @@ class TableVerifier:
         again = [
             raw
             for norm, raw in touched.items()
-            if norm in seen or (_orderable(raw) and _in_range(raw, lower, upper))
+            if norm in seen or (orderable(raw) and in_range(raw, lower, upper))
         ]
         return again, found
-
-    def _hashes(self, rows: list[tuple[Any, ...]]) -> dict[Key, str]:
-        width = len(self.shape.primary_key)
-        return {tuple(row[:width]): row[width] for row in rows}
-
-    def _describe(self, settled: list[tuple[Key, str]]) -> list[RowDiff]:
-        """RowDiffs, naming the differing columns (rows read in the same snapshots)."""
-        different = [key for key, kind in settled if kind == DIFFERENT]
-        columns: dict[Key, tuple[str, ...]] = {}
-        budget = self.settings.detail_limit - len(self.result.diffs)
-        for start in range(0, min(len(different), max(budget, 0)), ROW_DETAIL_BATCH):
-            batch = different[start : start + ROW_DETAIL_BATCH]
-            mine = self._rows(self.sites.check_source, batch)
-            theirs = self._rows(self.sites.check_target, batch)
-            for key in batch:
-                a, b = mine.get(key), theirs.get(key)
-                if a is not None and b is not None:
-                    columns[key] = tuple(
-                        c.name for c, x, y in zip(self.shape.columns, a, b, strict=True) if x != y
-                    )
-        return [RowDiff(key, kind, columns.get(key, ())) for key, kind in settled]
-
-    def _rows(self, site: SourceSite | TargetSite, keys: list[Key]) -> dict[Key, tuple[Any, ...]]:
-        where, args = sql.keys_in(self.shape.primary_key, keys)
-        rows = site.query(sql.rows_sql(self.shape, where), args)
-        return {tuple(row[i] for i in self._key_positions): tuple(row) for row in rows}
-
-
-def _orderable(key: Key) -> bool:
-    return not any(isinstance(v, (str, bytes)) for v in key)
-
-
-def _in_range(key: Key, lower: Key | None, upper: Key | None) -> bool:
-    """Whether ``lower < key <= upper``; True when Python cannot order it like the server
-    (strings follow collations), which only costs another look at the key."""
-    if not _orderable(key):
-        return True
-    try:
-        return (lower is None or key > lower) and (upper is None or key <= upper)
-    except TypeError:
-        return True
