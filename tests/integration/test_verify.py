@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +335,42 @@ def test_repair_from_the_target_writes_the_targets_rows_into_the_source(
     markers = source.execute("SELECT origin, SUM(rows_written) FROM hotsite.hotsite_repair")
     assert markers == [("dr", 5)]
     assert table_checksums(source) == table_checksums(target) == before
+
+
+def test_no_false_differences_under_sysbench(source_and_target: Servers, tmp_path: Path) -> None:
+    source, target = source_and_target
+    sysbench = [
+        "sysbench",
+        "oltp_write_only",
+        "--mysql-host=127.0.0.1",
+        f"--mysql-port={source.port}",
+        "--mysql-user=root",
+        "--mysql-db=app",
+        "--db-driver=mysql",
+        "--tables=2",
+        "--table-size=5000",
+    ]
+    subprocess.run([*sysbench, "prepare"], check=True, capture_output=True, timeout=120)
+    config = write_config(tmp_path, source, target, heartbeat_interval=0.5)
+    catch_up(config)
+    replicate = start_replicate(config)
+    load = subprocess.Popen(
+        [*sysbench, "--threads=2", "--rate=250", "--time=12", "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)
+        for _ in range(2):
+            code, report = verify_json(config, "--chunk-time", "0.02")
+            assert code == 0, report
+            assert report["rows"] >= 10_000
+        assert load.poll() is None, "the load must still be running"
+        assert load.wait(timeout=60) == 0
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+        kill_group(replicate, signal.SIGTERM)
+    catch_up(config)
+    assert table_checksums(target) == table_checksums(source)
