@@ -38,6 +38,8 @@ def normalize(key: Key) -> Key:
     """
     out: list[Any] = []
     for value in key:
+        if isinstance(value, bytes):  # the binlog decoder may give text for BINARY keys
+            value = value.decode("utf-8", "replace").rstrip("\x00")
         if isinstance(value, str):
             out.append(value.casefold().rstrip(" "))
         elif isinstance(value, bool):
