@@ -183,8 +183,10 @@ def _print_report(report: VerifyReport) -> None:
             console.print(f"{t.table}: … and {t.differences - shown} more rows", highlight=False)
     rate = report.rows / report.seconds if report.seconds else 0.0
     verdict = {0: "identical", 1: "differences found", 2: "incomplete"}[report.exit_code]
+    repaired = sum(t.repaired for t in report.tables)
     console.print(
         f"{verdict}: {report.rows:,} rows in {len(report.tables)} tables verified in"
-        f" {report.seconds:.2f}s ({rate:,.0f} rows/s)",
+        f" {report.seconds:.2f}s ({rate:,.0f} rows/s)"
+        + (f"; {repaired:,} rows repaired" if report.repair else ""),
         highlight=False,
     )
