@@ -12,6 +12,7 @@ tables, and again after changing 10 rows on the target (found and listed).
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import threading
 import time
@@ -149,6 +150,7 @@ def main() -> None:
     finally:
         source.stop()
         target.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
