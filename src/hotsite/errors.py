@@ -61,3 +61,7 @@ class JournalError(HotsiteError):
 
 class LockedError(HotsiteError):
     """Another hotsite process holds the lock this command needs."""
+
+
+class NotCaughtUpError(HotsiteError):
+    """The target did not reach the source position a comparison needs."""

@@ -8,6 +8,7 @@ import pymysql
 import typer
 
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
+from hotsite.cli import verify as _verify  # noqa: F401
 from hotsite.cli.app import app, err_console
 from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
@@ -16,7 +17,11 @@ from hotsite.errors import HotsiteError
 def main() -> None:
     """Entry point: one line per error, no traceback, exit status from the error."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code instead of
+        # exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HotsiteError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

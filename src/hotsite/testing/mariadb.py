@@ -67,6 +67,9 @@ class PrivateMariaDB:
             "bind-address": "127.0.0.1",
             "pid-file": str(self.base_dir / "mysqld.pid"),
             "log-error": str(self.base_dir / "error.log"),
+            # Not the shared /tmp: something on a busy machine removes /tmp/#sql-* files
+            # and mariadb-install-db then fails now and then ("Unknown table ...").
+            "tmpdir": str(self.base_dir),
             "server-id": str(self.server_id),
             "log-bin": "binlog",
             "binlog-format": "ROW",
