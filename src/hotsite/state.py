@@ -27,9 +27,11 @@ class StateStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self.transaction() as conn:
-            for ddl in _SCHEMAS.values():
-                conn.executescript(ddl)
+        # executescript() COMMITs any open transaction first, so each schema brings its
+        # own BEGIN/COMMIT instead of running inside transaction().
+        conn = self.connection()
+        for ddl in _SCHEMAS.values():
+            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nCOMMIT;")
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
