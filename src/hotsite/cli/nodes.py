@@ -90,7 +90,9 @@ def list_nodes(
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Node name (a prefix when --count > 1)."),
-    provider: str = typer.Option("local", "--provider", "-p", help="A nodes.providers entry."),
+    provider: str | None = typer.Option(
+        None, "--provider", "-p", help="A nodes.providers entry (default: the only one, or local)."
+    ),
     count: int = typer.Option(1, "--count", "-n", min=1),
     site: str | None = typer.Option(None, "--site"),
     group: str | None = typer.Option(None, "--group"),
@@ -103,7 +105,8 @@ def create(
 ) -> None:
     """Create (cloud) or lease (BYON) nodes, recorded before they are used."""
     providers = _providers(ctx, accept_new)
-    driver = providers.driver(provider)
+    configured = list(providers.config.providers)
+    driver = providers.driver(provider or (configured[0] if len(configured) == 1 else "local"))
     specs = NodeSpec.many(
         name,
         count,
