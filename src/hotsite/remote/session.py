@@ -18,7 +18,7 @@ from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.local import LocalTransport
-from hotsite.remote.logged import LoggedTransport
+from hotsite.remote.logged import LoggedTransport, batched
 from hotsite.state import StateStore
 
 T = TypeVar("T")
@@ -85,7 +85,8 @@ class RemoteSession:
                 except HotsiteError as exc:
                     return node, None, exc
 
-        return list(await asyncio.gather(*(one(node) for node in nodes)))
+        with batched(self.store):
+            return list(await asyncio.gather(*(one(node) for node in nodes)))
 
     async def run_all(
         self,
