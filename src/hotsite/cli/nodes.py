@@ -133,10 +133,20 @@ def create(
 def destroy(
     ctx: typer.Context,
     names: list[str] = typer.Argument(..., help="Node names, site names or groups."),
+    forget: bool = typer.Option(
+        False,
+        "--forget",
+        help="Only drop the records (the machine is gone, or you will clean it yourself).",
+    ),
 ) -> None:
     """Destroy cloud nodes / release BYON hosts (after their scrub command)."""
     providers = _providers(ctx)
     nodes = [node for name in names for node in _resolve(providers, name)]
+    if forget:
+        records.delete(providers.store, [node.name for node in nodes])
+        for node in nodes:
+            console.print(f"{node.name}\tforgotten (not destroyed)")
+        return
 
     async def go() -> None:
         by_provider: dict[str, list[Any]] = {}
