@@ -32,7 +32,10 @@ def node_rows(config: Path) -> list[dict[str, object]]:
         return []
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM nodes ORDER BY name")]
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM nodes ORDER BY name")]
+        except sqlite3.OperationalError:  # another process is creating the store
+            return []
 
 
 def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: Path) -> None:
@@ -185,12 +188,7 @@ def test_bad_input_gives_one_line_and_records_nothing(
     # Host key changed after it was recorded.
     assert create("--tag", "r=new", "--accept-new-host-keys").returncode == 0
     assert hotsite(config, "nodes", "destroy", "x").returncode == 0
-    rekeyed.stop_sshd()
-    asyncssh.generate_private_key("ssh-ed25519").write_private_key(
-        str(rekeyed.dir / "ssh_host_ed25519_key")
-    )
-    ssh_hosts._start_sshd(rekeyed)
-    time.sleep(0.3)
+    ssh_hosts.restart(rekeyed, new_host_key=True)
     one_line_error(
         create("--tag", "r=new", "--accept-new-host-keys"),
         f"host key of x ({rekeyed.address}:22) changed",

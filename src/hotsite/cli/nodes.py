@@ -36,7 +36,7 @@ def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
     return Providers(
         config.nodes,
         open_store(config.home),
-        project=config.path.parent.name or "hotsite",
+        project=config.nodes.project or config.path.parent.name or "hotsite",
         accept_new_host_keys=accept_new,
     )
 
@@ -182,7 +182,9 @@ def run(
 ) -> None:
     """Run an ad-hoc command on every node of TARGET concurrently; a line per node."""
     providers = _providers(ctx, accept_new)
-    nodes = _resolve(providers, target)
+    nodes = [node for node in _resolve(providers, target) if node.state == "running"]
+    if not nodes:
+        raise NodeError(f"no running node in {target!r}", "see 'hotsite nodes list'")
     if command and command[0] == "--":
         command = command[1:]
     if not command:

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import inspect
 import sqlite3
+import time
 from typing import Any
 
 from hotsite.errors import DriverError, HotsiteError, NodeError
@@ -276,10 +277,32 @@ class LibcloudDriver(NodeDriver):
         return records.select(self.context.store, provider=self.provider)
 
     async def wait_reachable(self, nodes: list[Node], timeout: float) -> None:
+        """Wait until the provider says running and gives an address, then for SSH."""
+        deadline = time.monotonic() + timeout
+        waiting = {n.driver_id: n for n in nodes}
+        while True:
+            cloud = {str(c.id): c for c in await self._call("listing nodes", self.api().list_nodes)}
+            for driver_id, node in list(waiting.items()):
+                found = cloud.get(driver_id)
+                if found is not None and str(found.state).lower() == "running":
+                    self._adopt(node, found)  # addresses often appear only once running
+                    if node.address:
+                        del waiting[driver_id]
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                names = ", ".join(n.name for n in waiting.values())
+                raise NodeError(
+                    f"{names}: not running with an address after {timeout:g}s",
+                    "see the provider's console; 'hotsite nodes destroy' removes them",
+                )
+            await asyncio.sleep(3)
         accept_new = self.context.ssh.accept_new_host_keys or bool(
             self.settings.accept_new_host_keys
         )
-        await probe.wait_reachable(nodes, self.context, accept_new, timeout)
+        await probe.wait_reachable(
+            nodes, self.context, accept_new, max(1.0, deadline - time.monotonic())
+        )
 
     async def destroy(self, nodes: list[Node]) -> None:
         await self._recover()

@@ -68,6 +68,10 @@ class LoggedTransport(Transport):
         self.site = site
         self.node = inner.node
 
+    @property
+    def is_open(self) -> bool:
+        return self.inner.is_open
+
     async def run(
         self,
         command: str,

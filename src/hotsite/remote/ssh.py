@@ -164,6 +164,10 @@ class SSHTransport(Transport):
             duration=time.monotonic() - started,
         )
 
+    @property
+    def is_open(self) -> bool:
+        return not self._conn.is_closed()
+
     async def _sftp_client(self) -> asyncssh.SFTPClient:
         async with self._sftp_lock:
             if self._sftp is None:
