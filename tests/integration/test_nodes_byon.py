@@ -73,6 +73,17 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
 
     failing = hotsite(config, "run", "primary/web", "--", "test -e /opt/app/ip && exit 4")
     assert failing.returncode == 1 and failing.stdout.count("exit 4") == 2
+    as_json = hotsite(config, "run", "web-2", "--json", "--", "cat /opt/app/ip")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == [
+        {
+            "node": "web-2",
+            "exit_status": 0,
+            "error": None,
+            "stdout": f"{hosts[1].address} \n",
+            "stderr": "",
+        }
+    ]
 
     pool = json.loads(hotsite(config, "nodes", "pool", "--json").stdout)
     assert [(r["host"], r["state"], r["site"]) for r in pool] == [
@@ -85,7 +96,11 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
 
     logs = hotsite(config, "logs", "web-1", "--json")
     entries = json.loads(logs.stdout)
-    assert [e["exit_status"] for e in entries] == [0, 4]
+    assert [e["exit_status"] for e in entries] == [0, 4, 0]
+    assert entries[0]["site"] == "primary" and entries[0]["stdout_tail"] == ""
+    text = hotsite(config, "logs", "primary", "--node", "web-2", "--limit", "1")
+    assert "web-2 exit 0" in text.stdout and "$ cat /opt/app/ip" in text.stdout
+    assert hosts[1].address in text.stdout
 
     released = hotsite(config, "nodes", "destroy", "primary")
     assert released.returncode == 0, released.stderr

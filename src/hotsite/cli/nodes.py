@@ -170,7 +170,7 @@ def _resolve(providers: Providers, target: str) -> list[Any]:
     return nodes
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def run(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="A site, a group (GROUP or SITE/GROUP) or a node."),

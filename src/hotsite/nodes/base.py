@@ -101,6 +101,9 @@ class NodeDriver(abc.ABC):
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # A third-party driver may set a pydantic model: its provider settings are then
+    # validated with it (the built-in drivers' models live in nodes/config.py).
+    settings_model: ClassVar[Any] = None
 
     def __init__(self, provider: str, settings: Any, context: DriverContext) -> None:
         self.provider = provider

@@ -16,9 +16,12 @@ import asyncio
 import sqlite3
 
 from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError
+from hotsite.logs import get_logger
 from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import ByonProvider, PoolHost
+
+log = get_logger(__name__)
 
 
 class ByonDriver(NodeDriver):
@@ -42,6 +45,7 @@ class ByonDriver(NodeDriver):
         for node in nodes:
             node.state = records.RUNNING
             records.save(self.context.store, node)
+            log.info("node.leased", node=node.name, pool=self.provider, host=node.driver_id)
         return nodes
 
     def _lease(self, specs: list[NodeSpec]) -> list[Node]:
@@ -106,6 +110,7 @@ class ByonDriver(NodeDriver):
         )
         dead = [row[0] for row in cursor if not records.pid_alive(row[1])]
         for name in dead:
+            log.warning("lease.reclaimed", node=name, pool=self.provider)
             conn.execute("DELETE FROM nodes WHERE name = ?", (name,))
 
     async def _probe_all(self, nodes: list[Node]) -> None:
@@ -156,3 +161,4 @@ class ByonDriver(NodeDriver):
                     f"see 'hotsite logs {node.name}', fix the host, then destroy again",
                 )
         records.delete(self.context.store, [node.name])
+        log.info("node.released", node=node.name, pool=self.provider, host=node.driver_id)

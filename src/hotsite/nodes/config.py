@@ -91,6 +91,10 @@ class LibcloudProvider(_Model):
     options: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword arguments for the Libcloud driver"
     )
+    create_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra keyword arguments for create_node (ex_security_groups, ex_subnet…)",
+    )
     size: str | None = Field(default=None, description="default size id or name")
     image: str | None = Field(default=None, description="default image id or name")
     location: str | None = None
