@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError
 from hotsite.logs import get_logger
@@ -105,10 +106,17 @@ class ByonDriver(NodeDriver):
     def _reclaim_dead_intents(self, conn: sqlite3.Connection) -> None:
         """Leases left as ``intent`` by a process that died (kill -9, power loss)."""
         cursor = conn.execute(
-            "SELECT name, holder_pid FROM nodes WHERE provider = ? AND state = ?",
+            "SELECT name, holder_pid, updated_at FROM nodes WHERE provider = ? AND state = ?",
             (self.provider, records.INTENT),
         )
-        dead = [row[0] for row in cursor if not records.pid_alive(row[1])]
+        # A probe takes at most connect_timeout: an older intent is abandoned even if
+        # its PID was recycled by an unrelated process.
+        max_age = self.context.ssh.connect_timeout * 3 + 60
+        dead = [
+            row[0]
+            for row in cursor
+            if not records.pid_alive(row[1]) or time.time() - row[2] > max_age
+        ]
         for name in dead:
             log.warning("lease.reclaimed", node=name, pool=self.provider)
             conn.execute("DELETE FROM nodes WHERE name = ?", (name,))

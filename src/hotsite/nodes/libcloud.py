@@ -235,7 +235,9 @@ class LibcloudDriver(NodeDriver):
             n
             for n in mine
             if n.state == records.INTENT
-            and not records.pid_alive(records.holder_pid(self.context.store, n.name))
+            and records.intent_abandoned(
+                self.context.store, n.name, self.settings.create_timeout + 120
+            )
         ]
         if stale:
             cloud = await self._cloud_nodes()

@@ -123,13 +123,17 @@ def get(store: StateStore, name: str) -> Node | None:
     return _node(row) if row else None
 
 
-def holder_pid(store: StateStore, name: str) -> int | None:
+def intent_abandoned(store: StateStore, name: str, max_age: float) -> bool:
+    """An ``intent`` whose writer died, or that is older than any allocation can take
+    (so a recycled PID cannot keep a lease forever)."""
     row = (
         store.connection()
-        .execute("SELECT holder_pid FROM nodes WHERE name = ?", (name,))
+        .execute("SELECT holder_pid, updated_at FROM nodes WHERE name = ?", (name,))
         .fetchone()
     )
-    return row[0] if row else None
+    if row is None:
+        return False
+    return not pid_alive(row[0]) or time.time() - row[1] > max_age
 
 
 def select(
