@@ -330,4 +330,9 @@ class LibcloudDriver(NodeDriver):
             if found is not None:
                 await self._call(f"destroying {node.name}", self.api().destroy_node, found)
             records.delete(self.context.store, [node.name])
+            if node.address:
+                # Clouds recycle addresses: the next machine there is not this one.
+                from hotsite.remote import hostkeys
+
+                hostkeys.forget(self.context.store, node.address, node.ssh_port)
             log.info("node.destroyed", node=node.name, provider=self.provider, found=bool(found))
