@@ -194,3 +194,40 @@ def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:
     assert factory.bridge not in links
     for pid in pids:
         assert pid is not None and not Path(f"/proc/{pid}").exists()
+
+
+def test_jump_host_reaches_a_node_the_controller_cannot(
+    ssh_hosts: SSHHostFactory, store: StateStore
+) -> None:
+    bastion, inner = ssh_hosts.create(2)
+    gateway = bastion.address.rsplit(".", 1)[0] + ".1"  # the controller's side of the bridge
+    rules = (
+        "add table inet hs\n"
+        "add chain inet hs input { type filter hook input priority 0; }\n"
+        f"add rule inet hs input ip saddr {gateway} tcp dport 22 drop\n"
+    )
+    fenced = subprocess.run(
+        ["ip", "netns", "exec", inner.netns, "nft", "-f", "-"],
+        input=rules,
+        text=True,
+        capture_output=True,
+    )
+    assert fenced.returncode == 0, fenced.stderr
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, connect_timeout=2, accept_new_host_keys=True)
+
+    with pytest.raises(UnreachableError, match="timed out"):
+        asyncio.run(SSHTransport.connect(node_for(inner), store, ssh, accept_new=True))
+
+    async def through_bastion() -> str:
+        node = node_for(inner, ssh_jump=f"root@{bastion.address}:22")
+        async with RemoteSession(store, ssh) as session:
+            (outcome,) = await session.run_all([node], "hostname -I")
+            assert outcome.result is not None, outcome.error
+            return outcome.result.stdout.strip()
+
+    assert asyncio.run(through_bastion()) == inner.address
+    assert hostkeys.known(store, bastion.address, 22) is not None
+    assert hostkeys.known(store, inner.address, 22) is not None
+    bastion.stop_sshd()
+    with pytest.raises(UnreachableError, match=f"jump host {bastion.address}:22 of"):
+        asyncio.run(SSHTransport.connect(node_for(inner, ssh_jump=bastion.address), store, ssh))

@@ -96,6 +96,7 @@ class ByonDriver(NodeDriver):
             ssh_port=host.port,
             ssh_user=host.user or self.context.ssh.user,
             ssh_key=str(host.key or self.context.ssh.key or "") or None,
+            ssh_jump=host.jump or self.settings.jump or self.context.ssh.jump,
             tags={**host.tags, **spec.tags},
             state=records.INTENT,
             provider=self.provider,

@@ -130,6 +130,7 @@ class LibcloudDriver(NodeDriver):
                 address="",
                 ssh_user=self.settings.user or self.context.ssh.user,
                 ssh_key=str(self.context.ssh.key) if self.context.ssh.key else None,
+                ssh_jump=self.settings.jump or self.context.ssh.jump,
                 tags=dict(spec.tags),
                 state=records.INTENT,
                 provider=self.provider,

@@ -48,6 +48,7 @@ class Providers:
             connect_timeout=ssh.connect_timeout,
             concurrency=ssh.concurrency,
             accept_new_host_keys=ssh.accept_new_host_keys or self.accept_new_override,
+            jump=ssh.jump,
         )
 
     def driver(self, provider: str) -> NodeDriver:
