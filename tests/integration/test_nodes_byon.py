@@ -64,6 +64,9 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
     assert created.returncode == 0, created.stderr
     leased = {row["driver_id"]: row for row in node_rows(config)}
     assert set(leased) == {"h1", "h2"} and {r["state"] for r in leased.values()} == {"running"}
+    again = hotsite(config, "nodes", "create", "web", "-n", "2", "--tag", "zone=a", "--wait", "0")
+    assert again.returncode == 0, again.stderr  # idempotent: the same two leases
+    assert {row["driver_id"] for row in node_rows(config)} == {"h1", "h2"}
 
     ran = hotsite(config, "run", "primary", "--", "mkdir -p /opt/app && hostname -I > /opt/app/ip")
     assert ran.returncode == 0, ran.stderr

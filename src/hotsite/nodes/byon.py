@@ -37,7 +37,7 @@ class ByonDriver(NodeDriver):
         return bool(self.settings.accept_new_host_keys)
 
     async def create(self, specs: list[NodeSpec]) -> list[Node]:
-        nodes = self._lease(specs)
+        nodes, held = self._lease(specs)
         try:
             await self._probe_all(nodes)
         except BaseException:
@@ -47,9 +47,11 @@ class ByonDriver(NodeDriver):
             node.state = records.RUNNING
             records.save(self.context.store, node)
             log.info("node.leased", node=node.name, pool=self.provider, host=node.driver_id)
-        return nodes
+        by_name = {n.name: n for n in [*nodes, *held]}
+        return [by_name[spec.name] for spec in specs]
 
-    def _lease(self, specs: list[NodeSpec]) -> list[Node]:
+    def _lease(self, specs: list[NodeSpec]) -> tuple[list[Node], list[Node]]:
+        """(new leases recorded as intent, running nodes of this pool reused by name)."""
         store = self.context.store
         with store.transaction() as conn:
             self._reclaim_dead_intents(conn)
@@ -59,9 +61,19 @@ class ByonDriver(NodeDriver):
                     "SELECT driver_id FROM nodes WHERE provider = ?", (self.provider,)
                 )
             }
-            nodes = []
+            nodes, held = [], []
             for spec in specs:
-                if conn.execute("SELECT 1 FROM nodes WHERE name = ?", (spec.name,)).fetchone():
+                row = conn.execute(
+                    "SELECT provider, state FROM nodes WHERE name = ?", (spec.name,)
+                ).fetchone()
+                if row is not None and tuple(row) == (self.provider, records.RUNNING):
+                    # Creating what exists is a no-op, as with the other drivers: a
+                    # blueprint re-run must not lease a second host for the same node.
+                    existing = records.get(store, spec.name)
+                    assert existing is not None
+                    held.append(existing)
+                    continue
+                if row is not None:
                     raise NodeError(
                         f"a node named {spec.name!r} already exists",
                         "pick another name or release it with 'hotsite nodes destroy'",
@@ -71,7 +83,7 @@ class ByonDriver(NodeDriver):
                 node = self._node(spec, host)
                 records.insert(conn, node)
                 nodes.append(node)
-        return nodes
+        return nodes, held
 
     def _pick(self, spec: NodeSpec, taken: set[str]) -> PoolHost:
         matching = [
