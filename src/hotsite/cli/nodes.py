@@ -16,7 +16,7 @@ from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, NodeError
 from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
-from hotsite.remote import RemoteSession, history
+from hotsite.remote import Outcome, RemoteSession, history
 
 T = TypeVar("T")
 
@@ -189,13 +189,30 @@ def run(
         command = command[1:]
     if not command:
         raise ConfigError("no command given", "write it after --: hotsite run SITE -- uptime")
-    line = " ".join(command)
+    text = " ".join(command)
 
-    async def go() -> list[Any]:
+    def line(o: Outcome) -> None:
+        if as_json:
+            return
+        if o.error is not None:
+            err_console.print(f"{o.node.name}\tERROR\t{o.error}", highlight=False, soft_wrap=True)
+            return
+        assert o.result is not None
+        status = "ok" if o.result.ok else f"exit {o.result.exit_status}"
+        output = (o.result.stdout.strip() or o.result.stderr.strip()).splitlines()
+        shown = output[-1][:200] if output else ""
+        console.print(
+            f"{o.node.name}\t{status}\t{o.result.duration:.2f}s\t{shown}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+    async def go() -> list[Outcome]:
         async with RemoteSession(
             providers.store, providers.ssh, accept_new_host_keys=providers.accept_new_host_keys
         ) as session:
-            return await session.run_all(nodes, line, timeout=timeout, sudo=sudo)
+            return await session.run_all(nodes, text, timeout=timeout, sudo=sudo, on_done=line)
 
     started = time.monotonic()
     outcomes = _run(go())
@@ -213,19 +230,6 @@ def run(
         ]
         console.print_json(json.dumps(rows))
     else:
-        for o in outcomes:
-            if o.error is not None:
-                err_console.print(f"{o.node.name}\tERROR\t{o.error}", highlight=False)
-                continue
-            assert o.result is not None
-            status = "ok" if o.result.ok else f"exit {o.result.exit_status}"
-            output = (o.result.stdout.strip() or o.result.stderr.strip()).splitlines()
-            shown = output[-1][:200] if output else ""
-            console.print(
-                f"{o.node.name}\t{status}\t{o.result.duration:.2f}s\t{shown}",
-                highlight=False,
-                soft_wrap=True,
-            )
         console.print(
             f"{len(outcomes) - len(failed)}/{len(outcomes)} nodes ok"
             f" in {time.monotonic() - started:.2f}s",

@@ -78,17 +78,28 @@ class RemoteSession:
         return self._transports[node.name]
 
     async def each(
-        self, nodes: Iterable[Node], work: Callable[[Transport], Awaitable[T]]
+        self,
+        nodes: Iterable[Node],
+        work: Callable[[Transport], Awaitable[T]],
+        on_done: Callable[[Node, T | None, HotsiteError | None], None] | None = None,
     ) -> list[tuple[Node, T | None, HotsiteError | None]]:
         """Run ``work`` on every node, at most ``ssh.concurrency`` at once; never raises
-        a HotsiteError, so one dead node does not hide what happened on the others."""
+        a HotsiteError, so one dead node does not hide what happened on the others.
+        ``on_done`` is called as each node finishes (a CLI prints its line then)."""
 
         async def one(node: Node) -> tuple[Node, T | None, HotsiteError | None]:
             async with self._limit:
                 try:
-                    return node, await work(await self.transport(node)), None
+                    done: tuple[Node, T | None, HotsiteError | None] = (
+                        node,
+                        await work(await self.transport(node)),
+                        None,
+                    )
                 except HotsiteError as exc:
-                    return node, None, exc
+                    done = (node, None, exc)
+            if on_done is not None:
+                on_done(*done)
+            return done
 
         with batched(self.store):
             return list(await asyncio.gather(*(one(node) for node in nodes)))
@@ -102,12 +113,18 @@ class RemoteSession:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         sudo: bool = False,
+        on_done: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
         async def work(transport: Transport) -> CommandResult:
             return await transport.run(command, timeout=timeout, env=env, cwd=cwd, sudo=sudo)
 
+        def report(node: Node, result: CommandResult | None, error: HotsiteError | None) -> None:
+            if on_done is not None:
+                on_done(Outcome(node, result, error))
+
         return [
-            Outcome(node, result, error) for node, result, error in await self.each(nodes, work)
+            Outcome(node, result, error)
+            for node, result, error in await self.each(nodes, work, report)
         ]
 
     async def put_all(self, nodes: Iterable[Node], local: Path, remote: str) -> list[Outcome]:
