@@ -72,7 +72,10 @@ def test_commands_files_and_one_connection_per_node(
             assert len(established.stdout.splitlines()) == 1  # one connection, reused
             await transport.get("/opt/app", tmp_path / "back")
             with pytest.raises(RemoteError, match=r"timed out after 0\.3s"):
-                await transport.run("sleep 10", timeout=0.3)
+                await transport.run("sleep 17; echo never", timeout=0.3)
+            await asyncio.sleep(0.2)
+            left = host.exec("sh", "-c", "ps -eo args | grep -c '^sleep 17'").stdout
+            assert left.strip() == "0"  # the timed-out command was killed on the node
             signalled = await transport.run("kill -9 $$")
             assert signalled.exit_status == 137
 

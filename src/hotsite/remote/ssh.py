@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -125,19 +126,26 @@ class SSHTransport(Transport):
         sudo: bool = False,
     ) -> CommandResult:
         line, script = wrap(command, env=env, cwd=cwd, sudo=sudo and self._user != "root")
+        if timeout is not None:
+            # sshd ignores "signal" requests for commands without a terminal, and closing
+            # the channel leaves the command running: so the command tells us its process
+            # group (sshd made it a session leader), to kill the whole group on timeout.
+            line = f'echo "{_PID_MARK}$$" >&2; exec sh -c {shlex.quote(line)}'
         started = time.monotonic()
         try:
-            if script is None:
-                result = await self._conn.run(
-                    line, stdin=asyncssh.DEVNULL, timeout=timeout, check=False
-                )
-            else:  # asyncssh sends EOF after non-empty input, which ``$(cat)`` waits for
-                result = await self._conn.run(line, input=script, timeout=timeout, check=False)
-        except asyncssh.TimeoutError:
-            raise RemoteError(
-                f"{command!r} timed out after {timeout:g}s on {self.node}",
-                "raise the timeout or look at what the command waits for",
-            ) from None
+            stdin = asyncssh.DEVNULL if script is None else asyncssh.PIPE
+            async with self._conn.create_process(line, stdin=stdin) as process:
+                if script is not None:  # the export lines, then EOF, which ``$(cat)`` waits for
+                    process.stdin.write(script)
+                    process.stdin.write_eof()
+                try:
+                    result = await process.wait(check=False, timeout=timeout)
+                except asyncssh.TimeoutError as exc:
+                    await self._kill_group(_text(exc.stderr))
+                    raise RemoteError(
+                        f"{command!r} timed out after {timeout:g}s on {self.node}",
+                        "raise the timeout or look at what the command waits for",
+                    ) from None
         except (asyncssh.Error, OSError) as exc:
             raise UnreachableError(
                 f"lost the SSH connection to {self.node} ({self.where}): {exc}"
@@ -150,9 +158,22 @@ class SSHTransport(Transport):
             command=command,
             exit_status=status,
             stdout=_text(result.stdout),
-            stderr=_text(result.stderr),
+            stderr=_strip_pid(_text(result.stderr))
+            if timeout is not None
+            else _text(result.stderr),
             duration=time.monotonic() - started,
         )
+
+    async def _kill_group(self, stderr: str) -> None:
+        """Best effort: kill the timed-out command's process group on the node."""
+        first = stderr.split("\n", 1)[0]
+        if not first.startswith(_PID_MARK) or not first[len(_PID_MARK) :].isdigit():
+            return
+        kill = f"kill -KILL -- -{first[len(_PID_MARK) :]}"
+        try:
+            await asyncio.wait_for(self._conn.run(kill, stdin=asyncssh.DEVNULL), 5)
+        except (asyncssh.Error, OSError, TimeoutError):
+            pass
 
     @property
     def is_open(self) -> bool:
@@ -298,6 +319,13 @@ def _host_key_error(
         f"{where} has an unknown host key {seen}",
         "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
     )
+
+
+_PID_MARK = "hotsite-pgid="
+
+
+def _strip_pid(stderr: str) -> str:
+    return stderr.split("\n", 1)[1] if stderr.startswith(_PID_MARK) else stderr
 
 
 def _text(data: str | bytes | None) -> str:
