@@ -2,7 +2,9 @@
 
 A plain command is sent as it is: the node's login shell runs it with no wrapper, so
 ``true`` costs one process on the node, not four (this matters for fan-out to many
-nodes). The login shell is assumed to be POSIX (sh, bash, dash, zsh).
+nodes). Wrapped commands are run by the login shell too (``$SHELL``), so a command
+behaves the same with or without env/cwd/timeout. It is assumed to be POSIX (sh, bash,
+dash, zsh).
 
 Environment values are often secrets (passwords, tokens). They are *not* put on the
 command line, where ``ps`` on the node would show them, nor in SSH ``env`` requests,
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import shlex
 
-# ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh ``sh -c``
-# so its own syntax errors are reported as its own, with ``$0`` as the command text.
-_WRAPPER = 'eval "$(cat)" && exec sh -c "$0"'
+# ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh shell
+# (the login shell, as a plain command does) so its own syntax errors are its own.
+_WRAPPER = 'eval "$(cat)" && exec "${SHELL:-/bin/sh}" -c "$0"'
 
 
 def wrap(

@@ -130,7 +130,7 @@ class SSHTransport(Transport):
             # sshd ignores "signal" requests for commands without a terminal, and closing
             # the channel leaves the command running: so the command tells us its process
             # group (sshd made it a session leader), to kill the whole group on timeout.
-            line = f'echo "{_PID_MARK}$$" >&2; exec sh -c {shlex.quote(line)}'
+            line = f'echo "{_PID_MARK}$$" >&2; exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(line)}'
         started = time.monotonic()
         try:
             stdin = asyncssh.DEVNULL if script is None else asyncssh.PIPE
