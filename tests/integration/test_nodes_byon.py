@@ -223,6 +223,10 @@ def test_bad_input_gives_one_line_and_records_nothing(
     data["nodes"]["ssh"]["key"] = str(other)
     config.write_text(yaml.safe_dump(data))
     one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "refused our SSH key")
+    other.write_text("not a key\n")
+    one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "cannot be used")
+    other.unlink()
+    one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "does not exist")
 
     one_line_error(
         hotsite(config, "nodes", "create", "y", "-p", "gcp"), "unknown node provider 'gcp'"

@@ -9,6 +9,7 @@ host key (not accepted) or changed host key.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shlex
 import time
@@ -77,11 +78,8 @@ class SSHTransport(Transport):
         cls, node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
     ) -> SSHTransport:
         key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
-        if key_path is not None and not key_path.exists():
-            raise NodeError(
-                f"SSH key {key_path} for node {node.name} does not exist",
-                "set nodes.ssh.key (or the pool host's key) to a private key file",
-            )
+        if key_path is not None:
+            _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
         user = node.ssh_user or ssh.user
         jump = None
         if node.ssh_jump:
@@ -261,7 +259,7 @@ async def _open(
                 port=port,
                 tunnel=tunnel,
                 username=user,
-                client_keys=[str(key_path)] if key_path else None,
+                client_keys=[_private_key(key_path, label)] if key_path else None,
                 known_hosts=([recorded] if recorded else [], [], []),
                 client_factory=lambda: check,
                 agent_path=None,
@@ -319,6 +317,27 @@ def _host_key_error(
         f"{where} has an unknown host key {seen}",
         "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _read_key(path: Path, mtime: float) -> asyncssh.SSHKey:
+    return asyncssh.read_private_key(str(path))
+
+
+def _private_key(path: Path, node: str) -> asyncssh.SSHKey:
+    """The key, parsed once per file version (fan-out to 50 nodes reads it once)."""
+    try:
+        return _read_key(path, path.stat().st_mtime)
+    except FileNotFoundError:
+        raise NodeError(
+            f"SSH key {path} for node {node} does not exist",
+            "set nodes.ssh.key (or the pool host's key) to a private key file",
+        ) from None
+    except (OSError, ValueError) as exc:  # KeyImportError is a ValueError
+        raise NodeError(
+            f"SSH key {path} for node {node} cannot be used: {exc}",
+            "give an unencrypted OpenSSH private key (encrypted keys are not supported)",
+        ) from None
 
 
 _PID_MARK = "hotsite-pgid="
