@@ -157,6 +157,9 @@ def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: Sta
     failed = [o for o in outcomes if not o.ok]  # type: ignore[attr-defined]
     assert [o.node.name for o in failed] == [hosts[3].name]  # type: ignore[attr-defined]
     assert isinstance(failed[0].error, UnreachableError)  # type: ignore[attr-defined]
+    (entry,) = history.query(store, node=hosts[3].name)
+    assert entry.command == f"connect {hosts[3].address}:22" and entry.exit_status is None
+    assert "unreachable over SSH" in (entry.error or "")
     # 7 commands of 0.5 s with at most 4 at once: two waves, not seven, not one.
     assert 1.0 <= elapsed < 3.5, elapsed
     starts = sorted(float(o.result.stdout) for o in outcomes if o.ok)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ on a small controller.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.local import LocalTransport
-from hotsite.remote.logged import LoggedTransport, batched
+from hotsite.remote.logged import LoggedTransport, batched, log_entry
 from hotsite.state import StateStore
 
 T = TypeVar("T")
@@ -89,14 +90,28 @@ class RemoteSession:
 
         async def one(node: Node) -> tuple[Node, T | None, HotsiteError | None]:
             async with self._limit:
+                done: tuple[Node, T | None, HotsiteError | None]
+                started_at, started = time.time(), time.monotonic()
                 try:
-                    done: tuple[Node, T | None, HotsiteError | None] = (
-                        node,
-                        await work(await self.transport(node)),
-                        None,
-                    )
+                    transport = await self.transport(node)
                 except HotsiteError as exc:
+                    # Logged too: "why did nothing run on db-2?" is answered by its log.
+                    log_entry(
+                        self.store,
+                        node=node.name,
+                        site=node.site,
+                        command=f"connect {node.address}:{node.ssh_port}",
+                        exit_status=None,
+                        duration=time.monotonic() - started,
+                        started_at=started_at,
+                        error=str(exc),
+                    )
                     done = (node, None, exc)
+                else:
+                    try:
+                        done = (node, await work(transport), None)
+                    except HotsiteError as exc:
+                        done = (node, None, exc)
             if on_done is not None:
                 on_done(*done)
             return done
