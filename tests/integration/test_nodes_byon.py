@@ -94,6 +94,10 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
         ("h2", "running", "primary"),
         ("h3", "free", None),
     ]
+    checked = hotsite(config, "nodes", "pool", "--check", "--json")
+    assert checked.returncode == 1  # h3 was never used: its host key is not known yet
+    status = {r["host"]: r["check"] for r in json.loads(checked.stdout)}
+    assert status["h1"] == status["h2"] == "ok" and "unknown host key" in status["h3"]
     listed = json.loads(hotsite(config, "nodes", "list", "--json").stdout)
     assert [n["name"] for n in listed] == ["web-1", "web-2"]
 

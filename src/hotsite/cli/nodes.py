@@ -277,6 +277,11 @@ def logs(
 def pool(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="One pool (default: all BYON pools)."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Log in to every host (free ones too) and report; exit 1 if any fails.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """BYON pools: every host, its tags, and who holds it."""
@@ -285,6 +290,15 @@ def pool(
     if name is not None:
         providers.config.provider(name)  # unknown name: one clear error
         pools = {k: v for k, v in pools.items() if k == name}
+    checks: dict[str, dict[str, Any]] = {}
+    if check:
+
+        async def check_all() -> None:
+            for pool_name in pools:
+                driver = providers.driver(pool_name)
+                checks[pool_name] = await driver.check_hosts()  # type: ignore[attr-defined]
+
+        _run(check_all())
     rows: list[dict[str, Any]] = []
     for pool_name, settings in sorted(pools.items()):
         leases = {
@@ -292,33 +306,32 @@ def pool(
         }
         for host in settings.hosts:
             lease = leases.get(host.host_name)
-            rows.append(
-                {
-                    "pool": pool_name,
-                    "host": host.host_name,
-                    "address": f"{host.address}:{host.port}",
-                    "tags": host.tags,
-                    "node": lease.name if lease else None,
-                    "site": lease.site if lease else None,
-                    "state": lease.state if lease else "free",
-                }
-            )
+            row: dict[str, Any] = {
+                "pool": pool_name,
+                "host": host.host_name,
+                "address": f"{host.address}:{host.port}",
+                "tags": host.tags,
+                "node": lease.name if lease else None,
+                "site": lease.site if lease else None,
+                "state": lease.state if lease else "free",
+            }
+            if check:
+                error = checks[pool_name][host.host_name]
+                row["check"] = "ok" if error is None else str(error.message)
+            rows.append(row)
     if as_json:
         console.print_json(json.dumps(rows))
-        return
-    table = Table("pool", "host", "address", "tags", "state", "node", "site")
-    for row in rows:
-        tags = ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
-        table.add_row(
-            str(row["pool"]),
-            str(row["host"]),
-            str(row["address"]),
-            tags,
-            str(row["state"]),
-            str(row["node"] or ""),
-            str(row["site"] or ""),
-        )
-    console.print(table)
+    else:
+        columns = ["pool", "host", "address", "tags", "state", "node", "site"]
+        table = Table(*columns, *(["check"] if check else []))
+        for row in rows:
+            tags = ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
+            cells = [str(row["pool"]), str(row["host"]), str(row["address"]), tags]
+            cells += [str(row["state"]), str(row["node"] or ""), str(row["site"] or "")]
+            table.add_row(*cells, *([str(row["check"])] if check else []))
+        console.print(table)
+    if check and any(row["check"] != "ok" for row in rows):
+        raise SystemExit(1)
 
 
 @nodes_app.command("host-keys")

@@ -143,6 +143,23 @@ class ByonDriver(NodeDriver):
     async def _probe(self, node: Node) -> None:
         await probe.probe(node, self.context, self.accept_new_host_keys)
 
+    async def check_hosts(self) -> dict[str, HotsiteError | None]:
+        """Every pool host (free or leased): can we log in? Read-only: a host key seen
+        for the first time is reported (HostKeyError), not recorded."""
+        limit = asyncio.Semaphore(self.context.ssh.concurrency)
+
+        async def one(host: PoolHost) -> HotsiteError | None:
+            node = self._node(NodeSpec(name=f"{self.provider}/{host.host_name}"), host)
+            async with limit:
+                try:
+                    await probe.probe(node, self.context, accept_new=False)
+                except HotsiteError as exc:
+                    return exc
+            return None
+
+        results = await asyncio.gather(*(one(h) for h in self.settings.hosts))
+        return {h.host_name: r for h, r in zip(self.settings.hosts, results, strict=True)}
+
     async def list_nodes(self) -> list[Node]:
         return records.select(self.context.store, provider=self.provider)
 
