@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -237,3 +238,30 @@ def test_jump_host_reaches_a_node_the_controller_cannot(
     bastion.stop_sshd()
     with pytest.raises(UnreachableError, match=f"jump host {bastion.address}:22 of"):
         asyncio.run(SSHTransport.connect(node_for(inner, ssh_jump=bastion.address), store, ssh))
+
+
+def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hotsite.testing.sshhosts import SSHHostFactory\n"
+        "f = SSHHostFactory(Path(sys.argv[1]))\n"
+        "hosts = f.create(2)\n"
+        "print(' '.join(h.netns for h in hosts), f.bridge, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "orphan")], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    *netns, bridge = child.stdout.readline().split()
+    child.kill()  # like kill -9 of pytest: no teardown ran
+    child.wait()
+    assert all(
+        name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        for name in netns
+    )
+    SSHHostFactory(tmp_path / "next").stop()  # any new factory sweeps what dead ones left
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(name in listed for name in netns)
+    assert bridge not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
