@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Coroutine
@@ -176,6 +177,9 @@ def run(
     target: str = typer.Argument(..., help="A site, a group (GROUP or SITE/GROUP) or a node."),
     command: list[str] = typer.Argument(..., help="The command (after --)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per node."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, help="Nodes at once (default nodes.ssh.concurrency)."
+    ),
     sudo: bool = typer.Option(False, "--sudo", help="Run as root through sudo -n."),
     accept_new: bool = ACCEPT_NEW,
     as_json: bool = JSON,
@@ -208,9 +212,13 @@ def run(
             soft_wrap=True,
         )
 
+    ssh = providers.ssh
+    if concurrency is not None:
+        ssh = dataclasses.replace(ssh, concurrency=concurrency)
+
     async def go() -> list[Outcome]:
         async with RemoteSession(
-            providers.store, providers.ssh, accept_new_host_keys=providers.accept_new_host_keys
+            providers.store, ssh, accept_new_host_keys=providers.accept_new_host_keys
         ) as session:
             return await session.run_all(nodes, text, timeout=timeout, sudo=sudo, on_done=line)
 

@@ -107,7 +107,9 @@ class ByonDriver(NodeDriver):
             address=host.address,
             ssh_port=host.port,
             ssh_user=host.user or self.context.ssh.user,
-            ssh_key=str(host.key or self.context.ssh.key or "") or None,
+            # Only a host's own key is recorded; otherwise the project's current
+            # nodes.ssh.key applies, so rotating it does not strand existing leases.
+            ssh_key=str(host.key) if host.key else None,
             ssh_jump=host.jump or self.settings.jump or self.context.ssh.jump,
             tags={**host.tags, **spec.tags},
             state=records.INTENT,
