@@ -265,3 +265,39 @@ def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in netns)
     assert bridge not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+
+
+def test_keys_from_ssh_agent(
+    ssh_hosts: SSHHostFactory, store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (host,) = ssh_hosts.create(1)
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        added = subprocess.run(
+            ["ssh-add", str(ssh_hosts.client_key_path)], env=env, capture_output=True
+        )
+        assert added.returncode == 0, added.stderr
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        without = SSHSettings(key=None, connect_timeout=3)
+        with pytest.raises(AuthenticationError, match=r"\(no key\)"):
+            asyncio.run(SSHTransport.connect(node_for(host), store, without, accept_new=True))
+        with_agent = SSHSettings(key=None, agent=True, connect_timeout=3)
+
+        async def go() -> str:
+            transport = await SSHTransport.connect(
+                node_for(host), store, with_agent, accept_new=True
+            )
+            try:
+                return (await transport.run("echo via-agent")).stdout
+            finally:
+                await transport.close()
+
+        assert asyncio.run(go()) == "via-agent\n"
+    finally:
+        agent.kill()
+        agent.wait()

@@ -40,6 +40,7 @@ class SSHConfig(_Model):
         default=False, description="trust and record a host key seen for the first time"
     )
     jump: str | None = Field(default=None, description="bastion: [user@]host[:port]")
+    agent: bool = Field(default=False, description="also offer ssh-agent's keys ($SSH_AUTH_SOCK)")
 
     @field_validator("key")
     @classmethod

@@ -49,6 +49,7 @@ class Providers:
             concurrency=ssh.concurrency,
             accept_new_host_keys=ssh.accept_new_host_keys or self.accept_new_override,
             jump=ssh.jump,
+            agent=ssh.agent,
         )
 
     def driver(self, provider: str) -> NodeDriver:

@@ -80,6 +80,11 @@ class SSHTransport(Transport):
         key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
         if key_path is not None:
             _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
+        if ssh.agent and not ssh.agent_socket:
+            raise NodeError(
+                "nodes.ssh.agent is set but SSH_AUTH_SOCK is not",
+                "start ssh-agent and ssh-add the key, or set nodes.ssh.key instead",
+            )
         user = node.ssh_user or ssh.user
         jump = None
         if node.ssh_jump:
@@ -259,10 +264,12 @@ async def _open(
                 port=port,
                 tunnel=tunnel,
                 username=user,
-                client_keys=[_private_key(key_path, label)] if key_path else None,
+                # With nodes.ssh.agent, keys held by ssh-agent (passphrase-protected ones
+                # included) are offered too; without it only the configured key.
+                client_keys=[_private_key(key_path, label)] if key_path else _agent_only(ssh),
                 known_hosts=([recorded] if recorded else [], [], []),
                 client_factory=lambda: check,
-                agent_path=None,
+                agent_path=ssh.agent_socket if ssh.agent else None,
                 password=None,
                 preferred_auth="publickey",
                 config=[],
@@ -280,7 +287,8 @@ async def _open(
         raise RemoteError(f"SSH key exchange with {where} failed: {exc.reason}") from None
     except asyncssh.PermissionDenied:
         raise AuthenticationError(
-            f"{where} refused our SSH key ({key_path or 'no key'}) for user {user}",
+            f"{where} refused our SSH key"
+            f" ({key_path or ('ssh-agent keys' if ssh.agent else 'no key')}) for user {user}",
             "check the node's authorized_keys, the user and nodes.ssh.key",
         ) from None
     except (TimeoutError, OSError, asyncssh.ChannelOpenError) as exc:
@@ -317,6 +325,11 @@ def _host_key_error(
         f"{where} has an unknown host key {seen}",
         "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
     )
+
+
+def _agent_only(ssh: SSHSettings) -> list[asyncssh.SSHKey] | None:
+    # An empty list: no key files, but the agent's keys (None would disable keys).
+    return [] if ssh.agent else None
 
 
 @functools.lru_cache(maxsize=32)
