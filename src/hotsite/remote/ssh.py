@@ -75,8 +75,16 @@ class SSHTransport(Transport):
 
     @classmethod
     async def connect(
-        cls, node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+        cls,
+        node: Node,
+        store: StateStore,
+        ssh: SSHSettings,
+        *,
+        accept_new: bool = False,
+        jump: asyncssh.SSHClientConnection | None = None,
     ) -> SSHTransport:
+        """Connect to the node (through ``jump``, a shared bastion connection the caller
+        owns, or else through its own connection to ``node.ssh_jump``)."""
         key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
         if key_path is not None:
             _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
@@ -86,20 +94,9 @@ class SSHTransport(Transport):
                 "start ssh-agent and ssh-add the key, or set nodes.ssh.key instead",
             )
         user = node.ssh_user or ssh.user
-        jump = None
-        if node.ssh_jump:
-            jump_user, jump_address, jump_port = parse_jump(node.ssh_jump, user)
-            jump = await _open(
-                f"jump host {jump_address}:{jump_port} of {node.name}",
-                jump_address,
-                jump_port,
-                jump_user,
-                key_path,
-                store,
-                ssh,
-                accept_new,
-                label=f"{node.name} (jump)",
-            )
+        owned_jump = None
+        if node.ssh_jump and jump is None:
+            jump = owned_jump = await open_jump(node, store, ssh, accept_new=accept_new)
         try:
             conn = await _open(
                 f"{node.name} ({node.address}:{node.ssh_port})",
@@ -114,10 +111,10 @@ class SSHTransport(Transport):
                 tunnel=jump,
             )
         except BaseException:
-            if jump is not None:
-                jump.close()
+            if owned_jump is not None:
+                owned_jump.close()
             raise
-        return cls(node, conn, user, jump)
+        return cls(node, conn, user, owned_jump)
 
     async def run(
         self,
@@ -230,6 +227,26 @@ class SSHTransport(Transport):
         if self._jump is not None:
             self._jump.close()
             await self._jump.wait_closed()
+
+
+async def open_jump(
+    node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+) -> asyncssh.SSHClientConnection:
+    """A connection to the node's bastion, to tunnel node connections through."""
+    assert node.ssh_jump
+    key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
+    user, address, port = parse_jump(node.ssh_jump, node.ssh_user or ssh.user)
+    return await _open(
+        f"jump host {address}:{port} of {node.name}",
+        address,
+        port,
+        user,
+        key_path,
+        store,
+        ssh,
+        accept_new,
+        label=f"{node.name} (jump)",
+    )
 
 
 def parse_jump(spec: str, default_user: str) -> tuple[str, str, int]:
