@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, err_console, project
-from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, NodeError
 from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
@@ -33,13 +32,7 @@ JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
-    config: ProjectConfig = project(ctx)
-    return Providers(
-        config.nodes,
-        open_store(config.home),
-        project=config.nodes.project or config.path.parent.name or "hotsite",
-        accept_new_host_keys=accept_new,
-    )
+    return Providers.for_project(project(ctx), accept_new_host_keys=accept_new)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
