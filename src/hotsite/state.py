@@ -27,9 +27,11 @@ class StateStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self.transaction() as conn:
-            for ddl in _SCHEMAS.values():
-                conn.executescript(ddl)
+        # executescript() commits any open transaction itself, so it cannot run inside
+        # transaction(); every registered DDL is idempotent (IF NOT EXISTS) anyway.
+        conn = self.connection()
+        for ddl in _SCHEMAS.values():
+            conn.executescript(ddl)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -1,0 +1,348 @@
+"""``up`` and ``down``: execute a plan on real nodes, in parallel, resumably.
+
+- Nodes are recorded before they are asked for and found again by name after a crash,
+  so a re-run never makes duplicates.
+- Each service starts as soon as the services it depends on are done on all their
+  nodes; its nodes run concurrently (bounded). A failed step stops that service's
+  dependents; everything else carries on, and the result lists what failed and why.
+- A step is recorded done (with its fingerprint) right after it succeeds — for
+  ``start``, after the health check passes — so an interrupted ``up`` resumes at the
+  step it was in.
+- ``down`` walks the recorded teardown commands in reverse dependency order, so it
+  works even when the blueprint has changed since ``up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotsite.blueprint.desired import Desired, DesiredNode, build, environment_secrets_marker
+from hotsite.blueprint.graph import levels
+from hotsite.blueprint.model import Blueprint
+from hotsite.blueprint.plan import Plan, Removal, ServiceRun, make_plan
+from hotsite.blueprint.render import Values
+from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed
+from hotsite.blueprint.state import DeploymentStore, NodeRecord, SiteRecord
+from hotsite.errors import HotsiteError
+from hotsite.locks import FileLock
+from hotsite.nodes.base import Node
+from hotsite.state import StateStore
+
+REACHABLE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress, for the live view: ``status`` is running, done, failed or skipped."""
+
+    node: str
+    service: str
+    step: str
+    status: str
+    detail: str = ""
+
+
+Observer = Callable[[Event], None]
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    failures: list[StepFailed] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # node, service, why
+    steps_run: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.skipped
+
+
+def site_lock(home: Path, site: str) -> FileLock:
+    return FileLock(home / "locks" / f"site-{site}.lock", f"site {site!r} (up/down)")
+
+
+class Deployment:
+    """One site built from one blueprint."""
+
+    def __init__(
+        self,
+        *,
+        site: str,
+        blueprint: Blueprint,
+        blueprint_path: Path,
+        inputs: dict[str, Any],
+        secrets: dict[str, str],
+        default_driver: str,
+        store: StateStore,
+        infra: Infrastructure,
+        concurrency: int = 32,
+        observer: Observer | None = None,
+    ) -> None:
+        self.site = site
+        self.blueprint = blueprint
+        self.blueprint_path = blueprint_path
+        self.values = Values(site=site, inputs=inputs, secrets=secrets)
+        self.default_driver = default_driver
+        self.records = DeploymentStore(store)
+        self.infra = infra
+        self.concurrency = concurrency
+        self.observer = observer or (lambda event: None)
+        self._sessions: dict[str, NodeSession] = {}
+        self._connecting: dict[str, asyncio.Lock] = {}
+
+    # -- planning -------------------------------------------------------------------
+
+    def desired(self, record: SiteRecord) -> Desired:
+        from hotsite.blueprint.desired import desired_nodes
+
+        nodes = desired_nodes(self.blueprint, self.site, self.default_driver)
+        addresses = {
+            name: rec.node.address for name, rec in record.nodes.items() if rec.node is not None
+        }
+        return build(self.blueprint, self.site, self.values, nodes, addresses)
+
+    def plan(self) -> tuple[Plan, Desired, SiteRecord]:
+        record = self.records.load(self.site)
+        desired = self.desired(record)
+        return make_plan(desired, record), desired, record
+
+    # -- up ---------------------------------------------------------------------------
+
+    async def up(self) -> Outcome:
+        started = time.monotonic()
+        first_plan, desired, record = self.plan()
+        outcome = Outcome(plan=first_plan)
+        self.records.set_site(self.site, "applying", str(self.blueprint_path))
+        try:
+            todo = [desired.nodes[n] for n in first_plan.create + first_plan.resume]
+            await self._ensure_nodes(todo)
+            # Now every node has an address: render again, for real.
+            plan, desired, record = self.plan()
+            await self._run_services(plan, outcome)
+            await self._remove(plan.removals, record, outcome)
+            await self._release([record.nodes[n] for n in plan.release])
+            outcome.outputs = desired.outputs
+            self.records.set_outputs(self.site, desired.outputs)
+        finally:
+            self.records.set_site(self.site, "up" if outcome.ok else "failed")
+            await self._close()
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    async def _ensure_nodes(self, todo: list[DesiredNode]) -> None:
+        by_driver: dict[str, list[DesiredNode]] = {}
+        for node in todo:
+            self.records.node_intended(self.site, node.name, node.group, node.index, node.driver)
+            by_driver.setdefault(node.driver, []).append(node)
+        await asyncio.gather(*(self._nodes_of(d, nodes) for d, nodes in by_driver.items()))
+
+    async def _nodes_of(self, driver_name: str, wanted: list[DesiredNode]) -> None:
+        driver = self.infra.driver(driver_name)
+        names = {n.name for n in wanted}
+        for n in wanted:
+            self.observer(Event(n.name, "node", "create", "running", driver_name))
+        # An interrupted run may have got some of these already: find them by name.
+        found = {n.name: n for n in await driver.list_nodes() if n.name in names}
+        specs = [n.spec for n in wanted if n.name not in found]
+        created = await driver.create(specs) if specs else []
+        # Matched by position: a driver may name its nodes its own way.
+        for spec, node in zip(specs, created, strict=True):
+            found[spec.name] = node
+        await driver.wait_reachable(list(found.values()), timeout=REACHABLE_TIMEOUT)
+        for name, node in found.items():
+            self.records.node_ready(self.site, name, node)
+            self.observer(Event(name, "node", "create", "done", node.address))
+
+    async def _session(self, name: str, node: Node) -> NodeSession:
+        lock = self._connecting.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._sessions:
+                transport = await self.infra.connect(node)
+                self._sessions[name] = NodeSession(
+                    node=node,
+                    transport=transport,
+                    infra=self.infra,
+                    site=self.site,
+                    secrets=list(self.values.secrets.values()),
+                    redact=self.values.redact,
+                )
+            return self._sessions[name]
+
+    async def _close(self) -> None:
+        sessions, self._sessions = self._sessions, {}
+        await asyncio.gather(
+            *(s.transport.close() for s in sessions.values()), return_exceptions=True
+        )
+
+    async def _run_services(self, plan: Plan, outcome: Outcome) -> None:
+        record = self.records.load(self.site)
+        runs: dict[str, list[ServiceRun]] = {}
+        for run in plan.runs:
+            runs.setdefault(run.placement.service, []).append(run)
+        deps = {name: s.depends_on for name, s in self.blueprint.services.items()}
+        done = {name: asyncio.Event() for name in deps}
+        healthy: dict[str, bool] = {}
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def service(name: str) -> None:
+            try:
+                for dep in deps[name]:
+                    await done[dep].wait()
+                broken = [d for d in deps[name] if not healthy[d]]
+                if broken:
+                    for run in runs.get(name, []):
+                        why = f"needs {', '.join(broken)}, which failed"
+                        outcome.skipped.append((run.placement.node, name, why))
+                        self.observer(Event(run.placement.node, name, run.steps[0], "skipped", why))
+                    healthy[name] = False
+                    return
+                results = await asyncio.gather(
+                    *(self._run_one(run, record, limit, outcome) for run in runs.get(name, []))
+                )
+                healthy[name] = all(results)
+            finally:
+                healthy.setdefault(name, False)
+                done[name].set()
+
+        await asyncio.gather(*(service(name) for name in deps))
+
+    async def _run_one(
+        self, run: ServiceRun, record: SiteRecord, limit: asyncio.Semaphore, outcome: Outcome
+    ) -> bool:
+        placement = run.placement
+        node_record = record.nodes[placement.node]
+        assert node_record.node is not None
+        name, service = placement.node, placement.service
+        step_name = run.steps[0]
+        async with limit:
+            try:
+                session = await self._session(name, node_record.node)
+                self.records.teardown_known(
+                    self.site, name, service, placement.teardown(), placement.depends_on
+                )
+                for step_name in run.steps:
+                    self.observer(Event(name, service, step_name, "running"))
+                    step = placement.steps[step_name]
+                    if step_name == "stop":
+                        # Forget "start" first: if we die between stop and start, the next
+                        # run must start it again rather than think it is running.
+                        self.records.steps_forgotten(self.site, name, service, ["start"])
+                    await session.run_step(service, step, placement.env)
+                    if step_name in ("start", "reload") and placement.check:
+                        self.observer(Event(name, service, "check", "running"))
+                        await session.check(service, placement.check, placement.env)
+                    outcome.steps_run += 1
+                    if step_name != "stop":
+                        recorded_as = "start" if step_name == "reload" else step_name
+                        fingerprint = placement.steps[recorded_as].fingerprint
+                        self.records.step_done(self.site, name, service, recorded_as, fingerprint)
+                self.observer(Event(name, service, step_name, "done"))
+                return True
+            except StepFailed as failure:
+                outcome.failures.append(failure)
+                self.observer(Event(name, service, failure.step, "failed", failure.detail))
+                return False
+            except HotsiteError as exc:  # could not connect
+                outcome.failures.append(StepFailed(name, service, "connect", str(exc), ""))
+                self.observer(Event(name, service, "connect", "failed", str(exc)))
+                return False
+
+    # -- teardown ---------------------------------------------------------------------
+
+    async def _remove(self, removals: list[Removal], record: SiteRecord, outcome: Outcome) -> None:
+        """Stop and uninstall, dependents first."""
+        deps: dict[str, list[str]] = {}
+        for removal in removals:
+            deps.setdefault(removal.service, []).extend(removal.depends_on)
+        for level in reversed(levels(deps)):
+            batch = [r for r in removals if r.service in level]
+            await asyncio.gather(*(self._remove_one(r, record, outcome) for r in batch))
+
+    async def _remove_one(self, removal: Removal, record: SiteRecord, outcome: Outcome) -> None:
+        node_record = record.nodes.get(removal.node)
+        if node_record is None or node_record.node is None:
+            self.records.service_gone(self.site, removal.node, removal.service)
+            return
+        env = environment_secrets_marker(
+            dict(removal.commands.get("env") or {}),  # type: ignore[call-overload]
+            self.values.secrets,
+        )
+        try:
+            session = await self._session(removal.node, node_record.node)
+            for step in ("stop", "uninstall"):
+                command = removal.commands.get(step)
+                if not command:
+                    continue
+                self.observer(Event(removal.node, removal.service, step, "running"))
+                result = await session.run(removal.service, step, str(command), env, 600)
+                outcome.steps_run += 1
+                if not result.ok:
+                    from hotsite.blueprint.runner import output_tail
+
+                    raise StepFailed(
+                        removal.node,
+                        removal.service,
+                        step,
+                        f"exit status {result.exit_status}",
+                        self.values.redact(output_tail(result)),
+                    )
+            self.records.service_gone(self.site, removal.node, removal.service)
+            self.observer(Event(removal.node, removal.service, "uninstall", "done"))
+        except StepFailed as failure:
+            outcome.failures.append(failure)
+            self.observer(Event(removal.node, removal.service, failure.step, "failed"))
+        except HotsiteError as exc:
+            outcome.failures.append(
+                StepFailed(removal.node, removal.service, "connect", str(exc), "")
+            )
+
+    async def _release(self, nodes: list[NodeRecord]) -> None:
+        by_driver: dict[str, list[NodeRecord]] = {}
+        for rec in nodes:
+            by_driver.setdefault(rec.driver, []).append(rec)
+
+        async def one(driver_name: str, recs: list[NodeRecord]) -> None:
+            driver = self.infra.driver(driver_name)
+            known = [r.node for r in recs if r.node is not None]
+            if any(r.node is None for r in recs):  # interrupted creation: ask the driver
+                names = {r.name for r in recs if r.node is None}
+                known += [n for n in await driver.list_nodes() if n.name in names]
+            for rec in recs:
+                self.observer(Event(rec.name, "node", "release", "running"))
+            if known:
+                await driver.destroy(known)
+            for rec in recs:
+                self.records.node_gone(self.site, rec.name)
+                self.observer(Event(rec.name, "node", "release", "done"))
+
+        await asyncio.gather(*(one(d, recs) for d, recs in by_driver.items()))
+
+    async def down(self, keep_nodes: bool = False) -> Outcome:
+        started = time.monotonic()
+        record = self.records.load(self.site)
+        outcome = Outcome(plan=Plan(site=self.site))
+        removals = [
+            Removal(node, service, info, list(info.get("depends_on", [])))
+            for (node, service), info in record.teardown.items()
+        ]
+        outcome.plan.removals = removals
+        try:
+            await self._remove(removals, record, outcome)
+            await self._close()
+            if not keep_nodes and not outcome.failures:
+                outcome.plan.release = list(record.nodes)
+                await self._release(list(record.nodes.values()))
+            if not outcome.failures:
+                self.records.set_outputs(self.site, {})
+        finally:
+            self.records.set_site(self.site, "down" if not outcome.failures else "failed")
+            await self._close()
+        outcome.seconds = time.monotonic() - started
+        return outcome

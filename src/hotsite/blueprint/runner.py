@@ -1,0 +1,188 @@
+"""Running one service's steps on one node: uploads, commands, the health check.
+
+Everything goes through the Transport contract, so the same code drives SSH nodes and
+the local machine. Every command is written to the command log with the site and a
+step label (``service.step``), so ``hotsite logs SITE --step app.start`` finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from hotsite.blueprint.desired import RenderedCheck, RenderedStep
+from hotsite.errors import HotsiteError
+from hotsite.nodes.base import Node, NodeDriver
+from hotsite.remote.base import CommandResult, Transport
+
+TAIL_LINES = 15
+
+
+class Infrastructure(Protocol):
+    """What the engine needs from the nodes/remote layer (the CLI wires the real one)."""
+
+    def driver(self, name: str) -> NodeDriver: ...
+
+    async def connect(self, node: Node) -> Transport: ...
+
+    def log(
+        self, result: CommandResult, *, site: str, step: str, secrets: list[str], started: float
+    ) -> None: ...
+
+
+class StepFailed(HotsiteError):
+    """A lifecycle step exited non-zero (or could not run): which, where, and its output."""
+
+    exit_code = 1
+
+    def __init__(self, node: str, service: str, step: str, detail: str, tail: str) -> None:
+        super().__init__(f"{service}.{step} failed on {node}: {detail}")
+        self.node, self.service, self.step, self.detail, self.tail = (
+            node,
+            service,
+            step,
+            detail,
+            tail,
+        )
+
+
+def output_tail(result: CommandResult, lines: int = TAIL_LINES) -> str:
+    text = (result.stdout.rstrip() + "\n" + result.stderr.rstrip()).strip()
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class NodeSession:
+    """One node's transport plus what every command on it needs for the log."""
+
+    node: Node
+    transport: Transport
+    infra: Infrastructure
+    site: str
+    secrets: list[str]
+    redact: Callable[[str], str]
+
+    async def run(
+        self,
+        service: str,
+        step: str,
+        command: str,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        started = time.time()
+        # `set -e`: a multi-line step stops at its first failing command, like a script.
+        text = f"set -e\n{command}" if "\n" in command.strip() else command
+        try:
+            result = await self.transport.run(text, env=env, timeout=timeout)
+        except HotsiteError as exc:
+            # Could not run to an end (timeout, lost connection): log and report it too.
+            result = CommandResult(self.node.name, text, -1, "", str(exc), time.time() - started)
+            self.infra.log(
+                result,
+                site=self.site,
+                step=f"{service}.{step}",
+                secrets=self.secrets,
+                started=started,
+            )
+            raise StepFailed(self.node.name, service, step, self.redact(str(exc)), "") from None
+        self.infra.log(
+            result, site=self.site, step=f"{service}.{step}", secrets=self.secrets, started=started
+        )
+        return result
+
+    async def run_step(self, service: str, step: RenderedStep, env: dict[str, str]) -> None:
+        if step.name == "upload":
+            await self.upload(service, step)
+            return
+        assert step.command is not None
+        result = await self.run(service, step.name, step.command, env, step.timeout)
+        if not result.ok:
+            raise StepFailed(
+                self.node.name,
+                service,
+                step.name,
+                f"exit status {result.exit_status}",
+                self.redact(output_tail(result)),
+            )
+
+    async def upload(self, service: str, step: RenderedStep) -> None:
+        dirs = {str(PurePosixPath(dest).parent) for _, dest in step.uploads}
+        dirs |= {str(PurePosixPath(dest).parent) for dest, _, _ in step.files}
+        # A directory upload replaces the old tree, so files deleted locally go too.
+        replaced = [dest for src, dest in step.uploads if src.is_dir()]
+        prepare = " && ".join(
+            [f"rm -rf {shlex.quote(d)}" for d in replaced]
+            + [f"mkdir -p {' '.join(shlex.quote(d) for d in sorted(dirs))}"]
+        )
+        result = await self.run(service, "upload", prepare, timeout=60)
+        if not result.ok:
+            raise StepFailed(
+                self.node.name, service, "upload", "cannot create directories", output_tail(result)
+            )
+        started = time.time()
+        try:
+            for src, dest in step.uploads:
+                await self.transport.put(src, dest)
+            with tempfile.TemporaryDirectory(prefix="hotsite-files-") as tmp:
+                for index, (dest, content, mode) in enumerate(step.files):
+                    local = Path(tmp) / str(index)
+                    local.write_text(content)
+                    os.chmod(local, int(mode, 8))
+                    await self.transport.put(local, dest)
+        except HotsiteError as exc:
+            raise StepFailed(self.node.name, service, "upload", str(exc), "") from None
+        names = [dest for _, dest in step.uploads] + [dest for dest, _, _ in step.files]
+        self.infra.log(
+            CommandResult(
+                self.node.name, "upload " + " ".join(names), 0, "", "", time.time() - started
+            ),
+            site=self.site,
+            step=f"{service}.upload",
+            secrets=self.secrets,
+            started=started,
+        )
+
+    async def check(self, service: str, check: RenderedCheck, env: dict[str, str]) -> None:
+        """Wait until the check passes; the retry loop runs on the node (one round trip)."""
+        probe = check_command(check)
+        loop = (
+            f"end=$(( $(date +%s) + {int(check.timeout)} )); "
+            f"until {probe}; do [ $(date +%s) -ge $end ] && exit 1; sleep {check.interval:g}; done"
+        )
+        result = await self.run(service, "check", loop, env, timeout=check.timeout + 30)
+        if not result.ok:
+            raise StepFailed(
+                self.node.name,
+                service,
+                "check",
+                f"{check.kind} check {check.target} did not pass within {check.timeout:g}s",
+                self.redact(output_tail(result)),
+            )
+
+
+def check_command(check: RenderedCheck) -> str:
+    """One probe as a shell condition, run on the node itself."""
+    if check.kind == "command":
+        return f"( {check.target} )"
+    if check.kind == "tcp":
+        script = (
+            "import socket,sys;socket.create_connection(('127.0.0.1',int(sys.argv[1])),1).close()"
+        )
+        return f"python3 -c {shlex.quote(script)} {shlex.quote(check.target)} 2>/dev/null"
+    script = (
+        "import sys,urllib.request,urllib.error\n"
+        "try: code=urllib.request.urlopen(sys.argv[1],timeout=2).status\n"
+        "except urllib.error.HTTPError as e: code=e.code\n"
+        "except Exception: code=0\n"
+        "sys.exit(0 if code==int(sys.argv[2]) else 1)"
+    )
+    return (
+        f"python3 -c {shlex.quote(script)} {shlex.quote(check.target)} {check.status} 2>/dev/null"
+    )
