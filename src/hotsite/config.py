@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.errors import ConfigError
+from hotsite.nodes.config import NodesConfig
 from hotsite.yamlfile import load_yaml, pydantic_error_message
 
 DEFAULT_CONFIG = Path("hotsite.yaml")
@@ -136,6 +137,7 @@ class ProjectConfig(_Model):
     sites: dict[str, SiteConfig]
     replication: list[LinkConfig] = Field(default_factory=list)
     state_dir: Path | None = Field(default=None, description="default: .hotsite next to the file")
+    nodes: NodesConfig = Field(default_factory=NodesConfig, description="see docs/nodes.md")
 
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)

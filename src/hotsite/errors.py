@@ -61,3 +61,33 @@ class JournalError(HotsiteError):
 
 class LockedError(HotsiteError):
     """Another hotsite process holds the lock this command needs."""
+
+
+class NodeError(HotsiteError):
+    """A node could not be created, allocated, reached or released."""
+
+
+class DriverError(NodeError):
+    """An unknown driver or provider, missing credentials, or a provider API refusal."""
+
+
+class PoolExhaustedError(NodeError):
+    """A BYON pool has no free host matching the requested tags."""
+
+
+class RemoteError(NodeError):
+    """A command or file transfer on a node failed to run (not a non-zero exit)."""
+
+
+class UnreachableError(RemoteError):
+    """The node did not answer in time: worth retrying."""
+
+    recoverable = True
+
+
+class AuthenticationError(RemoteError):
+    """The node refused our key."""
+
+
+class HostKeyError(RemoteError):
+    """The node's host key is unknown (and not accepted) or changed."""

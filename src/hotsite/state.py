@@ -27,11 +27,11 @@ class StateStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        # executescript() commits any open transaction itself, so it cannot run inside
-        # transaction(); every registered DDL is idempotent (IF NOT EXISTS) anyway.
+        # executescript() COMMITs any open transaction first, so each schema brings its
+        # own BEGIN/COMMIT instead of running inside transaction().
         conn = self.connection()
         for ddl in _SCHEMAS.values():
-            conn.executescript(ddl)
+            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nCOMMIT;")
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

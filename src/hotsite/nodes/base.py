@@ -2,6 +2,10 @@
 
 Small on purpose, like Libcloud's: create, list, wait until reachable, destroy, plus
 declared capabilities so callers can ask instead of guessing.
+
+A *driver* is code (``libcloud``, ``byon``, ``local``, or a third party's); a *provider*
+is one configured use of it in the project file (``nodes.providers.aws``,
+``nodes.providers.rack1``). A driver instance serves one provider.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from hotsite.state import StateStore
 
 
 class Capability(enum.Enum):
@@ -21,13 +30,22 @@ class Capability(enum.Enum):
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """What a caller asks for."""
+    """What a caller asks for: one node. ``NodeSpec.many`` makes ``count`` of them."""
 
     name: str
     size: str | None = None
     image: str | None = None
     location: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    site: str | None = None
+    group: str | None = None
+
+    @classmethod
+    def many(cls, prefix: str, count: int, **fields: Any) -> list[NodeSpec]:
+        """``prefix-1`` … ``prefix-N``; a single node keeps the bare prefix."""
+        if count == 1:
+            return [cls(name=prefix, **fields)]
+        return [cls(name=f"{prefix}-{n}", **fields) for n in range(1, count + 1)]
 
 
 @dataclass
@@ -43,17 +61,58 @@ class Node:
     ssh_key: str | None = None  # a reference (path or key name), never key material
     tags: dict[str, str] = field(default_factory=dict)
     state: str = "running"
+    provider: str = ""  # the project file's provider entry this node came from
+    site: str | None = None
+    group: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.driver == "local"
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """How hotsite reaches nodes; from ``nodes.ssh`` in the project file and the CLI."""
+
+    user: str = "root"
+    key: Path | None = None  # private key; the public one is ``key`` + ``.pub``
+    connect_timeout: float = 10.0
+    concurrency: int = 32
+    accept_new_host_keys: bool = False
+
+    def public_key(self) -> str | None:
+        if self.key is None:
+            return None
+        pub = Path(str(self.key) + ".pub")
+        return pub.read_text().strip() if pub.exists() else None
+
+
+@dataclass
+class DriverContext:
+    """What a driver gets from hotsite: where to record, how to reach nodes."""
+
+    store: StateStore
+    ssh: SSHSettings = field(default_factory=SSHSettings)
+    project: str = "hotsite"  # tags cloud nodes, so a recovery finds only ours
 
 
 class NodeDriver(abc.ABC):
-    """A provider of nodes. Implementations register themselves by name."""
+    """A provider of nodes. Implementations register themselves by name (see registry)."""
 
-    name: str = ""
-    capabilities: frozenset[Capability] = frozenset()
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, provider: str, settings: Any, context: DriverContext) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.context = context
 
     @abc.abstractmethod
     async def create(self, specs: list[NodeSpec]) -> list[Node]:
-        """Create (or allocate) one node per spec, concurrently where the provider allows."""
+        """Create (or allocate) one node per spec, concurrently where the provider allows.
+
+        Each allocation is recorded in the state store *before* the provider is asked,
+        so a crash at any point leaves a record the next run can recover from."""
 
     @abc.abstractmethod
     async def list_nodes(self) -> list[Node]:
@@ -65,4 +124,4 @@ class NodeDriver(abc.ABC):
 
     @abc.abstractmethod
     async def destroy(self, nodes: list[Node]) -> None:
-        """Destroy (or release) the nodes."""
+        """Destroy (or release) the nodes, then forget their records."""

@@ -6,6 +6,8 @@ import abc
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotsite.errors import RemoteError
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -20,9 +22,25 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
+    def check(self) -> CommandResult:
+        """Return self, or raise RemoteError with the last line the command printed."""
+        if not self.ok:
+            last = (self.stderr.strip() or self.stdout.strip()).splitlines()[-1:] or [""]
+            raise RemoteError(
+                f"{self.command!r} failed on {self.node} with exit status {self.exit_status}"
+                + (f": {last[0][:300]}" if last[0] else ""),
+                f"see 'hotsite logs {self.node}'",
+            )
+        return self
+
 
 class Transport(abc.ABC):
-    """One connection to one node, reused for every command and file."""
+    """One connection to one node, reused for every command and file.
+
+    ``run`` returns a result for any exit status; it raises a RemoteError subclass only
+    when the command could not run to an end (unreachable, auth, host key, timeout)."""
+
+    node: str = ""
 
     @abc.abstractmethod
     async def run(
@@ -45,3 +63,9 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,254 @@
+"""Node commands: nodes list/create/destroy/pool/forget-host-key, run, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from hotsite.cli.app import app, console, err_console, project
+from hotsite.config import ProjectConfig
+from hotsite.errors import ConfigError, NodeError
+from hotsite.nodes import NodeSpec
+from hotsite.nodes.providers import Providers, open_store
+from hotsite.remote import RemoteSession, history
+
+T = TypeVar("T")
+
+nodes_app = typer.Typer(help="Nodes: machines of the sites, from clouds, BYON pools or local.")
+app.add_typer(nodes_app, name="nodes")
+
+ACCEPT_NEW = typer.Option(
+    False,
+    "--accept-new-host-keys",
+    help="Trust and record the host key of a node seen for the first time.",
+)
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
+    config: ProjectConfig = project(ctx)
+    return Providers(
+        config.nodes,
+        open_store(config.home),
+        project=config.path.parent.name or "hotsite",
+        accept_new_host_keys=accept_new,
+    )
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    tags = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag {value!r} must look like key=value")
+        tags[key] = val
+    return tags
+
+
+@nodes_app.command("list")
+def list_nodes(
+    ctx: typer.Context,
+    site: str | None = typer.Option(None, "--site", help="Only this site's nodes."),
+    as_json: bool = JSON,
+) -> None:
+    """The nodes hotsite holds, from the state store."""
+    nodes = _providers(ctx).nodes(site=site)
+    if as_json:
+        rows = [
+            {k: v for k, v in vars(node).items() if k != "ssh_key"} | {"ssh_key": node.ssh_key}
+            for node in nodes
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("name", "site", "group", "provider", "driver id", "address", "state", "tags")
+    for node in nodes:
+        port = f":{node.ssh_port}" if node.ssh_port != 22 and not node.is_local else ""
+        table.add_row(
+            node.name,
+            node.site or "",
+            node.group or "",
+            node.provider,
+            node.driver_id,
+            f"{node.address}{port}",
+            node.state,
+            ",".join(f"{k}={v}" for k, v in sorted(node.tags.items())),
+        )
+    console.print(table)
+
+
+@nodes_app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Node name (a prefix when --count > 1)."),
+    provider: str = typer.Option("local", "--provider", "-p", help="A nodes.providers entry."),
+    count: int = typer.Option(1, "--count", "-n", min=1),
+    site: str | None = typer.Option(None, "--site"),
+    group: str | None = typer.Option(None, "--group"),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="key=value (BYON: hosts must match)."),
+    size: str | None = typer.Option(None, "--size"),
+    image: str | None = typer.Option(None, "--image"),
+    location: str | None = typer.Option(None, "--location"),
+    wait: float = typer.Option(300, "--wait", help="Seconds to wait for SSH; 0: don't wait."),
+    accept_new: bool = ACCEPT_NEW,
+) -> None:
+    """Create (cloud) or lease (BYON) nodes, recorded before they are used."""
+    providers = _providers(ctx, accept_new)
+    driver = providers.driver(provider)
+    specs = NodeSpec.many(
+        name,
+        count,
+        site=site,
+        group=group,
+        tags=_tags(tag),
+        size=size,
+        image=image,
+        location=location,
+    )
+
+    async def go() -> None:
+        nodes = await driver.create(specs)
+        if wait:
+            await driver.wait_reachable(nodes, wait)
+        for node in nodes:
+            where = node.address if node.is_local else f"{node.address}:{node.ssh_port}"
+            console.print(f"{node.name}\t{where}\t{node.driver_id}", highlight=False)
+
+    _run(go())
+
+
+@nodes_app.command("destroy")
+def destroy(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(..., help="Node names, site names or groups."),
+) -> None:
+    """Destroy cloud nodes / release BYON hosts (after their scrub command)."""
+    providers = _providers(ctx)
+    nodes = [node for name in names for node in _resolve(providers, name)]
+
+    async def go() -> None:
+        by_provider: dict[str, list[Any]] = {}
+        for node in nodes:
+            by_provider.setdefault(node.provider, []).append(node)
+        for provider, group in by_provider.items():
+            await providers.driver(provider).destroy(group)
+            for node in group:
+                console.print(f"{node.name}\tdestroyed")
+
+    _run(go())
+
+
+def _resolve(providers: Providers, target: str) -> list[Any]:
+    nodes = providers.resolve(target)
+    if not nodes:
+        raise NodeError(
+            f"no node, site or group named {target!r} holds nodes",
+            "see 'hotsite nodes list'",
+        )
+    return nodes
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="A site, a group (GROUP or SITE/GROUP) or a node."),
+    command: list[str] = typer.Argument(..., help="The command (after --)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per node."),
+    sudo: bool = typer.Option(False, "--sudo", help="Run as root through sudo -n."),
+    accept_new: bool = ACCEPT_NEW,
+    as_json: bool = JSON,
+) -> None:
+    """Run an ad-hoc command on every node of TARGET concurrently; a line per node."""
+    providers = _providers(ctx, accept_new)
+    nodes = _resolve(providers, target)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ConfigError("no command given", "write it after --: hotsite run SITE -- uptime")
+    line = " ".join(command)
+
+    async def go() -> list[Any]:
+        async with RemoteSession(
+            providers.store, providers.ssh, accept_new_host_keys=providers.accept_new_host_keys
+        ) as session:
+            return await session.run_all(nodes, line, timeout=timeout, sudo=sudo)
+
+    started = time.monotonic()
+    outcomes = _run(go())
+    failed = [o for o in outcomes if not o.ok]
+    if as_json:
+        rows = [
+            {
+                "node": o.node.name,
+                "exit_status": o.result.exit_status if o.result else None,
+                "error": str(o.error) if o.error else None,
+                "stdout": o.result.stdout if o.result else "",
+                "stderr": o.result.stderr if o.result else "",
+            }
+            for o in outcomes
+        ]
+        console.print_json(json.dumps(rows))
+    else:
+        for o in outcomes:
+            if o.error is not None:
+                err_console.print(f"{o.node.name}\tERROR\t{o.error}", highlight=False)
+                continue
+            assert o.result is not None
+            status = "ok" if o.result.ok else f"exit {o.result.exit_status}"
+            output = (o.result.stdout.strip() or o.result.stderr.strip()).splitlines()
+            shown = output[-1][:200] if output else ""
+            console.print(
+                f"{o.node.name}\t{status}\t{o.result.duration:.2f}s\t{shown}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        console.print(
+            f"{len(outcomes) - len(failed)}/{len(outcomes)} nodes ok"
+            f" in {time.monotonic() - started:.2f}s",
+            highlight=False,
+        )
+    if failed:
+        raise SystemExit(1)  # typer.Exit's code is dropped in standalone_mode=False
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A node name or a site name."),
+    node: str | None = typer.Option(None, "--node", help="Only this node (within a site)."),
+    step: str | None = typer.Option(None, "--step", help="Only this blueprint step."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1),
+    as_json: bool = JSON,
+) -> None:
+    """Commands run on a node or a site: status, duration and output tail."""
+    store = open_store(project(ctx).home)
+    entries = history.query(store, node=name, step=step, limit=limit)
+    if not entries or node:
+        entries = history.query(store, site=name, node=node, step=step, limit=limit) or entries
+    if as_json:
+        console.print_json(json.dumps([e.as_dict() for e in entries]))
+        return
+    if not entries:
+        raise NodeError(f"no commands logged for {name!r}", "names are node or site names")
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.started_at))
+        status = f"exit {e.exit_status}" if e.exit_status is not None else f"error: {e.error}"
+        label = f" [{e.step}]" if e.step else ""
+        console.print(
+            f"{when} {e.node}{label} {status} {e.duration:.2f}s $ {e.command}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        for stream in (e.stdout_tail, e.stderr_tail):
+            for out in stream.rstrip("\n").splitlines()[-10:] if stream.strip() else []:
+                console.print(f"    {out}", highlight=False, markup=False, soft_wrap=True)

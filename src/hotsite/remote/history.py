@@ -1,0 +1,128 @@
+"""The command log: every command run on a node, with what it printed and how it ended.
+
+Poor troubleshooting logs are the top complaint about the tools hotsite replaces, so
+each run records node, site, step (set by the blueprint engine), command, exit status,
+duration, start time and the tail of stdout/stderr. Secrets never get here: values the
+caller passes as environment or as ``secrets`` are replaced by ``***`` in the command
+and in the output before anything is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from hotsite.state import StateStore, register_schema
+
+TAIL_CHARS = 4000  # per stream; enough for the error at the end of a failed install
+
+register_schema(
+    "command_log",
+    """
+    CREATE TABLE IF NOT EXISTS command_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        node        TEXT NOT NULL,
+        site        TEXT,
+        step        TEXT,
+        command     TEXT NOT NULL,
+        exit_status INTEGER,            -- NULL: it never ran to an end (timeout, lost link)
+        error       TEXT,               -- why it has no exit status
+        duration    REAL NOT NULL,
+        started_at  REAL NOT NULL,
+        stdout_tail TEXT NOT NULL DEFAULT '',
+        stderr_tail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX IF NOT EXISTS command_log_node ON command_log(node, id);
+    CREATE INDEX IF NOT EXISTS command_log_site ON command_log(site, step, id);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    node: str
+    site: str | None
+    step: str | None
+    command: str
+    exit_status: int | None
+    error: str | None
+    duration: float
+    started_at: float
+    stdout_tail: str
+    stderr_tail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value (longest first, so overlaps go too) by ``***``."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def tail(text: str, limit: int = TAIL_CHARS) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def record(
+    store: StateStore,
+    *,
+    node: str,
+    command: str,
+    exit_status: int | None,
+    duration: float,
+    started_at: float,
+    stdout: str = "",
+    stderr: str = "",
+    site: str | None = None,
+    step: str | None = None,
+    error: str | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    secrets = list(secrets)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO command_log (node, site, step, command, exit_status, error, duration,"
+            " started_at, stdout_tail, stderr_tail) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                node,
+                site,
+                step,
+                redact(command, secrets),
+                exit_status,
+                redact(error, secrets) if error else None,
+                duration,
+                started_at,
+                redact(tail(stdout), secrets),
+                redact(tail(stderr), secrets),
+            ),
+        )
+
+
+def _entry(row: sqlite3.Row) -> LogEntry:
+    return LogEntry(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+def query(
+    store: StateStore,
+    *,
+    node: str | None = None,
+    site: str | None = None,
+    step: str | None = None,
+    limit: int = 50,
+) -> list[LogEntry]:
+    """The newest ``limit`` entries matching every given filter, oldest first."""
+    clauses, args = [], []
+    for column, value in (("node", node), ("site", site), ("step", step)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = store.connection().execute(
+        f"SELECT * FROM command_log{where} ORDER BY id DESC LIMIT ?", [*args, limit]
+    )
+    return [_entry(row) for row in reversed(rows.fetchall())]

@@ -1,0 +1,121 @@
+"""One place to get a transport for a node, and to work on many nodes at once.
+
+A ``RemoteSession`` keeps one connection per node for its lifetime (opening an SSH
+connection costs far more than a command on it), wraps each transport so the command
+log is written, and bounds fan-out so fifty nodes do not mean fifty handshakes at once
+on a small controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from hotsite.errors import HotsiteError
+from hotsite.nodes.base import Node, SSHSettings
+from hotsite.remote.base import CommandResult, Transport
+from hotsite.remote.local import LocalTransport
+from hotsite.remote.logged import LoggedTransport
+from hotsite.state import StateStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened on one node in a fan-out: a result, or the error that stopped it."""
+
+    node: Node
+    result: CommandResult | None = None
+    error: HotsiteError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.result is None or self.result.ok)
+
+
+class RemoteSession:
+    def __init__(
+        self,
+        store: StateStore,
+        ssh: SSHSettings | None = None,
+        *,
+        accept_new_host_keys: Callable[[Node], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.ssh = ssh or SSHSettings()
+        self._accept_new = accept_new_host_keys or (lambda node: self.ssh.accept_new_host_keys)
+        self._transports: dict[str, Transport] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._limit = asyncio.Semaphore(self.ssh.concurrency)
+
+    async def transport(self, node: Node) -> Transport:
+        """The node's (logged) transport; connects on first use, then reuses it."""
+        cached = self._transports.get(node.name)
+        if cached is not None:
+            return cached
+        lock = self._opening.setdefault(node.name, asyncio.Lock())
+        async with lock:
+            if node.name not in self._transports:
+                inner: Transport
+                if node.is_local:
+                    inner = LocalTransport(node.name)
+                else:
+                    from hotsite.remote.ssh import SSHTransport  # asyncssh only when needed
+
+                    inner = await SSHTransport.connect(
+                        node, self.store, self.ssh, accept_new=self._accept_new(node)
+                    )
+                self._transports[node.name] = LoggedTransport(inner, self.store, site=node.site)
+        return self._transports[node.name]
+
+    async def each(
+        self, nodes: Iterable[Node], work: Callable[[Transport], Awaitable[T]]
+    ) -> list[tuple[Node, T | None, HotsiteError | None]]:
+        """Run ``work`` on every node, at most ``ssh.concurrency`` at once; never raises
+        a HotsiteError, so one dead node does not hide what happened on the others."""
+
+        async def one(node: Node) -> tuple[Node, T | None, HotsiteError | None]:
+            async with self._limit:
+                try:
+                    return node, await work(await self.transport(node)), None
+                except HotsiteError as exc:
+                    return node, None, exc
+
+        return list(await asyncio.gather(*(one(node) for node in nodes)))
+
+    async def run_all(
+        self,
+        nodes: Iterable[Node],
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        sudo: bool = False,
+    ) -> list[Outcome]:
+        async def work(transport: Transport) -> CommandResult:
+            return await transport.run(command, timeout=timeout, env=env, cwd=cwd, sudo=sudo)
+
+        return [
+            Outcome(node, result, error) for node, result, error in await self.each(nodes, work)
+        ]
+
+    async def put_all(self, nodes: Iterable[Node], local: Path, remote: str) -> list[Outcome]:
+        async def work(transport: Transport) -> None:
+            await transport.put(local, remote)
+
+        return [Outcome(node, None, error) for node, _, error in await self.each(nodes, work)]
+
+    async def close(self) -> None:
+        transports, self._transports = list(self._transports.values()), {}
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+
+    async def __aenter__(self) -> RemoteSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
