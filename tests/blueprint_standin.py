@@ -104,6 +104,9 @@ class StandInInfra:
     async def connect(self, node: Node) -> Transport:
         return DirTransport(node)
 
+    async def close(self) -> None:
+        return None
+
     def log(
         self, result: CommandResult, *, site: str, step: str, secrets: list[str], started: float
     ) -> None:

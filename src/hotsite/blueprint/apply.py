@@ -176,10 +176,8 @@ class Deployment:
             return self._sessions[name]
 
     async def _close(self) -> None:
-        sessions, self._sessions = self._sessions, {}
-        await asyncio.gather(
-            *(s.transport.close() for s in sessions.values()), return_exceptions=True
-        )
+        self._sessions = {}
+        await self.infra.close()
 
     async def _run_services(self, plan: Plan, outcome: Outcome) -> None:
         record = self.records.load(self.site)

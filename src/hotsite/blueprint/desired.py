@@ -101,6 +101,8 @@ def desired_nodes(blueprint: Blueprint, site: str, default_driver: str) -> dict[
                     image=spec.image,
                     location=spec.location,
                     tags={**spec.tags, "hotsite-site": site, "hotsite-group": group},
+                    site=site,
+                    group=group,
                 ),
             )
     return nodes

@@ -19,6 +19,7 @@ from typing import Protocol
 from hotsite.blueprint.desired import RenderedCheck, RenderedStep
 from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, NodeDriver
+from hotsite.remote import logged
 from hotsite.remote.base import CommandResult, Transport
 
 TAIL_LINES = 15
@@ -30,6 +31,8 @@ class Infrastructure(Protocol):
     def driver(self, name: str) -> NodeDriver: ...
 
     async def connect(self, node: Node) -> Transport: ...
+
+    async def close(self) -> None: ...
 
     def log(
         self, result: CommandResult, *, site: str, step: str, secrets: list[str], started: float
@@ -80,7 +83,8 @@ class NodeSession:
         # `set -e`: a multi-line step stops at its first failing command, like a script.
         text = f"set -e\n{command}" if "\n" in command.strip() else command
         try:
-            result = await self.transport.run(text, env=env, timeout=timeout)
+            with logged.step(f"{service}.{step}"), logged.secrets(self.secrets):
+                result = await self.transport.run(text, env=env, timeout=timeout)
         except HotsiteError as exc:
             # Could not run to an end (timeout, lost connection): log and report it too.
             result = CommandResult(self.node.name, text, -1, "", str(exc), time.time() - started)
@@ -128,14 +132,8 @@ class NodeSession:
             )
         started = time.time()
         try:
-            for src, dest in step.uploads:
-                await self.transport.put(src, dest)
-            with tempfile.TemporaryDirectory(prefix="hotsite-files-") as tmp:
-                for index, (dest, content, mode) in enumerate(step.files):
-                    local = Path(tmp) / str(index)
-                    local.write_text(content)
-                    os.chmod(local, int(mode, 8))
-                    await self.transport.put(local, dest)
+            with logged.step(f"{service}.upload"), logged.secrets(self.secrets):
+                await self._put_all(step)
         except HotsiteError as exc:
             raise StepFailed(self.node.name, service, "upload", str(exc), "") from None
         names = [dest for _, dest in step.uploads] + [dest for dest, _, _ in step.files]
@@ -148,6 +146,16 @@ class NodeSession:
             secrets=self.secrets,
             started=started,
         )
+
+    async def _put_all(self, step: RenderedStep) -> None:
+        for src, dest in step.uploads:
+            await self.transport.put(src, dest)
+        with tempfile.TemporaryDirectory(prefix="hotsite-files-") as tmp:
+            for index, (dest, content, mode) in enumerate(step.files):
+                local = Path(tmp) / str(index)
+                local.write_text(content)
+                os.chmod(local, int(mode, 8))
+                await self.transport.put(local, dest)
 
     async def check(self, service: str, check: RenderedCheck, env: dict[str, str]) -> None:
         """Wait until the check passes; the retry loop runs on the node (one round trip)."""

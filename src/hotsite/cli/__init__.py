@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers commands)
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli.app import app, err_console
