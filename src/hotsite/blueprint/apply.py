@@ -102,7 +102,7 @@ class Deployment:
     def desired(self, record: SiteRecord) -> Desired:
         from hotsite.blueprint.desired import desired_nodes
 
-        nodes = desired_nodes(self.blueprint, self.site, self.default_driver)
+        nodes = desired_nodes(self.blueprint, self.site, self.default_driver, self.values)
         addresses = {
             name: rec.node.address for name, rec in record.nodes.items() if rec.node is not None
         }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotsite.blueprint.model import DOWN_STEPS, UP_STEPS, Blueprint, Service
-from hotsite.blueprint.render import NodeView, Values, render, render_value
+from hotsite.blueprint.render import NodeView, RenderError, Values, render, render_value
 from hotsite.nodes.base import NodeSpec
 from hotsite.traffic.haproxy import Backend, HAProxySite, lifecycle, render_config
 
@@ -85,10 +85,25 @@ def node_name(site: str, group: str, index: int) -> str:
     return f"{site}-{group}-{index}"
 
 
-def desired_nodes(blueprint: Blueprint, site: str, default_driver: str) -> dict[str, DesiredNode]:
+def group_size(blueprint: Blueprint, group: str, values: Values) -> int:
+    count = blueprint.nodes[group].count
+    where = blueprint.where("nodes", group, "count")
+    text = render(str(count), {"inputs": values.inputs, "site": values.site}, where)
+    try:
+        size = int(text)
+    except ValueError:
+        raise RenderError(f"{where}: expected a whole number of nodes, got {text!r}") from None
+    if not 0 <= size <= 500:
+        raise RenderError(f"{where}: expected 0 to 500 nodes, got {size}")
+    return size
+
+
+def desired_nodes(
+    blueprint: Blueprint, site: str, default_driver: str, values: Values
+) -> dict[str, DesiredNode]:
     nodes: dict[str, DesiredNode] = {}
     for group, spec in blueprint.nodes.items():
-        for index in range(spec.count):
+        for index in range(group_size(blueprint, group, values)):
             name = node_name(site, group, index)
             nodes[name] = DesiredNode(
                 name=name,

@@ -111,7 +111,7 @@ class Service(_Model):
 
 
 class NodeGroup(_Model):
-    count: int = Field(default=1, ge=0, le=500)
+    count: int | str = Field(default=1, description="a number, or a template like {{ inputs.n }}")
     driver: str | None = Field(default=None, description="default: the site's driver")
     size: str | None = None
     image: str | None = None

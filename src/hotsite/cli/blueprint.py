@@ -75,7 +75,7 @@ def plan(ctx: typer.Context, site: str = SITE) -> None:
     for line in describe(the_plan, desired):
         console.print(line, highlight=False)
     console.print(summary(the_plan), highlight=False)
-    raise typer.Exit(0 if the_plan.empty else 2)
+    raise SystemExit(0 if the_plan.empty else 2)
 
 
 class _View:
@@ -174,7 +174,7 @@ def up(
         for key, value in outcome.outputs.items():
             console.print(f"  {key} = {value}", highlight=False)
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise SystemExit(1)
 
 
 @app.command()
@@ -204,7 +204,7 @@ def down(
         outcome = view.run(deployment.down(keep_nodes=keep_nodes))
     _report(outcome, "down", site)
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise SystemExit(1)
 
 
 @app.command()
