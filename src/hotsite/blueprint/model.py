@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.errors import ConfigError
-from hotsite.yamlfile import load_yaml, pydantic_error_message
+from hotsite.yamlfile import YamlDocument, load_yaml, pydantic_error_message
 
 # The order `up` runs a service's steps in; `down` runs stop then uninstall.
 UP_STEPS = ("upload", "install", "configure", "start")
@@ -162,28 +162,33 @@ class Blueprint(_Model):
             }
         return value
 
-    @model_validator(mode="after")
-    def _references(self) -> Blueprint:
-        for name in [*self.nodes, *self.services]:
+
+def _check_references(blueprint: Blueprint, doc: YamlDocument) -> None:
+    """Names that must point at something, reported at the line that names them."""
+    for section in ("nodes", "services"):
+        for name in getattr(blueprint, section):
             if not _NAME.match(name):
-                raise ValueError(
-                    f"name {name!r}: use lower-case letters, digits, '-' or '_' (max 40)"
+                raise ConfigError(
+                    f"{doc.where((section, name))}: use lower-case letters, digits, '-' or '_'"
+                    " (at most 40)"
                 )
-        for name, service in self.services.items():
-            if service.group not in self.nodes:
-                raise ValueError(
-                    f"service {name!r} runs on node group {service.group!r}, which is not under"
-                    f" nodes (known: {', '.join(sorted(self.nodes))})"
+    for name, service in blueprint.services.items():
+        if service.group not in blueprint.nodes:
+            raise ConfigError(
+                f"{doc.where(('services', name, 'group'))}: no node group {service.group!r}"
+                f" (groups: {', '.join(sorted(blueprint.nodes))})"
+            )
+        for index, dep in enumerate(service.depends_on):
+            if dep not in blueprint.services:
+                raise ConfigError(
+                    f"{doc.where(('services', name, 'depends_on', index))}:"
+                    f" depends on unknown service {dep!r}"
                 )
-            for dep in service.depends_on:
-                if dep not in self.services:
-                    raise ValueError(f"service {name!r} depends on unknown service {dep!r}")
-            if service.haproxy and service.haproxy.backends not in self.services:
-                raise ValueError(
-                    f"service {name!r}: haproxy backends {service.haproxy.backends!r}"
-                    " is not a service"
-                )
-        return self
+        if service.haproxy and service.haproxy.backends not in blueprint.services:
+            raise ConfigError(
+                f"{doc.where(('services', name, 'haproxy', 'backends'))}:"
+                f" {service.haproxy.backends!r} is not a service"
+            )
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -222,6 +227,7 @@ def load_blueprint(path: Path, site: str | None = None) -> Blueprint:
         raise ConfigError(pydantic_error_message(doc, exc)) from None
     blueprint.base_dir = path.resolve().parent
     blueprint.source = doc
+    _check_references(blueprint, doc)
     for service_name, service in blueprint.services.items():
         for step_name in (*UP_STEPS, "reload", *DOWN_STEPS):
             step = service.step(step_name)
