@@ -149,13 +149,20 @@ class Deployment:
         for n in wanted:
             self.observer(Event(n.name, "node", "create", "running", driver_name))
         # An interrupted run may have got some of these already: find them by name.
-        found = {n.name: n for n in await driver.list_nodes() if n.name in names}
+        found = {
+            n.name: n
+            for n in await driver.list_nodes()
+            if n.name in names and n.state == "running"  # not a dead process's half lease
+        }
         specs = [n.spec for n in wanted if n.name not in found]
         created = await driver.create(specs) if specs else []
         # Matched by position: a driver may name its nodes its own way.
         for spec, node in zip(specs, created, strict=True):
             found[spec.name] = node
-        await driver.wait_reachable(list(found.values()), timeout=REACHABLE_TIMEOUT)
+        # One call per node: the contract does not promise a driver probes concurrently.
+        await asyncio.gather(
+            *(driver.wait_reachable([n], timeout=REACHABLE_TIMEOUT) for n in found.values())
+        )
         for name, node in found.items():
             self.records.node_ready(self.site, name, node)
             self.observer(Event(name, "node", "create", "done", node.address))

@@ -115,7 +115,9 @@ def desired_nodes(
                     size=spec.size,
                     image=spec.image,
                     location=spec.location,
-                    tags={**spec.tags, "hotsite-site": site, "hotsite-group": group},
+                    # Tags select hosts (a BYON pool matches them all), so only the
+                    # blueprint's; the site and group travel in their own fields.
+                    tags=dict(spec.tags),
                     site=site,
                     group=group,
                 ),

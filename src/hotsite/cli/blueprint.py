@@ -73,8 +73,8 @@ def plan(ctx: typer.Context, site: str = SITE) -> None:
         exc.exit_code = 1  # 2 means "changes" here
         raise
     for line in describe(the_plan, desired):
-        console.print(line, highlight=False)
-    console.print(summary(the_plan), highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(summary(the_plan), highlight=False, soft_wrap=True)
     raise SystemExit(0 if the_plan.empty else 2)
 
 
@@ -98,6 +98,7 @@ class _View:
                 console.print(
                     f"{event.node:<24} {event.service:<12} {event.step:<10} {event.status}{detail}",
                     highlight=False,
+                    soft_wrap=True,
                 )
         elif self.live is not None:
             self.live.update(self.table())
@@ -134,6 +135,7 @@ def _report(outcome: Outcome, verb: str, site: str) -> None:
             f"[bold red]failed:[/] {failure.service}.{failure.step} on {failure.node}:"
             f" {failure.detail}",
             highlight=False,
+            soft_wrap=True,
         )
         if failure.tail:
             for line in failure.tail.splitlines():
@@ -142,13 +144,17 @@ def _report(outcome: Outcome, verb: str, site: str) -> None:
             f"    full log: hotsite logs {site} --node {failure.node}"
             f" --step {failure.service}.{failure.step}",
             highlight=False,
+            soft_wrap=True,
         )
     for node, service, why in outcome.skipped:
-        err_console.print(f"[yellow]skipped:[/] {service} on {node}: {why}", highlight=False)
+        err_console.print(
+            f"[yellow]skipped:[/] {service} on {node}: {why}", highlight=False, soft_wrap=True
+        )
     state = "done" if outcome.ok else "incomplete"
     console.print(
         f"{verb} {site}: {state} — {outcome.steps_run} step(s) run in {outcome.seconds:.1f}s",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -172,7 +178,7 @@ def up(
     _report(outcome, "up", site)
     if outcome.outputs and outcome.ok:
         for key, value in outcome.outputs.items():
-            console.print(f"  {key} = {value}", highlight=False)
+            console.print(f"  {key} = {value}", highlight=False, soft_wrap=True)
     if not outcome.ok:
         raise SystemExit(1)
 
@@ -226,4 +232,4 @@ def outputs(
         )
         return
     for key, value in record.outputs.items():
-        console.print(f"{key} = {value}", highlight=False)
+        console.print(f"{key} = {value}", highlight=False, soft_wrap=True)

@@ -1,0 +1,239 @@
+"""The PetClinic site on real hosts: network namespaces running sshd, a BYON pool, each
+host with a private /opt (so what the blueprint installs on one host the others don't
+see). Real MariaDB, the real app, real HAProxy, driven by the real `hotsite` command."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import yaml
+
+from tests.helpers import HOTSITE, hotsite
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "petclinic"
+PASSWORD = "pc-Secret-9431"
+
+sshhosts = pytest.importorskip("hotsite.testing.sshhosts")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wheelhouse() -> None:
+    runpy.run_path(str(EXAMPLE / "make-wheelhouse"))["build"]()
+
+
+@pytest.fixture
+def hosts_factory(tmp_path: Path) -> Iterator[object]:
+    factory = sshhosts.SSHHostFactory(tmp_path / "hosts")
+    try:
+        yield factory
+    finally:
+        factory.stop()
+
+
+@pytest.fixture(autouse=True)
+def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PETCLINIC_DB_PASSWORD", PASSWORD)
+
+
+def project(
+    directory: Path,
+    factory: object,
+    roles: list[str],
+    *,
+    blueprint: Path = EXAMPLE / "blueprint.yaml",
+    inputs: dict[str, object] | None = None,
+) -> tuple[Path, list[object]]:
+    """A project file whose site `primary` is built from `blueprint` on a pool of new
+    test hosts, one per role (db, web, web, lb...), tagged with it."""
+    hosts = factory.create(len(roles), private_dirs=["/opt"])  # type: ignore[attr-defined]
+    config = {
+        "sites": {
+            "primary": {
+                "blueprint": str(blueprint),
+                "driver": "rack",
+                "inputs": {"web_count": roles.count("web")} if inputs is None else inputs,
+            }
+        },
+        "nodes": {
+            "ssh": {
+                "key": str(factory.client_key_path),  # type: ignore[attr-defined]
+                "connect_timeout": 5,
+                "accept_new_host_keys": True,
+            },
+            "providers": {
+                "rack": {
+                    "driver": "byon",
+                    "hosts": [
+                        {"name": h.name, "address": h.address, "port": h.port, "tags": {"role": r}}
+                        for h, r in zip(hosts, roles, strict=True)
+                    ],
+                }
+            },
+        },
+    }
+    path = directory / "hotsite.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, hosts
+
+
+def outputs(config: Path) -> dict[str, str]:
+    result = hotsite(config, "outputs", "primary", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return dict(json.loads(result.stdout))
+
+
+def post_pet(url: str, name: str) -> dict[str, object]:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url + "api/pets",
+        data=json.dumps({"name": name, "type": "cat"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+        return dict(json.loads(response.read()))
+
+
+def steps_done(config: Path) -> set[tuple[str, str]]:
+    db = config.parent / ".hotsite" / "state.db"
+    if not db.exists():
+        return set()
+    with sqlite3.connect(db, timeout=5) as conn:
+        try:
+            return {(r[0], r[1]) for r in conn.execute("SELECT service, step FROM bp_steps")}
+        except sqlite3.OperationalError:
+            return set()
+
+
+def command_count(config: Path, step: str) -> int:
+    with sqlite3.connect(config.parent / ".hotsite" / "state.db") as conn:
+        return int(
+            conn.execute("SELECT count(*) FROM command_log WHERE step = ?", (step,)).fetchone()[0]
+        )
+
+
+def leftover_processes(host: object) -> list[str]:
+    """Processes in the host's namespace other than its sshd."""
+    pids = host.exec("ip", "netns", "pids", host.netns).stdout.split()  # type: ignore[attr-defined]
+    names = []
+    for pid in pids:
+        try:
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            continue
+    return [n for n in names if n != "sshd"]
+
+
+def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
+    tmp_path: Path, hosts_factory: object
+) -> None:
+    config, hosts = project(tmp_path, hosts_factory, ["db", "web", "web", "lb"])
+
+    # kill -9 in the middle of `up` (once the database is up, while the app installs).
+    process = subprocess.Popen(
+        [*HOTSITE, "--config", str(config), "up", "primary", "-q"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while ("schema", "configure") not in steps_done(config):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "up did not get as far as the schema"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert ("lb", "start") not in steps_done(config)
+
+    result = hotsite(config, "up", "primary", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # No duplicate nodes, no completed step run twice.
+    listed = hotsite(config, "nodes", "list", "--json")
+    assert len(yaml.safe_load(listed.stdout)) == 4, listed.stdout
+    assert command_count(config, "mariadb.install") == 1
+    assert command_count(config, "schema.configure") == 1
+
+    # Pets added through the load balancer are stored in MariaDB.
+    out = outputs(config)
+    served = {post_pet(out["url"], f"cat{i}")["id"] for i in range(6)}
+    assert len(served) == 6
+    db_host = hosts[0].address  # type: ignore[attr-defined]
+    conn = pymysql.connect(host=db_host, port=3306, user="petclinic", password=PASSWORD)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM petclinic.pets WHERE name LIKE 'cat%'")
+        assert cur.fetchone()[0] == 6
+        cur.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata")
+        assert cur.fetchone() == (1, "ROW", "FULL", "FULL")
+    conn.close()
+
+    # Now nothing to do: plan exits 0, a second up runs nothing.
+    plan = hotsite(config, "plan", "primary")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "nothing to do" in plan.stdout
+    again = hotsite(config, "up", "primary", "-q")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    # Down: no process, no lease, no directory left behind.
+    down = hotsite(config, "down", "primary", "-q")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for host in hosts:
+        assert leftover_processes(host) == [], host
+        assert list(host.private_dirs["/opt"].iterdir()) == []  # type: ignore[attr-defined]
+    listed = hotsite(config, "nodes", "list", "--json")
+    assert yaml.safe_load(listed.stdout) == []
+
+
+BROKEN = """
+nodes:
+  box: {count: 1, tags: {role: x}}
+services:
+  base:
+    group: box
+    install: mkdir -p /opt/base && echo ok > /opt/base/ok
+  broken:
+    group: box
+    depends_on: [base]
+    configure: |
+      echo "checking the frobnicator"
+      echo "frobnicator missing" >&2
+      exit 1
+  after:
+    group: box
+    depends_on: [broken]
+    start: touch /opt/never
+"""
+
+
+def test_broken_step_is_reported_with_node_step_and_output(
+    tmp_path: Path, hosts_factory: object
+) -> None:
+    blueprint = tmp_path / "broken.yaml"
+    blueprint.write_text(BROKEN)
+    config, hosts = project(tmp_path, hosts_factory, ["x"], blueprint=blueprint, inputs={})
+    result = hotsite(config, "up", "primary", "-q")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "broken.configure failed on primary-box-0: exit status 1" in result.stderr
+    assert "frobnicator missing" in result.stderr
+    assert "skipped: after on primary-box-0: needs broken, which failed" in result.stderr
+    logs = hotsite(config, "logs", "primary", "--step", "broken.configure")
+    assert "frobnicator missing" in logs.stdout
+    assert (hosts[0].private_dirs["/opt"] / "base" / "ok").exists()  # type: ignore[attr-defined]
+    plan = hotsite(config, "plan", "primary")
+    assert plan.returncode == 2 and "broken on primary-box-0" in plan.stdout
+    assert hotsite(config, "down", "primary", "-q").returncode == 0
