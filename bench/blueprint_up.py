@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from hotsite.testing.sshhosts import SSHHostFactory
 
 ROOT = Path(__file__).resolve().parents[1]
