@@ -105,6 +105,9 @@ def lifecycle(site: HAProxySite) -> dict[str, str]:
         shlex.quote(p) for p in (site.config_path, site.pid_path, site.directory)
     )
     running = f"[ -f {pid} ] && kill -0 $(cat {pid}) 2>/dev/null"
+    # Detached from the SSH session's streams, or the session would wait for HAProxy.
+    log = shlex.quote(f"{site.directory}/haproxy.log")
+    quiet = f"</dev/null >{log} 2>&1 || {{ cat {log}; exit 1; }}"
     return {
         "install": (
             "command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || "
@@ -112,10 +115,13 @@ def lifecycle(site: HAProxySite) -> dict[str, str]:
         ),
         "configure": f"PATH=$PATH:/usr/sbin; haproxy -c -q -f {cfg}",
         "start": (
-            f"PATH=$PATH:/usr/sbin; if {running}; then haproxy -D -f {cfg} -p {pid} -sf $(cat {pid});"
-            f" else haproxy -D -f {cfg} -p {pid}; fi"
+            f"PATH=$PATH:/usr/sbin; if {running}; then haproxy -D -f {cfg} -p {pid}"
+            f" -sf $(cat {pid}) {quiet}; else haproxy -D -f {cfg} -p {pid} {quiet}; fi"
         ),
-        "reload": f"PATH=$PATH:/usr/sbin; haproxy -D -f {cfg} -p {pid} $({running} && echo -sf $(cat {pid}))",
+        "reload": (
+            f"PATH=$PATH:/usr/sbin; haproxy -D -f {cfg} -p {pid}"
+            f" $({running} && echo -sf $(cat {pid})) {quiet}"
+        ),
         "stop": (
             f"if {running}; then kill $(cat {pid}); for i in $(seq 50); do"
             f" kill -0 $(cat {pid}) 2>/dev/null || break; sleep 0.1; done; fi; rm -f {pid}"
