@@ -180,3 +180,18 @@ def test_secret_is_never_logged_nor_recorded(tmp_path: Path) -> None:
     assert asyncio.run(dep.up()).ok  # the stand-in's log asserts no secret reaches it
     dump = "\n".join((tmp_path / "state.db").read_bytes().decode(errors="replace").splitlines())
     assert "s3cr3t-value" not in dump
+
+
+def test_refresh_finds_a_dead_service_and_up_starts_it_again(tmp_path: Path) -> None:
+    dep, _, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    assert asyncio.run(dep.refresh()) == set()
+    (tmp_path / "nodes/primary-db-0/trace").unlink()  # its check: test -f trace
+    unhealthy = asyncio.run(dep.refresh())
+    assert unhealthy == {("primary-db-0", "db")}
+    plan, _, _ = dep.plan(unhealthy)
+    assert [(r.key, r.steps, r.reasons) for r in plan.runs] == [
+        (("primary-db-0", "db"), ["start"], {"start": "check failed"})
+    ]
+    assert asyncio.run(dep.up(unhealthy)).ok
+    assert asyncio.run(dep.refresh()) == set()

@@ -21,12 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotsite.blueprint.desired import Desired, DesiredNode, build, environment_secrets_marker
+from hotsite.blueprint.desired import (
+    Desired,
+    DesiredNode,
+    Placement,
+    build,
+    environment_secrets_marker,
+)
 from hotsite.blueprint.graph import levels
 from hotsite.blueprint.model import Blueprint
 from hotsite.blueprint.plan import Plan, Removal, ServiceRun, make_plan
 from hotsite.blueprint.render import Values
-from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed
+from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, check_command
 from hotsite.blueprint.state import DeploymentStore, NodeRecord, SiteRecord
 from hotsite.errors import HotsiteError
 from hotsite.locks import FileLock
@@ -108,23 +114,73 @@ class Deployment:
         }
         return build(self.blueprint, self.site, self.values, nodes, addresses)
 
-    def plan(self) -> tuple[Plan, Desired, SiteRecord]:
+    def plan(
+        self, unhealthy: set[tuple[str, str]] | None = None
+    ) -> tuple[Plan, Desired, SiteRecord]:
+        """``unhealthy`` (node, service) pairs failed their check: start them again."""
         record = self.records.load(self.site)
         desired = self.desired(record)
-        return make_plan(desired, record), desired, record
+        for node, service in unhealthy or ():
+            record.steps.pop((node, service, "start"), None)
+        plan = make_plan(desired, record)
+        for run in plan.runs:
+            if run.key in (unhealthy or ()) and run.steps[-1] == "start":
+                run.reasons["start"] = "check failed"
+        return plan, desired, record
+
+    async def refresh(self) -> set[tuple[str, str]]:
+        """Probe every started service's check once: what is recorded running but is not
+        (a process died, a node rebooted) — so `up` keeps the site as described."""
+        record = self.records.load(self.site)
+        desired = self.desired(record)
+        probes = [
+            p
+            for p in desired.placements.values()
+            if p.check
+            and (p.node, p.service, "start") in record.steps
+            and record.nodes[p.node].node is not None
+        ]
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def probe(placement: Placement) -> tuple[str, str] | None:
+            node = record.nodes[placement.node].node
+            assert node is not None and placement.check is not None
+            async with limit:
+                try:
+                    session = await self._session(placement.node, node)
+                    result = await session.run(
+                        placement.service,
+                        "check",
+                        check_command(placement.check),
+                        placement.env,
+                        timeout=placement.check.timeout,
+                    )
+                    healthy = result.ok
+                except HotsiteError:
+                    healthy = False
+            if not healthy:
+                self.observer(Event(placement.node, placement.service, "check", "failed"))
+                return (placement.node, placement.service)
+            return None
+
+        try:
+            found = await asyncio.gather(*(probe(p) for p in probes))
+        finally:
+            await self._close()
+        return {key for key in found if key is not None}
 
     # -- up ---------------------------------------------------------------------------
 
-    async def up(self) -> Outcome:
+    async def up(self, unhealthy: set[tuple[str, str]] | None = None) -> Outcome:
         started = time.monotonic()
-        first_plan, desired, record = self.plan()
+        first_plan, desired, record = self.plan(unhealthy)
         outcome = Outcome(plan=first_plan)
         self.records.set_site(self.site, "applying", str(self.blueprint_path))
         try:
             todo = [desired.nodes[n] for n in first_plan.create + first_plan.resume]
             await self._ensure_nodes(todo)
             # Now every node has an address: render again, for real.
-            plan, desired, record = self.plan()
+            plan, desired, record = self.plan(unhealthy)
             await self._run_services(plan, outcome)
             await self._remove(plan.removals, record, outcome)
             await self._release([record.nodes[n] for n in plan.release])
@@ -183,7 +239,8 @@ class Deployment:
             return self._sessions[name]
 
     async def _close(self) -> None:
-        self._sessions = {}
+        # Locks belong to the event loop that made them; the next run may use another.
+        self._sessions, self._connecting = {}, {}
         await self.infra.close()
 
     async def _run_services(self, plan: Plan, outcome: Outcome) -> None:

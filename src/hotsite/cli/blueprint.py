@@ -62,13 +62,21 @@ def _deployment(
     return deployment, config
 
 
+REFRESH = typer.Option(
+    False, "--refresh", help="Also probe every running service's check (touches the nodes)."
+)
+
+
 @app.command()
-def plan(ctx: typer.Context, site: str = SITE) -> None:
+def plan(
+    ctx: typer.Context, site: str = SITE, refresh: bool = REFRESH, accept_new: bool = ACCEPT_NEW
+) -> None:
     """What `up` would do now: nodes to create or release, steps to run. Exit 0 = nothing
     to do, 2 = changes, 1 = error."""
     try:
-        deployment, _ = _deployment(ctx, site, need_secrets=False)
-        the_plan, desired, _ = deployment.plan()
+        deployment, _ = _deployment(ctx, site, need_secrets=False, accept_new=accept_new)
+        unhealthy = asyncio.run(deployment.refresh()) if refresh else set()
+        the_plan, desired, _ = deployment.plan(unhealthy)
     except HotsiteError as exc:
         exc.exit_code = 1  # 2 means "changes" here
         raise
@@ -164,17 +172,22 @@ def up(
     site: str = SITE,
     accept_new: bool = ACCEPT_NEW,
     quiet: bool = QUIET,
+    no_refresh: bool = typer.Option(
+        False, "--no-refresh", help="Trust the records: skip probing running services."
+    ),
 ) -> None:
     """Bring the site up as its blueprint describes: create nodes, run the steps that are
-    not done yet, in dependency order, nodes in parallel. Safe to re-run at any time."""
+    not done yet, restart what fails its check, in dependency order, nodes in parallel.
+    Safe to re-run at any time."""
     view = _View(quiet)
     deployment, config = _deployment(ctx, site, accept_new=accept_new, observer=view)
     with site_lock(config.home, site):
-        the_plan, _, _ = deployment.plan()
+        unhealthy = set() if no_refresh else asyncio.run(deployment.refresh())
+        the_plan, _, _ = deployment.plan(unhealthy)
         if the_plan.empty:
             console.print(f"up {site}: nothing to do, the site is as described")
             return
-        outcome = view.run(deployment.up())
+        outcome = view.run(deployment.up(unhealthy))
     _report(outcome, "up", site)
     if outcome.outputs and outcome.ok:
         for key, value in outcome.outputs.items():
