@@ -94,7 +94,7 @@ def outputs(config: Path) -> dict[str, str]:
     return dict(json.loads(result.stdout))
 
 
-def post_pet(url: str, name: str) -> dict[str, object]:
+def post_pet(url: str, name: str) -> tuple[dict[str, object], str]:
     import json
     import urllib.request
 
@@ -105,7 +105,7 @@ def post_pet(url: str, name: str) -> dict[str, object]:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 201
-        return dict(json.loads(response.read()))
+        return dict(json.loads(response.read())), response.headers["X-Served-By"]
 
 
 def steps_done(config: Path) -> set[tuple[str, str]]:
@@ -171,8 +171,9 @@ def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
 
     # Pets added through the load balancer are stored in MariaDB.
     out = outputs(config)
-    served = {post_pet(out["url"], f"cat{i}")["id"] for i in range(6)}
-    assert len(served) == 6
+    answers = [post_pet(out["url"], f"cat{i}") for i in range(6)]
+    assert len({pet["id"] for pet, _ in answers}) == 6
+    assert {node for _, node in answers} == {"primary-web-0", "primary-web-1"}  # balanced
     db_host = hosts[0].address  # type: ignore[attr-defined]
     conn = pymysql.connect(host=db_host, port=3306, user="petclinic", password=PASSWORD)
     with conn.cursor() as cur:

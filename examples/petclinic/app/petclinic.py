@@ -23,7 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pymysql
 
-NODE = socket.gethostname()
+NODE = os.environ.get("NODE_NAME") or socket.gethostname()
 _local = threading.local()
 
 TABLES = {
