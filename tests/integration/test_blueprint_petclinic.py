@@ -229,7 +229,7 @@ def test_broken_step_is_reported_with_node_step_and_output(
     config, hosts = project(tmp_path, hosts_factory, ["x"], blueprint=blueprint, inputs={})
     result = hotsite(config, "up", "primary", "-q")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "broken.configure failed on primary-box-0: exit status 1" in result.stderr
+    assert "failed: broken.configure on primary-box-0: exit status 1" in result.stderr
     assert "frobnicator missing" in result.stderr
     assert "skipped: after on primary-box-0: needs broken, which failed" in result.stderr
     logs = hotsite(config, "logs", "primary", "--step", "broken.configure")
