@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,12 @@ from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, ch
 from hotsite.blueprint.state import DeploymentStore, NodeRecord, SiteRecord
 from hotsite.errors import HotsiteError
 from hotsite.locks import FileLock
-from hotsite.nodes.base import Node
+from hotsite.nodes.base import Capability, Node
 from hotsite.state import StateStore
 
 REACHABLE_TIMEOUT = 300.0
+# Steps that need nothing from other services (see _run_services).
+EARLY_STEPS = ("upload", "install")
 
 
 @dataclass(frozen=True)
@@ -215,10 +217,13 @@ class Deployment:
         # Matched by position: a driver may name its nodes its own way.
         for spec, node in zip(specs, created, strict=True):
             found[spec.name] = node
+        # Only machines a driver *created* may still be booting; a pool (BYON) probes its
+        # hosts when it leases them, and one more SSH handshake per node is not free.
         # One call per node: the contract does not promise a driver probes concurrently.
-        await asyncio.gather(
-            *(driver.wait_reachable([n], timeout=REACHABLE_TIMEOUT) for n in found.values())
-        )
+        if Capability.CREATE in driver.capabilities:
+            await asyncio.gather(
+                *(driver.wait_reachable([n], timeout=REACHABLE_TIMEOUT) for n in found.values())
+            )
         for name, node in found.items():
             self.records.node_ready(self.site, name, node)
             self.observer(Event(name, "node", "create", "done", node.address))
@@ -244,6 +249,10 @@ class Deployment:
         await self.infra.close()
 
     async def _run_services(self, plan: Plan, outcome: Outcome) -> None:
+        """Every service's nodes at once. `depends_on` gates `configure` and later steps
+        only: uploads and installs need nothing from other services, so they overlap
+        with the dependencies' own work (the web nodes install while the database
+        starts)."""
         record = self.records.load(self.site)
         runs: dict[str, list[ServiceRun]] = {}
         for run in plan.runs:
@@ -253,22 +262,22 @@ class Deployment:
         healthy: dict[str, bool] = {}
         limit = asyncio.Semaphore(self.concurrency)
 
+        async def ready(name: str) -> list[str]:
+            """Wait for the service's dependencies; return the ones that failed."""
+            for dep in deps[name]:
+                await done[dep].wait()
+            return [d for d in deps[name] if not healthy[d]]
+
         async def service(name: str) -> None:
             try:
-                for dep in deps[name]:
-                    await done[dep].wait()
-                broken = [d for d in deps[name] if not healthy[d]]
-                if broken:
-                    for run in runs.get(name, []):
-                        why = f"needs {', '.join(broken)}, which failed"
-                        outcome.skipped.append((run.placement.node, name, why))
-                        self.observer(Event(run.placement.node, name, run.steps[0], "skipped", why))
-                    healthy[name] = False
-                    return
                 results = await asyncio.gather(
-                    *(self._run_one(run, record, limit, outcome) for run in runs.get(name, []))
+                    *(
+                        self._run_one(run, record, limit, outcome, ready(name))
+                        for run in runs.get(name, [])
+                    )
                 )
-                healthy[name] = all(results)
+                broken = await ready(name)
+                healthy[name] = all(results) and not broken
             finally:
                 healthy.setdefault(name, False)
                 done[name].set()
@@ -276,45 +285,68 @@ class Deployment:
         await asyncio.gather(*(service(name) for name in deps))
 
     async def _run_one(
-        self, run: ServiceRun, record: SiteRecord, limit: asyncio.Semaphore, outcome: Outcome
+        self,
+        run: ServiceRun,
+        record: SiteRecord,
+        limit: asyncio.Semaphore,
+        outcome: Outcome,
+        gate: Coroutine[Any, Any, list[str]],
     ) -> bool:
         placement = run.placement
         node_record = record.nodes[placement.node]
         assert node_record.node is not None
         name, service = placement.node, placement.service
-        step_name = run.steps[0]
-        async with limit:
-            try:
-                session = await self._session(name, node_record.node)
-                self.records.teardown_known(
-                    self.site, name, service, placement.teardown(), placement.depends_on
-                )
-                for step_name in run.steps:
-                    self.observer(Event(name, service, step_name, "running"))
-                    step = placement.steps[step_name]
-                    if step_name == "stop":
-                        # Forget "start" first: if we die between stop and start, the next
-                        # run must start it again rather than think it is running.
-                        self.records.steps_forgotten(self.site, name, service, ["start"])
-                    await session.run_step(service, step, placement.env)
-                    if step_name in ("start", "reload") and placement.check:
-                        self.observer(Event(name, service, "check", "running"))
-                        await session.check(service, placement.check, placement.env)
-                    outcome.steps_run += 1
-                    if step_name != "stop":
-                        recorded_as = "start" if step_name == "reload" else step_name
-                        fingerprint = placement.steps[recorded_as].fingerprint
-                        self.records.step_done(self.site, name, service, recorded_as, fingerprint)
-                self.observer(Event(name, service, step_name, "done"))
-                return True
-            except StepFailed as failure:
-                outcome.failures.append(failure)
-                self.observer(Event(name, service, failure.step, "failed", failure.detail))
+        early = [s for s in run.steps if s in EARLY_STEPS]
+        late = run.steps[len(early) :]
+        try:
+            if early:
+                async with limit:
+                    await self._steps(run, node_record.node, early, outcome)
+            broken = await gate  # not holding a slot while waiting
+            if broken:
+                why = f"needs {', '.join(broken)}, which failed"
+                outcome.skipped.append((name, service, why))
+                self.observer(Event(name, service, late[0] if late else "", "skipped", why))
                 return False
-            except HotsiteError as exc:  # could not connect
-                outcome.failures.append(StepFailed(name, service, "connect", str(exc), ""))
-                self.observer(Event(name, service, "connect", "failed", str(exc)))
-                return False
+            if late:
+                async with limit:
+                    await self._steps(run, node_record.node, late, outcome)
+            self.observer(Event(name, service, run.steps[-1], "done"))
+            return True
+        except StepFailed as failure:
+            gate.close()
+            outcome.failures.append(failure)
+            self.observer(Event(name, service, failure.step, "failed", failure.detail))
+            return False
+        except HotsiteError as exc:  # could not connect
+            gate.close()
+            outcome.failures.append(StepFailed(name, service, "connect", str(exc), ""))
+            self.observer(Event(name, service, "connect", "failed", str(exc)))
+            return False
+
+    async def _steps(self, run: ServiceRun, node: Node, steps: list[str], outcome: Outcome) -> None:
+        placement = run.placement
+        name, service = placement.node, placement.service
+        session = await self._session(name, node)
+        self.records.teardown_known(
+            self.site, name, service, placement.teardown(), placement.depends_on
+        )
+        for step_name in steps:
+            self.observer(Event(name, service, step_name, "running"))
+            step = placement.steps[step_name]
+            if step_name == "stop":
+                # Forget "start" first: if we die between stop and start, the next
+                # run must start it again rather than think it is running.
+                self.records.steps_forgotten(self.site, name, service, ["start"])
+            await session.run_step(service, step, placement.env)
+            if step_name in ("start", "reload") and placement.check:
+                self.observer(Event(name, service, "check", "running"))
+                await session.check(service, placement.check, placement.env)
+            outcome.steps_run += 1
+            if step_name != "stop":
+                recorded_as = "start" if step_name == "reload" else step_name
+                fingerprint = placement.steps[recorded_as].fingerprint
+                self.records.step_done(self.site, name, service, recorded_as, fingerprint)
 
     # -- teardown ---------------------------------------------------------------------
 
