@@ -1,5 +1,7 @@
+# A dead process stays a zombie until its parent reaps it; kill -0 would call it alive.
+alive() { s=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
 APP={{ inputs.app_dir }}
-if [ -f "$APP/app.pid" ] && kill -0 "$(cat "$APP/app.pid")" 2>/dev/null; then exit 0; fi
+if [ -f "$APP/app.pid" ] && alive "$(cat "$APP/app.pid")"; then exit 0; fi
 cd "$APP"
 PYTHONPATH="$APP/lib" setsid python3 app/petclinic.py </dev/null >>"$APP/app.log" 2>&1 &
 echo $! > "$APP/app.pid"

@@ -1,8 +1,10 @@
 # Start mariadbd detached from this session (setsid, no inherited descriptors), unless
 # it already runs; then wait until it answers.
+# A dead process stays a zombie until its parent reaps it; kill -0 would call it alive.
+alive() { s=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
 DIR={{ inputs.db_dir }}
 PATH=$PATH:/usr/sbin
-if [ -f "$DIR/mysqld.pid" ] && kill -0 "$(cat "$DIR/mysqld.pid")" 2>/dev/null; then
+if [ -f "$DIR/mysqld.pid" ] && alive "$(cat "$DIR/mysqld.pid")"; then
   exit 0
 fi
 setsid mariadbd --defaults-file="$DIR/my.cnf" --user=root </dev/null >/dev/null 2>&1 &

@@ -104,8 +104,12 @@ def lifecycle(site: HAProxySite) -> dict[str, str]:
     cfg, pid, directory = (
         shlex.quote(p) for p in (site.config_path, site.pid_path, site.directory)
     )
-    running = f"[ -f {pid} ] && kill -0 $(cat {pid}) 2>/dev/null"
-    # Detached from the SSH session's streams, or the session would wait for HAProxy.
+    # Not `kill -0`: a stopped HAProxy stays a zombie until its parent reaps it.
+    alive = (
+        "alive() { s=$(awk '{print $3}' \"/proc/$1/stat\" 2>/dev/null);"
+        ' [ -n "$s" ] && [ "$s" != Z ]; }; '
+    )
+    running = f"[ -f {pid} ] && alive $(cat {pid})"
     log = shlex.quote(f"{site.directory}/haproxy.log")
     quiet = f"</dev/null >{log} 2>&1 || {{ cat {log}; exit 1; }}"
     return {
@@ -115,16 +119,16 @@ def lifecycle(site: HAProxySite) -> dict[str, str]:
         ),
         "configure": f"PATH=$PATH:/usr/sbin; haproxy -c -q -f {cfg}",
         "start": (
-            f"PATH=$PATH:/usr/sbin; if {running}; then haproxy -D -f {cfg} -p {pid}"
+            f"PATH=$PATH:/usr/sbin; {alive}if {running}; then haproxy -D -f {cfg} -p {pid}"
             f" -sf $(cat {pid}) {quiet}; else haproxy -D -f {cfg} -p {pid} {quiet}; fi"
         ),
         "reload": (
-            f"PATH=$PATH:/usr/sbin; haproxy -D -f {cfg} -p {pid}"
+            f"PATH=$PATH:/usr/sbin; {alive}haproxy -D -f {cfg} -p {pid}"
             f" $({running} && echo -sf $(cat {pid})) {quiet}"
         ),
         "stop": (
-            f"if {running}; then kill $(cat {pid}); for i in $(seq 50); do"
-            f" kill -0 $(cat {pid}) 2>/dev/null || break; sleep 0.1; done; fi; rm -f {pid}"
+            f"{alive}if {running}; then kill $(cat {pid}); for i in $(seq 50); do"
+            f" {running} || break; sleep 0.1; done; fi; rm -f {pid}"
         ),
         "uninstall": f"rm -rf {directory}",
     }
