@@ -14,7 +14,7 @@ from rich.table import Table
 from hotsite.cli.app import app, console, err_console, project
 from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, NodeError
-from hotsite.nodes import NodeSpec
+from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
 from hotsite.remote import RemoteSession, history
 
@@ -252,3 +252,83 @@ def logs(
         for stream in (e.stdout_tail, e.stderr_tail):
             for out in stream.rstrip("\n").splitlines()[-10:] if stream.strip() else []:
                 console.print(f"    {out}", highlight=False, markup=False, soft_wrap=True)
+
+
+@nodes_app.command("pool")
+def pool(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="One pool (default: all BYON pools)."),
+    as_json: bool = JSON,
+) -> None:
+    """BYON pools: every host, its tags, and who holds it."""
+    providers = _providers(ctx)
+    pools = providers.config.pools()
+    if name is not None:
+        providers.config.provider(name)  # unknown name: one clear error
+        pools = {k: v for k, v in pools.items() if k == name}
+    rows: list[dict[str, Any]] = []
+    for pool_name, settings in sorted(pools.items()):
+        leases = {
+            node.driver_id: node for node in records.select(providers.store, provider=pool_name)
+        }
+        for host in settings.hosts:
+            lease = leases.get(host.host_name)
+            rows.append(
+                {
+                    "pool": pool_name,
+                    "host": host.host_name,
+                    "address": f"{host.address}:{host.port}",
+                    "tags": host.tags,
+                    "node": lease.name if lease else None,
+                    "site": lease.site if lease else None,
+                    "state": lease.state if lease else "free",
+                }
+            )
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("pool", "host", "address", "tags", "state", "node", "site")
+    for row in rows:
+        tags = ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
+        table.add_row(
+            str(row["pool"]),
+            str(row["host"]),
+            str(row["address"]),
+            tags,
+            str(row["state"]),
+            str(row["node"] or ""),
+            str(row["site"] or ""),
+        )
+    console.print(table)
+
+
+@nodes_app.command("host-keys")
+def host_keys(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Host keys hotsite trusts (recorded the first time each host was accepted)."""
+    from hotsite.remote import hostkeys
+
+    rows = hostkeys.listing(_providers(ctx).store)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("address", "port", "fingerprint", "first seen as")
+    for row in rows:
+        table.add_row(
+            str(row["address"]), str(row["port"]), str(row["fingerprint"]), str(row["node"])
+        )
+    console.print(table)
+
+
+@nodes_app.command("forget-host-key")
+def forget_host_key(
+    ctx: typer.Context,
+    address: str = typer.Argument(..., help="The host's address (as in 'nodes host-keys')."),
+    port: int | None = typer.Option(None, "--port", help="Only this port."),
+) -> None:
+    """Forget a recorded host key (after a host was reinstalled), so it can be accepted anew."""
+    from hotsite.remote import hostkeys
+
+    removed = hostkeys.forget(_providers(ctx).store, address, port)
+    if not removed:
+        raise NodeError(f"no host key recorded for {address}", "see 'hotsite nodes host-keys'")
+    console.print(f"forgot {removed} host key(s) of {address}")

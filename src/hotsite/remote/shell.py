@@ -27,7 +27,8 @@ def wrap(
         lines.append(f"export {key}={shlex.quote(value)}")
     if cwd:
         lines.append(f"cd {shlex.quote(cwd)}")
-    script = "\n".join(lines) + ("\n" if lines else "")
+    # Never empty: asyncssh sends no EOF for empty input, and ``$(cat)`` would wait.
+    script = "\n".join(lines) + "\n"
     line = f"sh -c {shlex.quote(_WRAPPER)} {shlex.quote(command)}"
     if sudo:
         line = f"sudo -n -- {line}"

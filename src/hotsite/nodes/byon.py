@@ -1,0 +1,173 @@
+"""The ``byon`` driver: a pool of existing hosts (bare metal, VMs someone else made).
+
+Allocation is a lease: in one ``BEGIN IMMEDIATE`` transaction (the state store's writer
+lock, shared by every hotsite process of the project) it picks free hosts whose tags
+match and records the leases as ``intent``; the unique index on (provider, driver_id)
+backs that up. Only then is SSH probed; if any probe fails, every lease of the call is
+dropped again, so a failed allocation leaves nothing behind. A lease whose process died
+before it was confirmed is reclaimed by the next allocation. Release runs the pool's
+``scrub`` command on the host first; a host whose scrub fails stays leased (state
+``releasing``) rather than being handed dirty to the next user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError, UnreachableError
+from hotsite.nodes import records
+from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
+from hotsite.nodes.config import ByonProvider, PoolHost
+
+
+class ByonDriver(NodeDriver):
+    name = "byon"
+    capabilities = frozenset({Capability.DESTROY, Capability.TAGS, Capability.SCRUB})
+    settings: ByonProvider
+
+    @property
+    def accept_new_host_keys(self) -> bool:
+        if self.context.ssh.accept_new_host_keys:  # the CLI flag or nodes.ssh
+            return True
+        return bool(self.settings.accept_new_host_keys)
+
+    async def create(self, specs: list[NodeSpec]) -> list[Node]:
+        nodes = self._lease(specs)
+        try:
+            await self._probe_all(nodes)
+        except BaseException:
+            records.delete(self.context.store, [n.name for n in nodes])
+            raise
+        for node in nodes:
+            node.state = records.RUNNING
+            records.save(self.context.store, node)
+        return nodes
+
+    def _lease(self, specs: list[NodeSpec]) -> list[Node]:
+        store = self.context.store
+        with store.transaction() as conn:
+            self._reclaim_dead_intents(conn)
+            taken = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT driver_id FROM nodes WHERE provider = ?", (self.provider,)
+                )
+            }
+            nodes = []
+            for spec in specs:
+                if conn.execute("SELECT 1 FROM nodes WHERE name = ?", (spec.name,)).fetchone():
+                    raise NodeError(
+                        f"a node named {spec.name!r} already exists",
+                        "pick another name or release it with 'hotsite nodes destroy'",
+                    )
+                host = self._pick(spec, taken)
+                taken.add(host.host_name)
+                node = self._node(spec, host)
+                records.insert(conn, node)
+                nodes.append(node)
+        return nodes
+
+    def _pick(self, spec: NodeSpec, taken: set[str]) -> PoolHost:
+        matching = [
+            h for h in self.settings.hosts if all(h.tags.get(k) == v for k, v in spec.tags.items())
+        ]
+        for host in matching:
+            if host.host_name not in taken:
+                return host
+        wanted = ",".join(f"{k}={v}" for k, v in sorted(spec.tags.items())) or "any tags"
+        raise PoolExhaustedError(
+            f"pool {self.provider!r} has no free host matching {wanted}"
+            f" ({len(matching)} match, all leased; {len(self.settings.hosts)} in the pool)",
+            "release nodes with 'hotsite nodes destroy', add hosts, or ask for other tags",
+        )
+
+    def _node(self, spec: NodeSpec, host: PoolHost) -> Node:
+        return Node(
+            name=spec.name,
+            driver=self.name,
+            driver_id=host.host_name,
+            address=host.address,
+            ssh_port=host.port,
+            ssh_user=host.user or self.context.ssh.user,
+            ssh_key=str(host.key or self.context.ssh.key or "") or None,
+            tags={**host.tags, **spec.tags},
+            state=records.INTENT,
+            provider=self.provider,
+            site=spec.site,
+            group=spec.group,
+        )
+
+    def _reclaim_dead_intents(self, conn: sqlite3.Connection) -> None:
+        """Leases left as ``intent`` by a process that died (kill -9, power loss)."""
+        cursor = conn.execute(
+            "SELECT name, holder_pid FROM nodes WHERE provider = ? AND state = ?",
+            (self.provider, records.INTENT),
+        )
+        dead = [row[0] for row in cursor if not records.pid_alive(row[1])]
+        for name in dead:
+            conn.execute("DELETE FROM nodes WHERE name = ?", (name,))
+
+    async def _probe_all(self, nodes: list[Node]) -> None:
+        results = await asyncio.gather(*(self._probe(n) for n in nodes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _probe(self, node: Node) -> None:
+        from hotsite.remote.ssh import SSHTransport  # asyncssh only when a pool is used
+
+        transport = await SSHTransport.connect(
+            node, self.context.store, self.context.ssh, accept_new=self.accept_new_host_keys
+        )
+        await transport.close()
+
+    async def list_nodes(self) -> list[Node]:
+        return records.select(self.context.store, provider=self.provider)
+
+    async def wait_reachable(self, nodes: list[Node], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            while True:
+                try:
+                    await self._probe(node)
+                    break
+                except UnreachableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(1)
+
+    async def destroy(self, nodes: list[Node]) -> None:
+        """Scrub then free each host; the first failure is raised after trying all."""
+        errors: list[HotsiteError] = []
+        for node in nodes:
+            node.state = records.RELEASING
+            records.save(self.context.store, node)
+        results = await asyncio.gather(*(self._release(n) for n in nodes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, HotsiteError):
+                errors.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+        if errors:
+            raise errors[0]
+
+    async def _release(self, node: Node) -> None:
+        if self.settings.scrub:
+            from hotsite.remote.logged import LoggedTransport, step
+            from hotsite.remote.ssh import SSHTransport
+
+            inner = await SSHTransport.connect(
+                node, self.context.store, self.context.ssh, accept_new=self.accept_new_host_keys
+            )
+            async with LoggedTransport(inner, self.context.store, site=node.site) as transport:
+                with step("scrub"):
+                    result = await transport.run(self.settings.scrub, timeout=600)
+            if not result.ok:
+                raise NodeError(
+                    f"scrub of {node.name} ({node.driver_id}) failed with exit status"
+                    f" {result.exit_status}; the host stays leased",
+                    f"see 'hotsite logs {node.name}', fix the host, then destroy again",
+                )
+        records.delete(self.context.store, [node.name])

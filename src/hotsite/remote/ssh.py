@@ -1,0 +1,227 @@
+"""The SSH transport (asyncssh): one connection per node, a channel per command, SFTP
+for files, host keys checked against the state store.
+
+Every way a connection can fail becomes one clear error naming the node and its
+address: unreachable (refused, no route, timed out), authentication refused, unknown
+host key (not accepted) or changed host key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import asyncssh
+
+from hotsite.errors import (
+    AuthenticationError,
+    HostKeyError,
+    NodeError,
+    RemoteError,
+    UnreachableError,
+)
+from hotsite.nodes.base import Node, SSHSettings
+from hotsite.remote import hostkeys
+from hotsite.remote.base import CommandResult, Transport
+from hotsite.remote.shell import wrap
+from hotsite.state import StateStore
+
+
+class _HostKeyCheck(asyncssh.SSHClient):
+    """Decides on a host key asyncssh could not match against the recorded one."""
+
+    def __init__(self, recorded: asyncssh.SSHKey | None, accept_new: bool) -> None:
+        self.recorded = recorded
+        self.accept_new = accept_new
+        self.offered: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.offered = key
+        # A recorded key that matched never gets here: asyncssh accepted it itself.
+        return self.recorded is None and self.accept_new
+
+
+class SSHTransport(Transport):
+    def __init__(self, node: Node, conn: asyncssh.SSHClientConnection, user: str) -> None:
+        self.node = node.name
+        self.where = f"{node.address}:{node.ssh_port}"
+        self._conn = conn
+        self._user = user
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._sftp_lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(
+        cls, node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+    ) -> SSHTransport:
+        where = f"{node.name} ({node.address}:{node.ssh_port})"
+        key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
+        if key_path is not None and not key_path.exists():
+            raise NodeError(
+                f"SSH key {key_path} for node {node.name} does not exist",
+                "set nodes.ssh.key (or the pool host's key) to a private key file",
+            )
+        user = node.ssh_user or ssh.user
+        recorded = hostkeys.known(store, node.address, node.ssh_port)
+        check = _HostKeyCheck(recorded, accept_new)
+        try:
+            conn = await asyncio.wait_for(
+                asyncssh.connect(
+                    node.address,
+                    port=node.ssh_port,
+                    username=user,
+                    client_keys=[str(key_path)] if key_path else None,
+                    known_hosts=([recorded] if recorded else [], [], []),
+                    client_factory=lambda: check,
+                    agent_path=None,
+                    password=None,
+                    preferred_auth="publickey",
+                    config=[],
+                    connect_timeout=ssh.connect_timeout,
+                    keepalive_interval=15,
+                ),
+                ssh.connect_timeout,
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            raise _host_key_error(where, recorded, check.offered) from None
+        except asyncssh.KeyExchangeFailed as exc:
+            if recorded is not None:  # the host no longer offers the recorded key's type
+                raise _host_key_error(where, recorded, None) from None
+            raise RemoteError(f"SSH key exchange with {where} failed: {exc.reason}") from None
+        except asyncssh.PermissionDenied:
+            raise AuthenticationError(
+                f"{where} refused our SSH key ({key_path or 'no key'}) for user {user}",
+                "check the node's authorized_keys, the user and nodes.ssh.key",
+            ) from None
+        except (TimeoutError, OSError) as exc:
+            if isinstance(exc, TimeoutError):
+                reason = "timed out"
+            else:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise UnreachableError(
+                f"{where} is unreachable over SSH: {reason}",
+                f"check the address and that sshd listens (timeout {ssh.connect_timeout:g}s)",
+            ) from None
+        except asyncssh.Error as exc:
+            raise RemoteError(f"SSH to {where} failed: {exc.reason}") from None
+        offered = conn.get_server_host_key()
+        if recorded is None and offered is not None:
+            # Recorded only after the host proved it holds the key and let us in.
+            hostkeys.remember(store, node.address, node.ssh_port, offered, node.name)
+        return cls(node, conn, user)
+
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        sudo: bool = False,
+    ) -> CommandResult:
+        line, script = wrap(command, env=env, cwd=cwd, sudo=sudo and self._user != "root")
+        started = time.monotonic()
+        try:
+            result = await self._conn.run(line, input=script, timeout=timeout, check=False)
+        except asyncssh.TimeoutError:
+            raise RemoteError(
+                f"{command!r} timed out after {timeout:g}s on {self.node}",
+                "raise the timeout or look at what the command waits for",
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise UnreachableError(
+                f"lost the SSH connection to {self.node} ({self.where}): {exc}"
+            ) from None
+        status = result.exit_status
+        if status is None or status < 0:
+            status = 128 + (_signal_number(result.exit_signal) if result.exit_signal else 127)
+        return CommandResult(
+            node=self.node,
+            command=command,
+            exit_status=status,
+            stdout=_text(result.stdout),
+            stderr=_text(result.stderr),
+            duration=time.monotonic() - started,
+        )
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        async with self._sftp_lock:
+            if self._sftp is None:
+                self._sftp = await self._conn.start_sftp_client()
+            return self._sftp
+
+    async def put(self, local: Path, remote: str) -> None:
+        """``remote`` is the destination path; a directory's contents merge into it."""
+        try:
+            sftp = await self._sftp_client()
+            if local.is_dir():
+                await sftp.makedirs(remote, exist_ok=True)
+                children = sorted(local.iterdir())
+                if children:
+                    await sftp.put(children, remote, recurse=True, preserve=True)
+            else:
+                parent = str(Path(remote).parent)
+                if parent not in ("", "/", "."):
+                    await sftp.makedirs(parent, exist_ok=True)
+                await sftp.put(local, remote, preserve=True)
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(f"upload of {local} to {self.node}:{remote} failed: {exc}") from None
+
+    async def get(self, remote: str, local: Path) -> None:
+        try:
+            sftp = await self._sftp_client()
+            if await sftp.isdir(remote):
+                local.mkdir(parents=True, exist_ok=True)
+                names = [n for n in await sftp.listdir(remote) if n not in (".", "..")]
+                if names:
+                    paths = [f"{remote.rstrip('/')}/{n}" for n in sorted(names)]
+                    await sftp.get(paths, local, recurse=True, preserve=True)
+            else:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                await sftp.get(remote, local, preserve=True)
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(
+                f"download of {self.node}:{remote} to {local} failed: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.exit()
+        self._conn.close()
+        await self._conn.wait_closed()
+
+
+def _host_key_error(
+    where: str, recorded: asyncssh.SSHKey | None, offered: asyncssh.SSHKey | None
+) -> HostKeyError:
+    seen = offered.get_fingerprint() if offered else "a key of another type"
+    if recorded is not None:
+        return HostKeyError(
+            f"host key of {where} changed: recorded {recorded.get_fingerprint()}, offered {seen}",
+            "if the host was reinstalled, run 'hotsite nodes forget-host-key ADDRESS';"
+            " otherwise someone may be intercepting the connection",
+        )
+    return HostKeyError(
+        f"{where} has an unknown host key {seen}",
+        "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
+    )
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _signal_number(name: tuple[str, bool, str, str] | str | None) -> int:
+    import signal
+
+    sig = name[0] if isinstance(name, tuple) else name
+    try:
+        return int(signal.Signals[f"SIG{sig}"])
+    except (KeyError, TypeError):
+        return 0

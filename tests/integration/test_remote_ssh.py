@@ -1,0 +1,180 @@
+"""The asyncssh transport against real sshd hosts in network namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from hotsite.errors import AuthenticationError, HostKeyError, RemoteError, UnreachableError
+from hotsite.nodes.base import Node, SSHSettings
+from hotsite.remote import RemoteSession, history, hostkeys
+from hotsite.remote.ssh import SSHTransport
+from hotsite.state import StateStore
+from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
+
+
+def node_for(host: SSHHost, name: str | None = None, **fields: object) -> Node:
+    return Node(
+        name=name or host.name,
+        driver="byon",
+        driver_id=host.name,
+        address=host.address,
+        ssh_port=host.port,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "state.db")
+
+
+def test_commands_files_and_one_connection_per_node(
+    ssh_hosts: SSHHostFactory, store: StateStore, tmp_path: Path
+) -> None:
+    (host,) = ssh_hosts.create(1, private_dirs=["/opt"])
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, accept_new_host_keys=True)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "big.bin").write_bytes(os.urandom(1_000_000))
+    (tree / "sub" / "run.sh").write_text("#!/bin/sh\necho ran\n")
+    (tree / "sub" / "run.sh").chmod(0o755)
+
+    async def go() -> None:
+        node = node_for(host, site="primary")
+        async with RemoteSession(store, ssh) as session:
+            transport = await session.transport(node)
+            assert await session.transport(node) is transport
+            result = await transport.run(
+                'echo "$PASSWORD" | wc -c; pwd; echo err >&2; exit 7',
+                env={"PASSWORD": "pa ss'w\"rd"},
+                cwd="/tmp",
+            )
+            assert (result.exit_status, result.stdout, result.stderr) == (7, "11\n/tmp\n", "err\n")
+            await transport.put(tree, "/opt/app")
+            assert (await transport.run("/opt/app/sub/run.sh")).stdout == "ran\n"
+            for _ in range(5):
+                await transport.run("true")
+            established = host.exec(
+                "ss", "-Htn", "state", "established", f"( sport = :{host.port} )"
+            )
+            assert len(established.stdout.splitlines()) == 1  # one connection, reused
+            await transport.get("/opt/app", tmp_path / "back")
+            with pytest.raises(RemoteError, match=r"timed out after 0\.3s"):
+                await transport.run("sleep 10", timeout=0.3)
+            signalled = await transport.run("kill -9 $$")
+            assert signalled.exit_status == 137
+
+    asyncio.run(go())
+    assert sha256(tmp_path / "back" / "big.bin") == sha256(tree / "big.bin")
+    assert (host.private_dirs["/opt"] / "app" / "big.bin").exists()  # private /opt
+    assert os.access(tmp_path / "back" / "sub" / "run.sh", os.X_OK)
+    log = history.query(store, node=host.name, limit=100)
+    assert log[0].exit_status == 7 and log[0].site == "primary" and log[0].stderr_tail == "err\n"
+    assert any(e.command.startswith("upload ") for e in log)
+    assert any(e.exit_status is None and "timed out" in (e.error or "") for e in log)
+    dump = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    assert b"pa ss'w" not in dump
+
+
+def test_host_keys_unknown_accepted_then_changed(
+    ssh_hosts: SSHHostFactory, store: StateStore
+) -> None:
+    (host,) = ssh_hosts.create(1)
+    node = node_for(host)
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, connect_timeout=3)
+
+    async def connect(accept_new: bool) -> None:
+        transport = await SSHTransport.connect(node, store, ssh, accept_new=accept_new)
+        await transport.close()
+
+    with pytest.raises(HostKeyError, match=f"{host.address}:22.*unknown host key SHA256:"):
+        asyncio.run(connect(False))
+    assert hostkeys.known(store, host.address, 22) is None  # nothing half-recorded
+    asyncio.run(connect(True))
+    recorded = hostkeys.known(store, host.address, 22)
+    assert recorded is not None
+    assert recorded.export_public_key().decode().strip() == host.host_key
+    asyncio.run(connect(False))  # known now: no flag needed
+
+    # The host is "reinstalled": new host key, same address.
+    host.stop_sshd()
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(str(host.dir / "ssh_host_ed25519_key"))
+    ssh_hosts._start_sshd(host)
+    from hotsite.testing.sshhosts import _wait_listening
+
+    _wait_listening([host], 10)
+    with pytest.raises(HostKeyError, match=f"host key of {host.name} .*changed: recorded SHA256"):
+        asyncio.run(connect(True))  # accepting *new* keys never accepts a *changed* one
+    assert hostkeys.known(store, host.address, 22) == recorded
+
+
+def test_refused_key_and_unreachable_host_fail_fast(
+    ssh_hosts: SSHHostFactory, store: StateStore, tmp_path: Path
+) -> None:
+    host, down = ssh_hosts.create(2)
+    other_key = tmp_path / "other"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other_key))
+    wrong = SSHSettings(key=other_key, connect_timeout=3)
+    with pytest.raises(AuthenticationError, match=f"{host.address}:22.*refused our SSH key"):
+        asyncio.run(SSHTransport.connect(node_for(host), store, wrong, accept_new=True))
+    assert hostkeys.known(store, host.address, 22) is None
+
+    down.stop_sshd()
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, connect_timeout=2)
+    with pytest.raises(UnreachableError, match="unreachable over SSH: Connection refused"):
+        asyncio.run(SSHTransport.connect(node_for(down), store, ssh, accept_new=True))
+    # An address in the test subnet where no host answers: the connect timeout applies.
+    silent = Node("silent", "byon", "x", address=host.address.rsplit(".", 1)[0] + ".250")
+    started = time.monotonic()
+    with pytest.raises(UnreachableError, match=r"silent .*unreachable"):
+        asyncio.run(SSHTransport.connect(silent, store, ssh, accept_new=True))
+    assert time.monotonic() - started < 4
+
+
+def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: StateStore) -> None:
+    hosts = ssh_hosts.create(8)
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, accept_new_host_keys=True, concurrency=4)
+    nodes = [node_for(h) for h in hosts]
+    hosts[3].stop_sshd()
+
+    async def go() -> list[object]:
+        async with RemoteSession(store, ssh) as session:
+            return await session.run_all(nodes, "date +%s.%N; sleep 0.5")  # type: ignore[return-value]
+
+    started = time.monotonic()
+    outcomes = asyncio.run(go())
+    elapsed = time.monotonic() - started
+    failed = [o for o in outcomes if not o.ok]  # type: ignore[attr-defined]
+    assert [o.node.name for o in failed] == [hosts[3].name]  # type: ignore[attr-defined]
+    assert isinstance(failed[0].error, UnreachableError)  # type: ignore[attr-defined]
+    # 7 commands of 0.5 s with at most 4 at once: two waves, not seven, not one.
+    assert 1.0 <= elapsed < 3.5, elapsed
+    starts = sorted(float(o.result.stdout) for o in outcomes if o.ok)  # type: ignore[attr-defined]
+    assert starts[4] - starts[0] >= 0.45
+
+
+def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:
+    factory = SSHHostFactory(tmp_path / "hosts")
+    hosts = factory.create(3)
+    names = [h.netns for h in hosts]
+    pids = [h.pid for h in hosts]
+    factory.stop()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(name in listed for name in names)
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert factory.bridge not in links
+    for pid in pids:
+        assert pid is not None and not Path(f"/proc/{pid}").exists()

@@ -1,0 +1,64 @@
+"""Fixtures for tests that need real SSH hosts (network namespaces running sshd).
+
+Imported by tests/integration/conftest.py. ``ssh_hosts`` is the factory: call
+``ssh_hosts.create(3, private_dirs=["/opt"])``; every host is torn down after the test,
+pass or fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
+
+
+@pytest.fixture
+def ssh_hosts(tmp_path: Path) -> Iterator[SSHHostFactory]:
+    factory = SSHHostFactory(tmp_path / "sshhosts")
+    try:
+        yield factory
+    finally:
+        factory.stop()
+
+
+def pool_config(
+    directory: Path,
+    factory: SSHHostFactory,
+    hosts: list[SSHHost],
+    *,
+    tags: list[dict[str, str]] | None = None,
+    pool: dict[str, Any] | None = None,
+    ssh: dict[str, Any] | None = None,
+    providers: dict[str, Any] | None = None,
+) -> Path:
+    """A project file with one BYON pool ``rack`` made of ``hosts``."""
+    entries = [
+        {
+            "name": f"h{i + 1}",
+            "address": h.address,
+            "port": h.port,
+            "tags": (tags or [{}] * len(hosts))[i],
+        }
+        for i, h in enumerate(hosts)
+    ]
+    config = {
+        "sites": {
+            "primary": {"database": "mysql://root@127.0.0.1:1/app"},
+            "dr": {"database": "mysql://root@127.0.0.1:1/app"},
+        },
+        "nodes": {
+            "ssh": {"key": str(factory.client_key_path), "connect_timeout": 3, **(ssh or {})},
+            "providers": {
+                "rack": {"driver": "byon", "hosts": entries, **(pool or {})},
+                **(providers or {}),
+            },
+        },
+    }
+    path = directory / "hotsite.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
