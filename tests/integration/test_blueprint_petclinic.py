@@ -126,6 +126,16 @@ def command_count(config: Path, step: str) -> int:
         )
 
 
+def app_logs(hosts: list[object]) -> str:
+    """The web nodes' app logs, to explain a failed start."""
+    text = ""
+    for host in hosts:
+        log = host.private_dirs["/opt"] / "petclinic" / "app.log"  # type: ignore[attr-defined]
+        if log.exists():
+            text += f"\n--- {log}\n{log.read_text()[-2000:]}"
+    return text
+
+
 def leftover_processes(host: object) -> list[str]:
     """Processes in the host's namespace other than its sshd."""
     pids = host.exec("ip", "netns", "pids", host.netns).stdout.split()  # type: ignore[attr-defined]
@@ -141,7 +151,9 @@ def leftover_processes(host: object) -> list[str]:
 def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
     tmp_path: Path, hosts_factory: object
 ) -> None:
-    config, hosts = project(tmp_path, hosts_factory, ["db", "web", "web", "lb"])
+    # A spare web host in the pool, for scaling out later.
+    config, hosts = project(tmp_path, hosts_factory, ["db", "web", "web", "lb", "web"])
+    config.write_text(config.read_text().replace("web_count: 3", "web_count: 2"))
 
     # kill -9 in the middle of `up` (once the database is up, while the app installs).
     process = subprocess.Popen(
@@ -162,10 +174,10 @@ def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
     assert ("lb", "start") not in steps_done(config)
 
     result = hotsite(config, "up", "primary", "-q")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr + app_logs(hosts)
     # No duplicate nodes, no completed step run twice.
     listed = hotsite(config, "nodes", "list", "--json")
-    assert len(yaml.safe_load(listed.stdout)) == 4, listed.stdout
+    assert len(yaml.safe_load(listed.stdout)) == 4, listed.stdout  # the spare is free
     assert command_count(config, "mariadb.install") == 1
     assert command_count(config, "schema.configure") == 1
 
@@ -189,6 +201,21 @@ def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
     assert "nothing to do" in plan.stdout
     again = hotsite(config, "up", "primary", "-q")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    # Scale out: a third web node; the load balancer is reconfigured and reloaded.
+    config.write_text(config.read_text().replace("web_count: 2", "web_count: 3"))
+    plan = hotsite(config, "plan", "primary")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "+ node primary-web-2" in plan.stdout
+    assert "reload" in next(line for line in plan.stdout.splitlines() if "lb on" in line)
+    assert "mariadb" not in plan.stdout  # nothing else changes
+    scaled = hotsite(config, "up", "primary", "-q")
+    assert scaled.returncode == 0, scaled.stdout + scaled.stderr
+    answers = [post_pet(out["url"], f"dog{i}") for i in range(9)]
+    assert {node for _, node in answers} == {f"primary-web-{i}" for i in range(3)}
+
+    # No secret reached the state store (command log included).
+    assert PASSWORD.encode() not in (tmp_path / ".hotsite" / "state.db").read_bytes()
 
     # Down: no process, no lease, no directory left behind.
     down = hotsite(config, "down", "primary", "-q")

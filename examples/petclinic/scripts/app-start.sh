@@ -3,5 +3,7 @@ alive() { s=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$
 APP={{ inputs.app_dir }}
 if [ -f "$APP/app.pid" ] && alive "$(cat "$APP/app.pid")"; then exit 0; fi
 cd "$APP"
-PYTHONPATH="$APP/lib" setsid python3 app/petclinic.py </dev/null >>"$APP/app.log" 2>&1 &
-echo $! > "$APP/app.pid"
+# The process writes its own pid file before it becomes the app: a start interrupted
+# between launching and recording can then never leave an app nobody knows about.
+PYTHONPATH="$APP/lib" setsid sh -c 'echo $$ > app.pid; exec python3 app/petclinic.py' \
+  </dev/null >>"$APP/app.log" 2>&1 &

@@ -13,7 +13,14 @@ import shlex
 
 # ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh ``sh -c``
 # so its own syntax errors are reported as its own, with ``$0`` as the command text.
-_WRAPPER = 'eval "$(cat)" && exec sh -c "$0"'
+# The input ends with a marker: if the client dies while sending it, sshd still closes
+# stdin (EOF), and without the check the command would run without its environment
+# (a service started with no DB_HOST...) after the client is gone.
+_END = "#hotsite-input-end"
+_WRAPPER = (
+    f'i=$(cat); case "$i" in *"{_END}") ;; *) echo "hotsite: input cut short,'
+    ' command not run" >&2; exit 255;; esac; eval "$i" && exec sh -c "$0"'
+)
 
 
 def wrap(
@@ -28,7 +35,7 @@ def wrap(
     if cwd:
         lines.append(f"cd {shlex.quote(cwd)}")
     # Never empty: asyncssh sends no EOF for empty input, and ``$(cat)`` would wait.
-    script = "\n".join(lines) + "\n"
+    script = "\n".join([*lines, _END]) + "\n"
     line = f"sh -c {shlex.quote(_WRAPPER)} {shlex.quote(command)}"
     if sudo:
         line = f"sudo -n -- {line}"

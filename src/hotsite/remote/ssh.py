@@ -126,9 +126,7 @@ class SSHTransport(Transport):
         line, script = wrap(command, env=env, cwd=cwd, sudo=sudo and self._user != "root")
         started = time.monotonic()
         try:
-            # asyncssh sends EOF only after non-empty input, and the wrapper reads stdin
-            # to EOF: with no env and no cwd it waited forever. A newline is harmless.
-            result = await self._conn.run(line, input=script or "\n", timeout=timeout, check=False)
+            result = await self._conn.run(line, input=script, timeout=timeout, check=False)
         except asyncssh.TimeoutError:
             raise RemoteError(
                 f"{command!r} timed out after {timeout:g}s on {self.node}",
