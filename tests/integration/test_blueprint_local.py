@@ -69,3 +69,13 @@ def test_second_concurrent_up_is_refused(tmp_path: Path) -> None:
     for result in (up, down):
         assert result.returncode == 2
         assert "site 'primary' (up/down) is in use by process" in result.stderr
+
+
+def test_unknown_provider_is_an_error_at_plan_time(tmp_path: Path) -> None:
+    config = make(tmp_path)
+    (tmp_path / "bp.yaml").write_text(
+        BLUEPRINT.replace("box: {count: 1}", "box: {count: 1, driver: rack9}")
+    )
+    plan = hotsite(config, "plan", "primary")
+    assert plan.returncode == 1
+    assert "bp.yaml:4: nodes.box: unknown node provider 'rack9'" in plan.stderr

@@ -9,7 +9,7 @@ from hotsite.blueprint.model import load_blueprint
 from hotsite.blueprint.render import read_secrets, resolve_inputs
 from hotsite.blueprint.runner import Infrastructure
 from hotsite.config import ProjectConfig
-from hotsite.errors import ConfigError
+from hotsite.errors import ConfigError, HotsiteError
 from hotsite.state import StateStore
 
 
@@ -43,6 +43,14 @@ def open_deployment(
     inputs = resolve_inputs(
         blueprint, site_config.inputs, site, f"{config.path}: sites.{site}.inputs"
     )
+    # An unknown provider is a mistake in the files: say so at plan time, not mid-up.
+    for group, spec in blueprint.nodes.items():
+        provider = spec.driver or site_config.driver
+        try:
+            config.nodes.provider(provider)
+        except HotsiteError as exc:
+            where = blueprint.where("nodes", group) if spec.driver else f"sites.{site}.driver"
+            raise ConfigError(f"{where}: {exc.message}", exc.hint) from None
     if need_secrets:
         secrets = read_secrets(blueprint)
     else:
