@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from hotsite.blueprint.apply import site_lock
+from hotsite.blueprint.outcome import site_lock
 from tests.helpers import hotsite
 
 BLUEPRINT = """

@@ -6,6 +6,7 @@ so it is fast and safe to run any time; ``up`` executes exactly this plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hotsite.blueprint.desired import Desired, Placement
 from hotsite.blueprint.graph import levels
@@ -32,7 +33,7 @@ class Removal:
 
     node: str
     service: str
-    commands: dict[str, object]
+    commands: dict[str, Any]
     depends_on: list[str]
 
 
@@ -101,9 +102,7 @@ def make_plan(desired: Desired, record: SiteRecord) -> Plan:
             plan.runs.append(ServiceRun(placement, steps, reasons))
     for (node, service), info in record.teardown.items():
         if (node, service) not in desired.placements:
-            plan.removals.append(
-                Removal(node, service, info, list(info.get("depends_on", [])))  # type: ignore[arg-type]
-            )
+            plan.removals.append(Removal(node, service, info, list(info.get("depends_on", []))))
     return plan
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hotsite.blueprint.apply import Deployment, Event, Outcome, site_lock
+from hotsite.blueprint.apply import Deployment
 from hotsite.blueprint.infra import NodesInfrastructure
+from hotsite.blueprint.outcome import Event, Observer, Outcome, site_lock
 from hotsite.blueprint.plan import describe, summary
 from hotsite.blueprint.site import open_deployment
 from hotsite.blueprint.state import DeploymentStore
@@ -40,7 +43,7 @@ def _deployment(
     *,
     accept_new: bool = False,
     need_secrets: bool = True,
-    observer: object = None,
+    observer: Observer | None = None,
 ) -> tuple[Deployment, ProjectConfig]:
     config: ProjectConfig = project(ctx)
     store = open_store(config.home)
@@ -55,7 +58,7 @@ def _deployment(
         site,
         store,
         NodesInfrastructure(providers),
-        observer=observer,  # type: ignore[arg-type]
+        observer=observer,
         concurrency=config.nodes.ssh.concurrency,
         need_secrets=need_secrets,
     )
@@ -125,13 +128,13 @@ class _View:
             )
         return table
 
-    def run(self, work: object) -> Outcome:
+    def run(self, work: Coroutine[Any, Any, Outcome]) -> Outcome:
         if self.quiet:
-            return asyncio.run(work)  # type: ignore[arg-type]
+            return asyncio.run(work)
         with Live(self.table(), console=console, refresh_per_second=8, transient=True) as live:
             self.live = live
             try:
-                return asyncio.run(work)  # type: ignore[arg-type]
+                return asyncio.run(work)
             finally:
                 live.update(self.table())
                 self.live = None
