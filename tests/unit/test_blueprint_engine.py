@@ -195,3 +195,15 @@ def test_refresh_finds_a_dead_service_and_up_starts_it_again(tmp_path: Path) -> 
     ]
     assert asyncio.run(dep.up(unhealthy)).ok
     assert asyncio.run(dep.refresh()) == set()
+
+
+def test_down_keep_nodes_uninstalls_but_keeps_machines_for_the_next_up(tmp_path: Path) -> None:
+    dep, infra, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    assert asyncio.run(dep.down(keep_nodes=True)).ok
+    assert infra.dirs.destroyed == []
+    assert not (tmp_path / "nodes/primary-web-0/app.conf").exists()  # uninstalled
+    plan, _, _ = dep.plan()
+    assert plan.create == [] and {r.placement.service for r in plan.runs} == {"db", "app"}
+    assert asyncio.run(dep.up()).ok
+    assert len(infra.dirs.created) == 3

@@ -190,6 +190,7 @@ def up(
         if the_plan.empty:
             console.print(f"up {site}: nothing to do, the site is as described")
             return
+        console.print(f"up {site}: {summary(the_plan)}", highlight=False, soft_wrap=True)
         outcome = view.run(deployment.up(unhealthy))
     _report(outcome, "up", site)
     if outcome.outputs and outcome.ok:
