@@ -27,11 +27,17 @@ class StateStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        # executescript() COMMITs any open transaction first, so each schema brings its
-        # own BEGIN/COMMIT instead of running inside transaction().
-        conn = self.connection()
-        for ddl in _SCHEMAS.values():
-            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nCOMMIT;")
+        self._applied: set[str] = set()
+        self.connection()
+
+    def _apply_schemas(self, conn: sqlite3.Connection) -> None:
+        # A module may register its schema after a store was opened (imports are lazy),
+        # so connection() applies whatever is new. executescript() COMMITs any open
+        # transaction first, so each schema brings its own BEGIN/COMMIT.
+        for name, ddl in list(_SCHEMAS.items()):
+            if name not in self._applied:
+                conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nCOMMIT;")
+                self._applied.add(name)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -42,6 +48,8 @@ class StateStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
+        if len(self._applied) != len(_SCHEMAS) and not conn.in_transaction:
+            self._apply_schemas(conn)
         return conn
 
     @contextmanager

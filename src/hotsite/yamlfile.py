@@ -78,6 +78,13 @@ def pydantic_error_message(doc: YamlDocument, exc: Any) -> str:
     # A misspelt key also shows up as a missing one; the spelling is the real cause.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(part for part in first["loc"] if not str(part).startswith("function-"))
+    # Drop parts that are not keys of the document (a tagged union's tag, like
+    # 'byon' in nodes.providers.rack.byon.hosts); the last part may be a missing key.
+    kept: KeyPath = ()
+    for index, part in enumerate(loc):
+        if (*kept, part) in doc.lines or index == len(loc) - 1:
+            kept = (*kept, part)
+    loc = kept
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check its spelling; see docs/config.md)"

@@ -109,13 +109,7 @@ def test_host_keys_unknown_accepted_then_changed(
     asyncio.run(connect(False))  # known now: no flag needed
 
     # The host is "reinstalled": new host key, same address.
-    host.stop_sshd()
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    key.write_private_key(str(host.dir / "ssh_host_ed25519_key"))
-    ssh_hosts._start_sshd(host)
-    from hotsite.testing.sshhosts import _wait_listening
-
-    _wait_listening([host], 10)
+    ssh_hosts.restart(host, new_host_key=True)
     with pytest.raises(HostKeyError, match=f"host key of {host.name} .*changed: recorded SHA256"):
         asyncio.run(connect(True))  # accepting *new* keys never accepts a *changed* one
     assert hostkeys.known(store, host.address, 22) == recorded
@@ -164,6 +158,28 @@ def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: Sta
     assert 1.0 <= elapsed < 3.5, elapsed
     starts = sorted(float(o.result.stdout) for o in outcomes if o.ok)  # type: ignore[attr-defined]
     assert starts[4] - starts[0] >= 0.45
+
+
+def test_session_reconnects_after_the_node_restarts(
+    ssh_hosts: SSHHostFactory, store: StateStore
+) -> None:
+    (host,) = ssh_hosts.create(1)
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, accept_new_host_keys=True)
+    node = node_for(host)
+
+    async def go() -> None:
+        async with RemoteSession(store, ssh) as session:
+            first = await session.transport(node)
+            assert (await first.run("true")).ok
+            # The host "reboots": every process in its namespace dies, sshd comes back.
+            ssh_hosts.restart(host)
+            await asyncio.sleep(0.2)
+            assert not first.is_open
+            outcomes = await session.run_all([node], "echo back")
+            assert outcomes[0].result is not None and outcomes[0].result.stdout == "back\n"
+            assert await session.transport(node) is not first
+
+    asyncio.run(go())
 
 
 def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:

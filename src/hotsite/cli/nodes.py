@@ -36,7 +36,7 @@ def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
     return Providers(
         config.nodes,
         open_store(config.home),
-        project=config.path.parent.name or "hotsite",
+        project=config.nodes.project or config.path.parent.name or "hotsite",
         accept_new_host_keys=accept_new,
     )
 
@@ -90,7 +90,9 @@ def list_nodes(
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Node name (a prefix when --count > 1)."),
-    provider: str = typer.Option("local", "--provider", "-p", help="A nodes.providers entry."),
+    provider: str | None = typer.Option(
+        None, "--provider", "-p", help="A nodes.providers entry (default: the only one, or local)."
+    ),
     count: int = typer.Option(1, "--count", "-n", min=1),
     site: str | None = typer.Option(None, "--site"),
     group: str | None = typer.Option(None, "--group"),
@@ -103,7 +105,8 @@ def create(
 ) -> None:
     """Create (cloud) or lease (BYON) nodes, recorded before they are used."""
     providers = _providers(ctx, accept_new)
-    driver = providers.driver(provider)
+    configured = list(providers.config.providers)
+    driver = providers.driver(provider or (configured[0] if len(configured) == 1 else "local"))
     specs = NodeSpec.many(
         name,
         count,
@@ -130,10 +133,20 @@ def create(
 def destroy(
     ctx: typer.Context,
     names: list[str] = typer.Argument(..., help="Node names, site names or groups."),
+    forget: bool = typer.Option(
+        False,
+        "--forget",
+        help="Only drop the records (the machine is gone, or you will clean it yourself).",
+    ),
 ) -> None:
     """Destroy cloud nodes / release BYON hosts (after their scrub command)."""
     providers = _providers(ctx)
     nodes = [node for name in names for node in _resolve(providers, name)]
+    if forget:
+        records.delete(providers.store, [node.name for node in nodes])
+        for node in nodes:
+            console.print(f"{node.name}\tforgotten (not destroyed)")
+        return
 
     async def go() -> None:
         by_provider: dict[str, list[Any]] = {}
@@ -169,7 +182,9 @@ def run(
 ) -> None:
     """Run an ad-hoc command on every node of TARGET concurrently; a line per node."""
     providers = _providers(ctx, accept_new)
-    nodes = _resolve(providers, target)
+    nodes = [node for node in _resolve(providers, target) if node.state == "running"]
+    if not nodes:
+        raise NodeError(f"no running node in {target!r}", "see 'hotsite nodes list'")
     if command and command[0] == "--":
         command = command[1:]
     if not command:

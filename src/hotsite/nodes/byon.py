@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 
-from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError, UnreachableError
-from hotsite.nodes import records
+from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError
+from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import ByonProvider, PoolHost
 
@@ -116,27 +115,13 @@ class ByonDriver(NodeDriver):
                 raise result
 
     async def _probe(self, node: Node) -> None:
-        from hotsite.remote.ssh import SSHTransport  # asyncssh only when a pool is used
-
-        transport = await SSHTransport.connect(
-            node, self.context.store, self.context.ssh, accept_new=self.accept_new_host_keys
-        )
-        await transport.close()
+        await probe.probe(node, self.context, self.accept_new_host_keys)
 
     async def list_nodes(self) -> list[Node]:
         return records.select(self.context.store, provider=self.provider)
 
     async def wait_reachable(self, nodes: list[Node], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for node in nodes:
-            while True:
-                try:
-                    await self._probe(node)
-                    break
-                except UnreachableError:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(1)
+        await probe.wait_reachable(nodes, self.context, self.accept_new_host_keys, timeout)
 
     async def destroy(self, nodes: list[Node]) -> None:
         """Scrub then free each host; the first failure is raised after trying all."""

@@ -142,6 +142,11 @@ ProviderConfig = Annotated[
 
 
 class NodesConfig(_Model):
+    project: str | None = Field(
+        default=None,
+        description="tags cloud nodes so recovery finds only this project's; default: the"
+        " project file's directory name",
+    )
     ssh: SSHConfig = Field(default_factory=SSHConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 

@@ -42,6 +42,11 @@ class Transport(abc.ABC):
 
     node: str = ""
 
+    @property
+    def is_open(self) -> bool:
+        """False once the connection is known to be lost (the session then reconnects)."""
+        return True
+
     @abc.abstractmethod
     async def run(
         self,

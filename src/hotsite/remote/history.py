@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from hotsite.state import StateStore, register_schema
 
@@ -68,38 +69,39 @@ def tail(text: str, limit: int = TAIL_CHARS) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def record(
-    store: StateStore,
-    *,
-    node: str,
-    command: str,
-    exit_status: int | None,
-    duration: float,
-    started_at: float,
-    stdout: str = "",
-    stderr: str = "",
-    site: str | None = None,
-    step: str | None = None,
-    error: str | None = None,
-    secrets: Iterable[str] = (),
-) -> None:
-    secrets = list(secrets)
+def record(store: StateStore, **entry: Any) -> None:
+    """Write one entry (see ``record_many`` for the fields)."""
+    record_many(store, [entry])
+
+
+def record_many(store: StateStore, entries: list[dict[str, Any]]) -> None:
+    """Write entries in one transaction. Each has node, command, exit_status, duration,
+    started_at and optionally stdout, stderr, site, step, error and secrets."""
+    if not entries:
+        return
+    rows = []
+    for e in entries:
+        hidden = list(e.get("secrets", ()))
+        error = e.get("error")
+        rows.append(
+            (
+                e["node"],
+                e.get("site"),
+                e.get("step"),
+                redact(e["command"], hidden),
+                e["exit_status"],
+                redact(error, hidden) if error else None,
+                e["duration"],
+                e["started_at"],
+                redact(tail(e.get("stdout", "")), hidden),
+                redact(tail(e.get("stderr", "")), hidden),
+            )
+        )
     with store.transaction() as conn:
-        conn.execute(
+        conn.executemany(
             "INSERT INTO command_log (node, site, step, command, exit_status, error, duration,"
             " started_at, stdout_tail, stderr_tail) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                node,
-                site,
-                step,
-                redact(command, secrets),
-                exit_status,
-                redact(error, secrets) if error else None,
-                duration,
-                started_at,
-                redact(tail(stdout), secrets),
-                redact(tail(stderr), secrets),
-            ),
+            rows,
         )
 
 

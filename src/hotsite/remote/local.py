@@ -44,7 +44,7 @@ class LocalTransport(Transport):
             start_new_session=True,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(script.encode()), timeout)
+            out, err = await asyncio.wait_for(process.communicate((script or "").encode()), timeout)
         except TimeoutError:
             await _kill(process)
             raise RemoteError(

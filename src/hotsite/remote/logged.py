@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hotsite.errors import RemoteError
 from hotsite.remote import history
@@ -21,6 +22,9 @@ from hotsite.state import StateStore
 _step: contextvars.ContextVar[str | None] = contextvars.ContextVar("hotsite_step", default=None)
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "hotsite_secrets", default=()
+)
+_batch: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "hotsite_log_batch", default=None
 )
 
 
@@ -44,12 +48,29 @@ def secrets(values: Iterable[str]) -> Iterator[None]:
         _secrets.reset(token)
 
 
+@contextmanager
+def batched(store: StateStore) -> Iterator[None]:
+    """Collect the entries logged inside the block and write them in one transaction
+    when it ends (even by an error): a fan-out to 50 nodes then costs one fsync, not 50."""
+    entries: list[dict[str, Any]] = []
+    token = _batch.set(entries)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        history.record_many(store, entries)
+
+
 class LoggedTransport(Transport):
     def __init__(self, inner: Transport, store: StateStore, site: str | None = None) -> None:
         self.inner = inner
         self.store = store
         self.site = site
         self.node = inner.node
+
+    @property
+    def is_open(self) -> bool:
+        return self.inner.is_open
 
     async def run(
         self,
@@ -106,20 +127,24 @@ class LoggedTransport(Transport):
         error: str | None = None,
         secrets: Iterable[str] = (),
     ) -> None:
-        history.record(
-            self.store,
-            node=self.node,
-            site=self.site,
-            step=_step.get(),
-            command=command,
-            exit_status=exit_status,
-            duration=time.monotonic() - started,
-            started_at=started_at,
-            stdout=stdout,
-            stderr=stderr,
-            error=error,
-            secrets=[*secrets, *_secrets.get()],
-        )
+        entry = {
+            "node": self.node,
+            "site": self.site,
+            "step": _step.get(),
+            "command": command,
+            "exit_status": exit_status,
+            "duration": time.monotonic() - started,
+            "started_at": started_at,
+            "stdout": stdout,
+            "stderr": stderr,
+            "error": error,
+            "secrets": [*secrets, *_secrets.get()],
+        }
+        batch = _batch.get()
+        if batch is not None:
+            batch.append(entry)
+        else:
+            history.record(self.store, **entry)
 
     async def close(self) -> None:
         await self.inner.close()

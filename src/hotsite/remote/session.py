@@ -18,7 +18,7 @@ from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.local import LocalTransport
-from hotsite.remote.logged import LoggedTransport
+from hotsite.remote.logged import LoggedTransport, batched
 from hotsite.state import StateStore
 
 T = TypeVar("T")
@@ -55,10 +55,15 @@ class RemoteSession:
     async def transport(self, node: Node) -> Transport:
         """The node's (logged) transport; connects on first use, then reuses it."""
         cached = self._transports.get(node.name)
-        if cached is not None:
+        if cached is not None and cached.is_open:
             return cached
         lock = self._opening.setdefault(node.name, asyncio.Lock())
         async with lock:
+            current = self._transports.get(node.name)
+            if current is not None and not current.is_open:
+                # The node rebooted or the link dropped: connect again (host key re-checked).
+                del self._transports[node.name]
+                await asyncio.gather(current.close(), return_exceptions=True)
             if node.name not in self._transports:
                 inner: Transport
                 if node.is_local:
@@ -85,7 +90,8 @@ class RemoteSession:
                 except HotsiteError as exc:
                     return node, None, exc
 
-        return list(await asyncio.gather(*(one(node) for node in nodes)))
+        with batched(self.store):
+            return list(await asyncio.gather(*(one(node) for node in nodes)))
 
     async def run_all(
         self,

@@ -1,10 +1,14 @@
 """How a command with environment, directory and sudo becomes one shell invocation.
 
+A plain command is sent as it is: the node's login shell runs it with no wrapper, so
+``true`` costs one process on the node, not four (this matters for fan-out to many
+nodes). The login shell is assumed to be POSIX (sh, bash, dash, zsh).
+
 Environment values are often secrets (passwords, tokens). They are *not* put on the
 command line, where ``ps`` on the node would show them, nor in SSH ``env`` requests,
 which sshd refuses unless ``AcceptEnv`` lists them: they are sent on standard input as
-``export`` lines, which the wrapper ``eval``s before running the command. The command
-itself therefore gets an empty standard input.
+``export`` lines, which a small wrapper ``eval``s before running the command. The
+command itself then gets an empty standard input.
 """
 
 from __future__ import annotations
@@ -25,18 +29,22 @@ _WRAPPER = (
 
 def wrap(
     command: str, *, env: dict[str, str] | None, cwd: str | None, sudo: bool
-) -> tuple[str, str]:
-    """Return (command line to execute, text to send on its standard input)."""
-    lines = []
-    for key, value in (env or {}).items():
-        if not key.replace("_", "a").isalnum() or key[0].isdigit():
-            raise ValueError(f"invalid environment variable name {key!r}")
-        lines.append(f"export {key}={shlex.quote(value)}")
-    if cwd:
-        lines.append(f"cd {shlex.quote(cwd)}")
-    # Never empty: asyncssh sends no EOF for empty input, and ``$(cat)`` would wait.
-    script = "\n".join([*lines, _END]) + "\n"
-    line = f"sh -c {shlex.quote(_WRAPPER)} {shlex.quote(command)}"
+) -> tuple[str, str | None]:
+    """Return (command line to execute, text for its standard input or None)."""
+    if env:
+        lines = []
+        for key, value in env.items():
+            if not key.replace("_", "a").isalnum() or key[0].isdigit():
+                raise ValueError(f"invalid environment variable name {key!r}")
+            lines.append(f"export {key}={shlex.quote(value)}")
+        if cwd:
+            lines.append(f"cd {shlex.quote(cwd)}")
+        line = f"sh -c {shlex.quote(_WRAPPER)} {shlex.quote(command)}"
+        script: str | None = "\n".join([*lines, _END]) + "\n"
+    else:
+        # A newline, not ``&&``: ``cd X && a; b`` would run ``b`` where ``cd`` failed.
+        line = f"cd {shlex.quote(cwd)} || exit 1\n{command}" if cwd else command
+        script = None
     if sudo:
-        line = f"sudo -n -- {line}"
+        line = f"sudo -n -- sh -c {shlex.quote(line)}"
     return line, script

@@ -145,6 +145,23 @@ class SSHHostFactory:
         _wait_listening(new, timeout=20)
         return new
 
+    def restart(self, host: SSHHost, *, new_host_key: bool = False) -> str:
+        """ "Reboot" a host: kill every process in its namespace (so open connections
+        drop), optionally give it a new host key (a reinstall), start sshd again.
+        Returns the host key line now offered."""
+        pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+                _wait_dead(int(pid))
+        if new_host_key:
+            key = asyncssh.generate_private_key("ssh-ed25519")
+            key.write_private_key(str(host.dir / "ssh_host_ed25519_key"))
+            host.host_key = key.export_public_key().decode().strip()
+        self._start_sshd(host)
+        _wait_listening([host], timeout=20)
+        return host.host_key
+
     # -- set-up -------------------------------------------------------------------
 
     def _host(self, index: int, private_dirs: Sequence[str]) -> SSHHost:
