@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from hotsite.nodes.base import Node, NodeDriver
 from hotsite.nodes.providers import Providers
-
-# Registers the host_keys schema before the CLI opens a store (ssh imports it lazily).
-from hotsite.remote import hostkeys  # noqa: F401
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.session import RemoteSession
 
