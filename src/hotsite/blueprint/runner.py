@@ -82,9 +82,16 @@ class NodeSession:
         started = time.time()
         # `set -e`: a multi-line step stops at its first failing command, like a script.
         text = f"set -e\n{command}" if "\n" in command.strip() else command
+        # Only values holding a secret travel as the transport's (hidden) environment;
+        # the command log hides every such value, and a log where "8080" or the app's
+        # name reads "***" is no help. The others are plain exports, visible in the log.
+        hidden = {k: v for k, v in (env or {}).items() if any(x and x in v for x in self.secrets)}
+        shown = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items() if k not in hidden]
+        if shown:
+            text = f"export {' '.join(shown)}\n{text}"
         try:
             with logged.step(f"{service}.{step}"), logged.secrets(self.secrets):
-                result = await self.transport.run(text, env=env, timeout=timeout)
+                result = await self.transport.run(text, env=hidden or None, timeout=timeout)
         except HotsiteError as exc:
             # Could not run to an end (timeout, lost connection): log and report it too.
             result = CommandResult(self.node.name, text, -1, "", str(exc), time.time() - started)
