@@ -1,7 +1,7 @@
 # MariaDB for PetClinic: its own datadir, port and socket under DB_DIR, binlog ready
 # for hotsite replication (ROW, FULL image, FULL metadata, a server_id per site).
 DIR={{ inputs.db_dir }}
-mkdir -p "$DIR/data"
+mkdir -p "$DIR"
 cat > "$DIR/my.cnf" <<CNF
 [mariadbd]
 datadir=$DIR/data
@@ -24,7 +24,12 @@ character-set-server=utf8mb4
 socket=$DIR/mysqld.sock
 user=root
 CNF
+# Initialise into a new directory and rename it at the end, so an interrupted run
+# (kill -9 of `up`) never leaves a half-made datadir that looks finished.
 if [ ! -d "$DIR/data/mysql" ]; then
-  mariadb-install-db --defaults-file="$DIR/my.cnf" --auth-root-authentication-method=normal \
-    --skip-test-db --user=root >"$DIR/install.log" 2>&1 || { cat "$DIR/install.log"; exit 1; }
+  rm -rf "$DIR/data.new"
+  mariadb-install-db --defaults-file="$DIR/my.cnf" --datadir="$DIR/data.new" \
+    --auth-root-authentication-method=normal --skip-test-db --user=root \
+    >"$DIR/install.log" 2>&1 || { cat "$DIR/install.log"; exit 1; }
+  rm -rf "$DIR/data" && mv "$DIR/data.new" "$DIR/data"
 fi
