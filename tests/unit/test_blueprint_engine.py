@@ -207,3 +207,15 @@ def test_down_keep_nodes_uninstalls_but_keeps_machines_for_the_next_up(tmp_path:
     assert plan.create == [] and {r.placement.service for r in plan.runs} == {"db", "app"}
     assert asyncio.run(dep.up()).ok
     assert len(infra.dirs.created) == 3
+
+
+def test_down_with_a_failing_teardown_keeps_nodes_unless_forced(tmp_path: Path) -> None:
+    dep, infra, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    dep.records.teardown_known("primary", "primary-db-0", "db", {"stop": "exit 7", "env": {}}, [])
+    outcome = asyncio.run(dep.down())
+    assert [(f.service, f.step) for f in outcome.failures] == [("db", "stop")]
+    assert infra.dirs.destroyed == []
+    forced = asyncio.run(dep.down(force=True))
+    assert forced.failures and len(infra.dirs.destroyed) == 3
+    assert dep.records.load("primary").nodes == {}

@@ -100,7 +100,8 @@ class Teardown:
 
         await asyncio.gather(*(one(d, recs) for d, recs in by_driver.items()))
 
-    async def down(self, keep_nodes: bool = False) -> Outcome:
+    async def down(self, keep_nodes: bool = False, force: bool = False) -> Outcome:
+        """``force``: release the nodes even when teardown failed (a dead site's hosts)."""
         started = time.monotonic()
         record = self.records.load(self.site)
         outcome = Outcome(plan=Plan(site=self.site))
@@ -112,10 +113,10 @@ class Teardown:
         try:
             await self._remove(removals, record, outcome)
             await self._close()
-            if not keep_nodes and not outcome.failures:
+            if not keep_nodes and (force or not outcome.failures):
                 outcome.plan.release = list(record.nodes)
                 await self._release(list(record.nodes.values()))
-            if not outcome.failures:
+            if force or not outcome.failures:
                 self.records.set_outputs(self.site, {})
         finally:
             self.records.set_site(self.site, "down" if not outcome.failures else "failed")

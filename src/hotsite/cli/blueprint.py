@@ -207,6 +207,9 @@ def down(
     keep_nodes: bool = typer.Option(
         False, "--keep-nodes", help="Stop and uninstall, but leave the machines (and leases)."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Release the nodes even if stop/uninstall failed (dead hosts)."
+    ),
     accept_new: bool = ACCEPT_NEW,
     quiet: bool = QUIET,
 ) -> None:
@@ -224,7 +227,7 @@ def down(
             ctx, site, accept_new=accept_new, observer=view, need_secrets=False
         )
     with site_lock(config.home, site):
-        outcome = view.run(deployment.down(keep_nodes=keep_nodes))
+        outcome = view.run(deployment.down(keep_nodes=keep_nodes, force=force))
     _report(outcome, "down", site)
     if not outcome.ok:
         raise SystemExit(1)
