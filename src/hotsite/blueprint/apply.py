@@ -2,9 +2,10 @@
 
 - Nodes are recorded before they are asked for and found again by name after a crash,
   so a re-run never makes duplicates.
-- Each service starts as soon as the services it depends on are done on all their
-  nodes; its nodes run concurrently (bounded). A failed step stops that service's
-  dependents; everything else carries on, and the result lists what failed and why.
+- A service is configured and started as soon as the services it depends on are done
+  on all their nodes (uploads and installs do not wait); its nodes run concurrently
+  (bounded). A failed step stops that service's dependents; everything else carries
+  on, and the result lists what failed and why.
 - A step is recorded done (with its fingerprint) right after it succeeds — for
   ``start``, after the health check passes — so an interrupted ``up`` resumes at the
   step it was in.
@@ -20,12 +21,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from hotsite.blueprint.desired import (
-    Desired,
-    DesiredNode,
-    Placement,
-    build,
-)
+from hotsite.blueprint.desired import Desired, DesiredNode, Placement, build, desired_nodes
 from hotsite.blueprint.model import Blueprint
 from hotsite.blueprint.outcome import Event, Observer, Outcome
 from hotsite.blueprint.plan import Plan, ServiceRun, make_plan
@@ -74,8 +70,6 @@ class Deployment(Teardown):
     # -- planning -------------------------------------------------------------------
 
     def desired(self, record: SiteRecord) -> Desired:
-        from hotsite.blueprint.desired import desired_nodes
-
         nodes = desired_nodes(self.blueprint, self.site, self.default_driver, self.values)
         addresses = {
             name: rec.node.address for name, rec in record.nodes.items() if rec.node is not None
