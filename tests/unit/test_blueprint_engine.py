@@ -219,3 +219,13 @@ def test_down_with_a_failing_teardown_keeps_nodes_unless_forced(tmp_path: Path) 
     forced = asyncio.run(dep.down(force=True))
     assert forced.failures and len(infra.dirs.destroyed) == 3
     assert dep.records.load("primary").nodes == {}
+
+
+def test_refresh_leaves_changed_services_to_the_plan(tmp_path: Path) -> None:
+    dep, _, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    (tmp_path / "nodes/primary-db-0/trace").unlink()  # db is down...
+    dep.blueprint.services["db"].start.run = "echo start2 >> trace"  # type: ignore[union-attr]
+    assert asyncio.run(dep.refresh()) == set()  # ...but it changed: plan restarts it
+    plan, _, _ = dep.plan()
+    assert [r.steps for r in plan.runs if r.placement.service == "db"] == [["stop", "start"]]

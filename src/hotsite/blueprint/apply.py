@@ -24,7 +24,7 @@ from typing import Any
 from hotsite.blueprint.desired import Desired, DesiredNode, Placement, build, desired_nodes
 from hotsite.blueprint.model import Blueprint
 from hotsite.blueprint.outcome import Event, Observer, Outcome
-from hotsite.blueprint.plan import Plan, ServiceRun, make_plan
+from hotsite.blueprint.plan import Plan, ServiceRun, make_plan, steps_to_run
 from hotsite.blueprint.render import Values
 from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, check_command
 from hotsite.blueprint.state import DeploymentStore, SiteRecord
@@ -95,12 +95,15 @@ class Deployment(Teardown):
         (a process died, a node rebooted) — so `up` keeps the site as described."""
         record = self.records.load(self.site)
         desired = self.desired(record)
+        # Only services that are as described: one with changed steps is restarted by
+        # the plan anyway, and its new check (another port...) would wrongly fail now.
         probes = [
             p
             for p in desired.placements.values()
             if p.check
             and (p.node, p.service, "start") in record.steps
             and record.nodes[p.node].node is not None
+            and not steps_to_run(p, record)[0]
         ]
         limit = asyncio.Semaphore(self.concurrency)
 
