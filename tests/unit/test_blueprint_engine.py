@@ -229,3 +229,18 @@ def test_refresh_leaves_changed_services_to_the_plan(tmp_path: Path) -> None:
     assert asyncio.run(dep.refresh()) == set()  # ...but it changed: plan restarts it
     plan, _, _ = dep.plan()
     assert [r.steps for r in plan.runs if r.placement.service == "db"] == [["stop", "start"]]
+
+
+def test_restart_stops_with_the_command_the_running_service_was_started_with(
+    tmp_path: Path,
+) -> None:
+    dep, _, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    dep.blueprint.services["db"].stop.run = "echo newstop >> trace"  # type: ignore[union-attr]
+    dep.blueprint.services["db"].start.run = "echo start2 >> trace"  # type: ignore[union-attr]
+    assert asyncio.run(dep.up()).ok
+    trace = (tmp_path / "nodes/primary-db-0/trace").read_text()
+    assert trace.endswith("start\nstop\nstart2\n")  # old stop, then the new start
+    assert dep.records.load("primary").teardown[("primary-db-0", "db")]["stop"] == (
+        "echo newstop >> trace"
+    )

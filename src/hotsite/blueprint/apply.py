@@ -21,7 +21,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from hotsite.blueprint.desired import Desired, DesiredNode, Placement, build, desired_nodes
+from hotsite.blueprint.desired import (
+    Desired,
+    DesiredNode,
+    Placement,
+    RenderedStep,
+    build,
+    desired_nodes,
+    environment_secrets_marker,
+)
 from hotsite.blueprint.model import Blueprint
 from hotsite.blueprint.outcome import Event, Observer, Outcome
 from hotsite.blueprint.plan import Plan, ServiceRun, make_plan, steps_to_run
@@ -264,7 +272,7 @@ class Deployment(Teardown):
         try:
             if early:
                 async with limit:
-                    await self._steps(run, node_record.node, early, outcome)
+                    await self._steps(run, record, node_record.node, early, outcome)
             broken = await gate  # not holding a slot while waiting
             if broken:
                 why = f"needs {', '.join(broken)}, which failed"
@@ -273,7 +281,7 @@ class Deployment(Teardown):
                 return False
             if late:
                 async with limit:
-                    await self._steps(run, node_record.node, late, outcome)
+                    await self._steps(run, record, node_record.node, late, outcome)
             self.observer(Event(name, service, run.steps[-1], "done"))
             return True
         except StepFailed as failure:
@@ -287,21 +295,34 @@ class Deployment(Teardown):
             self.observer(Event(name, service, "connect", "failed", str(exc)))
             return False
 
-    async def _steps(self, run: ServiceRun, node: Node, steps: list[str], outcome: Outcome) -> None:
+    async def _steps(
+        self, run: ServiceRun, record: SiteRecord, node: Node, steps: list[str], outcome: Outcome
+    ) -> None:
         placement = run.placement
         name, service = placement.node, placement.service
         session = await self._session(name, node)
-        self.records.teardown_known(
-            self.site, name, service, placement.teardown(), placement.depends_on
-        )
+        # What `down` will need. A restart keeps the old record until the old service is
+        # stopped: that one was started by the old definition (another dir, port...).
+        if "stop" not in run.steps:
+            self.records.teardown_known(
+                self.site, name, service, placement.teardown(), placement.depends_on
+            )
         for step_name in steps:
             self.observer(Event(name, service, step_name, "running"))
-            step = placement.steps[step_name]
+            step, env = placement.steps[step_name], placement.env
             if step_name == "stop":
                 # Forget "start" first: if we die between stop and start, the next
                 # run must start it again rather than think it is running.
                 self.records.steps_forgotten(self.site, name, service, ["start"])
-            await session.run_step(service, step, placement.env)
+                old = record.teardown.get((name, service)) or {}
+                if old.get("stop"):
+                    step = RenderedStep(name="stop", command=old["stop"], timeout=600)
+                    env = environment_secrets_marker(old.get("env") or {}, self.values.secrets)
+            await session.run_step(service, step, env)
+            if step_name == "stop":
+                self.records.teardown_known(
+                    self.site, name, service, placement.teardown(), placement.depends_on
+                )
             if step_name in ("start", "reload") and placement.check:
                 self.observer(Event(name, service, "check", "running"))
                 await session.check(service, placement.check, placement.env)
