@@ -26,7 +26,12 @@ class DirTransport(Transport):
             "-c",
             command,
             cwd=self.root,
-            env={"PATH": "/usr/bin:/bin", "NODE": self.node, **(env or {})},
+            env={
+                "PATH": "/usr/bin:/bin",
+                "NODE": self.node,
+                "TMPDIR": str(self.root),
+                **(env or {}),
+            },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

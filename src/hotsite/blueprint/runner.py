@@ -55,6 +55,11 @@ class StepFailed(HotsiteError):
         )
 
 
+def step_lock(node: str, service: str) -> str:
+    """The lock file serialising a service's steps on a node (quoted for the shell)."""
+    return '"${TMPDIR:-/tmp}"/' + shlex.quote(f".hotsite-{node}-{service}.lock")
+
+
 def output_tail(result: CommandResult, lines: int = TAIL_LINES) -> str:
     text = (result.stdout.rstrip() + "\n" + result.stderr.rstrip()).strip()
     return "\n".join(text.splitlines()[-lines:])
@@ -78,7 +83,9 @@ class NodeSession:
         command: str,
         env: dict[str, str] | None = None,
         timeout: float | None = None,
+        exclusive: bool = False,
     ) -> CommandResult:
+        """``exclusive``: one at a time per node and service, *on the node* — see below."""
         started = time.time()
         # `set -e`: a multi-line step stops at its first failing command, like a script.
         text = f"set -e\n{command}" if "\n" in command.strip() else command
@@ -89,6 +96,17 @@ class NodeSession:
         shown = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items() if k not in hidden]
         if shown:
             text = f"export {' '.join(shown)}\n{text}"
+        if exclusive:
+            # A command outlives a controller killed with -9 (sshd sends no signal), so
+            # the re-run would run the same step alongside it (two mariadb-install-db in
+            # one directory). A lock on the node makes the re-run wait for it; `flock -o`
+            # so that daemons the step starts do not inherit the lock.
+            lock = step_lock(self.node.name, service)
+            inner = shlex.quote(text)
+            text = (
+                f"if command -v flock >/dev/null 2>&1; then exec flock -o {lock} sh -c {inner};"
+                f" else exec sh -c {inner}; fi"
+            )
         try:
             with logged.step(f"{service}.{step}"), logged.secrets(self.secrets):
                 result = await self.transport.run(text, env=hidden or None, timeout=timeout)
@@ -113,7 +131,7 @@ class NodeSession:
             await self.upload(service, step)
             return
         assert step.command is not None
-        result = await self.run(service, step.name, step.command, env, step.timeout)
+        result = await self.run(service, step.name, step.command, env, step.timeout, exclusive=True)
         if not result.ok:
             raise StepFailed(
                 self.node.name,

@@ -14,7 +14,13 @@ from hotsite.blueprint.graph import levels
 from hotsite.blueprint.outcome import Event, Observer, Outcome
 from hotsite.blueprint.plan import Plan, Removal
 from hotsite.blueprint.render import Values
-from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, output_tail
+from hotsite.blueprint.runner import (
+    Infrastructure,
+    NodeSession,
+    StepFailed,
+    output_tail,
+    step_lock,
+)
 from hotsite.blueprint.state import DeploymentStore, NodeRecord, SiteRecord
 from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node
@@ -59,7 +65,9 @@ class Teardown:
                 if not command:
                     continue
                 self.observer(Event(removal.node, removal.service, step, "running"))
-                result = await session.run(removal.service, step, str(command), env, 600)
+                result = await session.run(
+                    removal.service, step, str(command), env, 600, exclusive=True
+                )
                 outcome.steps_run += 1
                 if not result.ok:
                     raise StepFailed(
@@ -69,6 +77,10 @@ class Teardown:
                         f"exit status {result.exit_status}",
                         self.values.redact(output_tail(result)),
                     )
+            # The step lock (see NodeSession.run): nothing of the service stays behind.
+            await session.run(
+                removal.service, "uninstall", f"rm -f {step_lock(removal.node, removal.service)}"
+            )
             self.records.service_gone(self.site, removal.node, removal.service)
             self.observer(Event(removal.node, removal.service, "uninstall", "done"))
         except StepFailed as failure:
