@@ -7,6 +7,8 @@ pass or fail.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
+from hotsite.testing.sshhosts import SSHD, SSHHost, SSHHostFactory
 
 
 @pytest.fixture
 def ssh_hosts(tmp_path: Path) -> Iterator[SSHHostFactory]:
+    if os.geteuid() != 0 or not shutil.which("ip") or not Path(SSHD).exists():
+        pytest.skip("SSH test hosts need root, iproute2 and openssh-server (scripts/bootstrap)")
     factory = SSHHostFactory(tmp_path / "sshhosts")
     try:
         yield factory

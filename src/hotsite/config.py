@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -117,6 +117,10 @@ class LinkConfig(_Model):
     heartbeat_interval: float = Field(default=0.5, ge=0, description="seconds; 0 disables")
     batch_transactions: int = Field(default=2000, ge=1)
     batch_rows: int = Field(default=20000, ge=1)
+    decoder: Literal["fast", "library"] = Field(
+        default="fast",
+        description="binlog decoder: hotsite's own (fast) or python-mysql-replication (library)",
+    )
 
     @field_validator("tables")
     @classmethod

@@ -64,6 +64,9 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
     assert created.returncode == 0, created.stderr
     leased = {row["driver_id"]: row for row in node_rows(config)}
     assert set(leased) == {"h1", "h2"} and {r["state"] for r in leased.values()} == {"running"}
+    again = hotsite(config, "nodes", "create", "web", "-n", "2", "--tag", "zone=a", "--wait", "0")
+    assert again.returncode == 0, again.stderr  # idempotent: the same two leases
+    assert {row["driver_id"] for row in node_rows(config)} == {"h1", "h2"}
 
     ran = hotsite(config, "run", "primary", "--", "mkdir -p /opt/app && hostname -I > /opt/app/ip")
     assert ran.returncode == 0, ran.stderr
@@ -73,6 +76,17 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
 
     failing = hotsite(config, "run", "primary/web", "--", "test -e /opt/app/ip && exit 4")
     assert failing.returncode == 1 and failing.stdout.count("exit 4") == 2
+    as_json = hotsite(config, "run", "web-2", "--json", "--", "cat /opt/app/ip")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == [
+        {
+            "node": "web-2",
+            "exit_status": 0,
+            "error": None,
+            "stdout": f"{hosts[1].address} \n",
+            "stderr": "",
+        }
+    ]
 
     pool = json.loads(hotsite(config, "nodes", "pool", "--json").stdout)
     assert [(r["host"], r["state"], r["site"]) for r in pool] == [
@@ -80,12 +94,20 @@ def test_lease_run_and_release_with_scrub(ssh_hosts: SSHHostFactory, tmp_path: P
         ("h2", "running", "primary"),
         ("h3", "free", None),
     ]
+    checked = hotsite(config, "nodes", "pool", "--check", "--json")
+    assert checked.returncode == 1  # h3 was never used: its host key is not known yet
+    status = {r["host"]: r["check"] for r in json.loads(checked.stdout)}
+    assert status["h1"] == status["h2"] == "ok" and "unknown host key" in status["h3"]
     listed = json.loads(hotsite(config, "nodes", "list", "--json").stdout)
     assert [n["name"] for n in listed] == ["web-1", "web-2"]
 
     logs = hotsite(config, "logs", "web-1", "--json")
     entries = json.loads(logs.stdout)
     assert [e["exit_status"] for e in entries] == [0, 4]
+    assert entries[0]["site"] == "primary" and entries[0]["stdout_tail"] == ""
+    text = hotsite(config, "logs", "primary", "--node", "web-2", "--limit", "1")
+    assert "web-2 exit 0" in text.stdout and "$ cat /opt/app/ip" in text.stdout
+    assert hosts[1].address in text.stdout
 
     released = hotsite(config, "nodes", "destroy", "primary")
     assert released.returncode == 0, released.stderr
@@ -205,6 +227,10 @@ def test_bad_input_gives_one_line_and_records_nothing(
     data["nodes"]["ssh"]["key"] = str(other)
     config.write_text(yaml.safe_dump(data))
     one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "refused our SSH key")
+    other.write_text("not a key\n")
+    one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "cannot be used")
+    other.unlink()
+    one_line_error(create("--tag", "r=good", "--accept-new-host-keys"), "does not exist")
 
     one_line_error(
         hotsite(config, "nodes", "create", "y", "-p", "gcp"), "unknown node provider 'gcp'"

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,7 +73,10 @@ def test_commands_files_and_one_connection_per_node(
             assert len(established.stdout.splitlines()) == 1  # one connection, reused
             await transport.get("/opt/app", tmp_path / "back")
             with pytest.raises(RemoteError, match=r"timed out after 0\.3s"):
-                await transport.run("sleep 10", timeout=0.3)
+                await transport.run("sleep 17; echo never", timeout=0.3)
+            await asyncio.sleep(0.2)
+            left = host.exec("sh", "-c", "ps -eo args | grep -c '^sleep 17'").stdout
+            assert left.strip() == "0"  # the timed-out command was killed on the node
             signalled = await transport.run("kill -9 $$")
             assert signalled.exit_status == 137
 
@@ -154,6 +158,9 @@ def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: Sta
     failed = [o for o in outcomes if not o.ok]  # type: ignore[attr-defined]
     assert [o.node.name for o in failed] == [hosts[3].name]  # type: ignore[attr-defined]
     assert isinstance(failed[0].error, UnreachableError)  # type: ignore[attr-defined]
+    (entry,) = history.query(store, node=hosts[3].name)
+    assert entry.command == f"connect {hosts[3].address}:22" and entry.exit_status is None
+    assert "unreachable over SSH" in (entry.error or "")
     # 7 commands of 0.5 s with at most 4 at once: two waves, not seven, not one.
     assert 1.0 <= elapsed < 3.5, elapsed
     starts = sorted(float(o.result.stdout) for o in outcomes if o.ok)  # type: ignore[attr-defined]
@@ -194,3 +201,67 @@ def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:
     assert factory.bridge not in links
     for pid in pids:
         assert pid is not None and not Path(f"/proc/{pid}").exists()
+
+
+def test_jump_host_reaches_a_node_the_controller_cannot(
+    ssh_hosts: SSHHostFactory, store: StateStore
+) -> None:
+    bastion, inner = ssh_hosts.create(2)
+    gateway = bastion.address.rsplit(".", 1)[0] + ".1"  # the controller's side of the bridge
+    rules = (
+        "add table inet hs\n"
+        "add chain inet hs input { type filter hook input priority 0; }\n"
+        f"add rule inet hs input ip saddr {gateway} tcp dport 22 drop\n"
+    )
+    fenced = subprocess.run(
+        ["ip", "netns", "exec", inner.netns, "nft", "-f", "-"],
+        input=rules,
+        text=True,
+        capture_output=True,
+    )
+    assert fenced.returncode == 0, fenced.stderr
+    ssh = SSHSettings(key=ssh_hosts.client_key_path, connect_timeout=2, accept_new_host_keys=True)
+
+    with pytest.raises(UnreachableError, match="timed out"):
+        asyncio.run(SSHTransport.connect(node_for(inner), store, ssh, accept_new=True))
+
+    async def through_bastion() -> str:
+        node = node_for(inner, ssh_jump=f"root@{bastion.address}:22")
+        async with RemoteSession(store, ssh) as session:
+            (outcome,) = await session.run_all([node], "hostname -I")
+            assert outcome.result is not None, outcome.error
+            return outcome.result.stdout.strip()
+
+    assert asyncio.run(through_bastion()) == inner.address
+    assert hostkeys.known(store, bastion.address, 22) is not None
+    assert hostkeys.known(store, inner.address, 22) is not None
+    bastion.stop_sshd()
+    with pytest.raises(UnreachableError, match=f"jump host {bastion.address}:22 of"):
+        asyncio.run(SSHTransport.connect(node_for(inner, ssh_jump=bastion.address), store, ssh))
+
+
+def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hotsite.testing.sshhosts import SSHHostFactory\n"
+        "f = SSHHostFactory(Path(sys.argv[1]))\n"
+        "hosts = f.create(2)\n"
+        "print(' '.join(h.netns for h in hosts), f.bridge, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "orphan")], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    *netns, bridge = child.stdout.readline().split()
+    child.kill()  # like kill -9 of pytest: no teardown ran
+    child.wait()
+    assert all(
+        name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        for name in netns
+    )
+    SSHHostFactory(tmp_path / "next").stop()  # any new factory sweeps what dead ones left
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(name in listed for name in netns)
+    assert bridge not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout

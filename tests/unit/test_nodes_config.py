@@ -79,3 +79,13 @@ def test_wrapped_commands_keep_secrets_off_the_command_line(tmp_path: Path) -> N
 def test_redact_replaces_longest_secrets_first() -> None:
     assert redact("pw=abcdef and abc", ["abc", "abcdef"]) == "pw=*** and ***"
     assert redact("short a", ["a", ""]) == "short a"  # too short to redact safely
+
+
+def test_jump_host_specs() -> None:
+    from hotsite.errors import NodeError
+    from hotsite.remote.ssh import parse_jump
+
+    assert parse_jump("bastion.example", "root") == ("root", "bastion.example", 22)
+    assert parse_jump("ops@10.0.0.1:2222", "root") == ("ops", "10.0.0.1", 2222)
+    with pytest.raises(NodeError, match=r"must look like \[user@\]host\[:port\]"):
+        parse_jump("ops@host:ssh", "root")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from hotsite.errors import DriverError
@@ -41,8 +42,14 @@ def test_create_list_destroy_with_the_dummy_provider(
         # Creating the same names again reuses them: no second set of machines.
         again = await driver.create(NodeSpec.many("app", 3, site="dr", group="app"))
         assert [n.driver_id for n in again] == [n.driver_id for n in nodes]
+        from hotsite.remote import hostkeys
+
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        hostkeys.remember(driver.context.store, nodes[0].address, 22, key, nodes[0].name)
         await driver.destroy(nodes)
         assert await driver.list_nodes() == []
+        # The address may go to another machine: its host key is forgotten with the node.
+        assert hostkeys.known(driver.context.store, nodes[0].address, 22) is None
         assert not {n.driver_id for n in nodes} & {str(n.id) for n in driver.api().list_nodes()}
 
     asyncio.run(go())

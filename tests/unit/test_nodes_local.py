@@ -8,11 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
-from hotsite.errors import DriverError, RemoteError
+from hotsite.errors import ConfigError, DriverError, RemoteError
 from hotsite.nodes import NodeSpec, driver_class, register_driver
 from hotsite.nodes.base import NodeDriver
 from hotsite.nodes.config import NodesConfig
+from hotsite.nodes.local import LocalDriver
 from hotsite.nodes.providers import Providers
 from hotsite.remote import LocalTransport, RemoteSession, history, secrets, step
 from hotsite.state import StateStore
@@ -109,3 +111,24 @@ def test_local_node_names_are_unique_across_providers(store: StateStore) -> None
 
     asyncio.run(go())
     assert [n.name for n in providers.nodes()] == ["a"]
+
+
+class AcmeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    driver: str
+    zone: str
+
+
+class AcmeDriver(LocalDriver):
+    name = "acme"
+    settings_model = AcmeSettings
+
+
+def test_third_party_driver_settings_are_validated_by_its_model(store: StateStore) -> None:
+    register_driver("acme", AcmeDriver)
+    good = NodesConfig.model_validate({"providers": {"a": {"driver": "acme", "zone": "z1"}}})
+    driver = Providers(good, store).driver("a")
+    assert isinstance(driver, AcmeDriver) and driver.settings.zone == "z1"
+    bad = NodesConfig.model_validate({"providers": {"a": {"driver": "acme", "zoen": "z1"}}})
+    with pytest.raises(ConfigError, match=r"nodes\.providers\.a\.zone: Field required"):
+        Providers(bad, store).driver("a")

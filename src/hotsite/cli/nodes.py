@@ -16,7 +16,7 @@ from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, NodeError
 from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
-from hotsite.remote import RemoteSession, history
+from hotsite.remote import Outcome, RemoteSession, history
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ def _resolve(providers: Providers, target: str) -> list[Any]:
     return nodes
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def run(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="A site, a group (GROUP or SITE/GROUP) or a node."),
@@ -189,13 +189,30 @@ def run(
         command = command[1:]
     if not command:
         raise ConfigError("no command given", "write it after --: hotsite run SITE -- uptime")
-    line = " ".join(command)
+    text = " ".join(command)
 
-    async def go() -> list[Any]:
+    def line(o: Outcome) -> None:
+        if as_json:
+            return
+        if o.error is not None:
+            err_console.print(f"{o.node.name}\tERROR\t{o.error}", highlight=False, soft_wrap=True)
+            return
+        assert o.result is not None
+        status = "ok" if o.result.ok else f"exit {o.result.exit_status}"
+        output = (o.result.stdout.strip() or o.result.stderr.strip()).splitlines()
+        shown = output[-1][:200] if output else ""
+        console.print(
+            f"{o.node.name}\t{status}\t{o.result.duration:.2f}s\t{shown}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+    async def go() -> list[Outcome]:
         async with RemoteSession(
             providers.store, providers.ssh, accept_new_host_keys=providers.accept_new_host_keys
         ) as session:
-            return await session.run_all(nodes, line, timeout=timeout, sudo=sudo)
+            return await session.run_all(nodes, text, timeout=timeout, sudo=sudo, on_done=line)
 
     started = time.monotonic()
     outcomes = _run(go())
@@ -213,19 +230,6 @@ def run(
         ]
         console.print_json(json.dumps(rows))
     else:
-        for o in outcomes:
-            if o.error is not None:
-                err_console.print(f"{o.node.name}\tERROR\t{o.error}", highlight=False)
-                continue
-            assert o.result is not None
-            status = "ok" if o.result.ok else f"exit {o.result.exit_status}"
-            output = (o.result.stdout.strip() or o.result.stderr.strip()).splitlines()
-            shown = output[-1][:200] if output else ""
-            console.print(
-                f"{o.node.name}\t{status}\t{o.result.duration:.2f}s\t{shown}",
-                highlight=False,
-                soft_wrap=True,
-            )
         console.print(
             f"{len(outcomes) - len(failed)}/{len(outcomes)} nodes ok"
             f" in {time.monotonic() - started:.2f}s",
@@ -273,6 +277,11 @@ def logs(
 def pool(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="One pool (default: all BYON pools)."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Log in to every host (free ones too) and report; exit 1 if any fails.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """BYON pools: every host, its tags, and who holds it."""
@@ -281,6 +290,15 @@ def pool(
     if name is not None:
         providers.config.provider(name)  # unknown name: one clear error
         pools = {k: v for k, v in pools.items() if k == name}
+    checks: dict[str, dict[str, Any]] = {}
+    if check:
+
+        async def check_all() -> None:
+            for pool_name in pools:
+                driver = providers.driver(pool_name)
+                checks[pool_name] = await driver.check_hosts()  # type: ignore[attr-defined]
+
+        _run(check_all())
     rows: list[dict[str, Any]] = []
     for pool_name, settings in sorted(pools.items()):
         leases = {
@@ -288,33 +306,32 @@ def pool(
         }
         for host in settings.hosts:
             lease = leases.get(host.host_name)
-            rows.append(
-                {
-                    "pool": pool_name,
-                    "host": host.host_name,
-                    "address": f"{host.address}:{host.port}",
-                    "tags": host.tags,
-                    "node": lease.name if lease else None,
-                    "site": lease.site if lease else None,
-                    "state": lease.state if lease else "free",
-                }
-            )
+            row: dict[str, Any] = {
+                "pool": pool_name,
+                "host": host.host_name,
+                "address": f"{host.address}:{host.port}",
+                "tags": host.tags,
+                "node": lease.name if lease else None,
+                "site": lease.site if lease else None,
+                "state": lease.state if lease else "free",
+            }
+            if check:
+                error = checks[pool_name][host.host_name]
+                row["check"] = "ok" if error is None else str(error.message)
+            rows.append(row)
     if as_json:
         console.print_json(json.dumps(rows))
-        return
-    table = Table("pool", "host", "address", "tags", "state", "node", "site")
-    for row in rows:
-        tags = ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
-        table.add_row(
-            str(row["pool"]),
-            str(row["host"]),
-            str(row["address"]),
-            tags,
-            str(row["state"]),
-            str(row["node"] or ""),
-            str(row["site"] or ""),
-        )
-    console.print(table)
+    else:
+        columns = ["pool", "host", "address", "tags", "state", "node", "site"]
+        table = Table(*columns, *(["check"] if check else []))
+        for row in rows:
+            tags = ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
+            cells = [str(row["pool"]), str(row["host"]), str(row["address"]), tags]
+            cells += [str(row["state"]), str(row["node"] or ""), str(row["site"] or "")]
+            table.add_row(*cells, *([str(row["check"])] if check else []))
+        console.print(table)
+    if check and any(row["check"] != "ok" for row in rows):
+        raise SystemExit(1)
 
 
 @nodes_app.command("host-keys")

@@ -61,6 +61,7 @@ class Node:
     ssh_key: str | None = None  # a reference (path or key name), never key material
     tags: dict[str, str] = field(default_factory=dict)
     state: str = "running"
+    ssh_jump: str | None = None  # "[user@]host[:port]" of a bastion to reach it through
     provider: str = ""  # the project file's provider entry this node came from
     site: str | None = None
     group: str | None = None
@@ -79,6 +80,7 @@ class SSHSettings:
     connect_timeout: float = 10.0
     concurrency: int = 32
     accept_new_host_keys: bool = False
+    jump: str | None = None  # default bastion, "[user@]host[:port]"
 
     def public_key(self) -> str | None:
         if self.key is None:
@@ -101,6 +103,9 @@ class NodeDriver(abc.ABC):
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # A third-party driver may set a pydantic model: its provider settings are then
+    # validated with it (the built-in drivers' models live in nodes/config.py).
+    settings_model: ClassVar[Any] = None
 
     def __init__(self, provider: str, settings: Any, context: DriverContext) -> None:
         self.provider = provider

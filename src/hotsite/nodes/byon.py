@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError
+from hotsite.logs import get_logger
 from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import ByonProvider, PoolHost
+
+log = get_logger(__name__)
 
 
 class ByonDriver(NodeDriver):
@@ -33,7 +37,7 @@ class ByonDriver(NodeDriver):
         return bool(self.settings.accept_new_host_keys)
 
     async def create(self, specs: list[NodeSpec]) -> list[Node]:
-        nodes = self._lease(specs)
+        nodes, held = self._lease(specs)
         try:
             await self._probe_all(nodes)
         except BaseException:
@@ -42,9 +46,12 @@ class ByonDriver(NodeDriver):
         for node in nodes:
             node.state = records.RUNNING
             records.save(self.context.store, node)
-        return nodes
+            log.info("node.leased", node=node.name, pool=self.provider, host=node.driver_id)
+        by_name = {n.name: n for n in [*nodes, *held]}
+        return [by_name[spec.name] for spec in specs]
 
-    def _lease(self, specs: list[NodeSpec]) -> list[Node]:
+    def _lease(self, specs: list[NodeSpec]) -> tuple[list[Node], list[Node]]:
+        """(new leases recorded as intent, running nodes of this pool reused by name)."""
         store = self.context.store
         with store.transaction() as conn:
             self._reclaim_dead_intents(conn)
@@ -54,9 +61,19 @@ class ByonDriver(NodeDriver):
                     "SELECT driver_id FROM nodes WHERE provider = ?", (self.provider,)
                 )
             }
-            nodes = []
+            nodes, held = [], []
             for spec in specs:
-                if conn.execute("SELECT 1 FROM nodes WHERE name = ?", (spec.name,)).fetchone():
+                row = conn.execute(
+                    "SELECT provider, state FROM nodes WHERE name = ?", (spec.name,)
+                ).fetchone()
+                if row is not None and tuple(row) == (self.provider, records.RUNNING):
+                    # Creating what exists is a no-op, as with the other drivers: a
+                    # blueprint re-run must not lease a second host for the same node.
+                    existing = records.get(store, spec.name)
+                    assert existing is not None
+                    held.append(existing)
+                    continue
+                if row is not None:
                     raise NodeError(
                         f"a node named {spec.name!r} already exists",
                         "pick another name or release it with 'hotsite nodes destroy'",
@@ -66,7 +83,7 @@ class ByonDriver(NodeDriver):
                 node = self._node(spec, host)
                 records.insert(conn, node)
                 nodes.append(node)
-        return nodes
+        return nodes, held
 
     def _pick(self, spec: NodeSpec, taken: set[str]) -> PoolHost:
         matching = [
@@ -91,6 +108,7 @@ class ByonDriver(NodeDriver):
             ssh_port=host.port,
             ssh_user=host.user or self.context.ssh.user,
             ssh_key=str(host.key or self.context.ssh.key or "") or None,
+            ssh_jump=host.jump or self.settings.jump or self.context.ssh.jump,
             tags={**host.tags, **spec.tags},
             state=records.INTENT,
             provider=self.provider,
@@ -101,11 +119,19 @@ class ByonDriver(NodeDriver):
     def _reclaim_dead_intents(self, conn: sqlite3.Connection) -> None:
         """Leases left as ``intent`` by a process that died (kill -9, power loss)."""
         cursor = conn.execute(
-            "SELECT name, holder_pid FROM nodes WHERE provider = ? AND state = ?",
+            "SELECT name, holder_pid, updated_at FROM nodes WHERE provider = ? AND state = ?",
             (self.provider, records.INTENT),
         )
-        dead = [row[0] for row in cursor if not records.pid_alive(row[1])]
+        # A probe takes at most connect_timeout: an older intent is abandoned even if
+        # its PID was recycled by an unrelated process.
+        max_age = self.context.ssh.connect_timeout * 3 + 60
+        dead = [
+            row[0]
+            for row in cursor
+            if not records.pid_alive(row[1]) or time.time() - row[2] > max_age
+        ]
         for name in dead:
+            log.warning("lease.reclaimed", node=name, pool=self.provider)
             conn.execute("DELETE FROM nodes WHERE name = ?", (name,))
 
     async def _probe_all(self, nodes: list[Node]) -> None:
@@ -116,6 +142,23 @@ class ByonDriver(NodeDriver):
 
     async def _probe(self, node: Node) -> None:
         await probe.probe(node, self.context, self.accept_new_host_keys)
+
+    async def check_hosts(self) -> dict[str, HotsiteError | None]:
+        """Every pool host (free or leased): can we log in? Read-only: a host key seen
+        for the first time is reported (HostKeyError), not recorded."""
+        limit = asyncio.Semaphore(self.context.ssh.concurrency)
+
+        async def one(host: PoolHost) -> HotsiteError | None:
+            node = self._node(NodeSpec(name=f"{self.provider}/{host.host_name}"), host)
+            async with limit:
+                try:
+                    await probe.probe(node, self.context, accept_new=False)
+                except HotsiteError as exc:
+                    return exc
+            return None
+
+        results = await asyncio.gather(*(one(h) for h in self.settings.hosts))
+        return {h.host_name: r for h, r in zip(self.settings.hosts, results, strict=True)}
 
     async def list_nodes(self) -> list[Node]:
         return records.select(self.context.store, provider=self.provider)
@@ -156,3 +199,4 @@ class ByonDriver(NodeDriver):
                     f"see 'hotsite logs {node.name}', fix the host, then destroy again",
                 )
         records.delete(self.context.store, [node.name])
+        log.info("node.released", node=node.name, pool=self.provider, host=node.driver_id)

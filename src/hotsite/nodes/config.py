@@ -39,6 +39,7 @@ class SSHConfig(_Model):
     accept_new_host_keys: bool = Field(
         default=False, description="trust and record a host key seen for the first time"
     )
+    jump: str | None = Field(default=None, description="bastion: [user@]host[:port]")
 
     @field_validator("key")
     @classmethod
@@ -52,6 +53,7 @@ class PoolHost(_Model):
     port: int = Field(default=22, ge=1, le=65535)
     user: str | None = Field(default=None, description="default: nodes.ssh.user")
     key: Path | None = Field(default=None, description="default: nodes.ssh.key")
+    jump: str | None = Field(default=None, description="default: the pool's, then nodes.ssh's")
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -67,6 +69,7 @@ class ByonProvider(_Model):
     driver: Literal["byon"] = "byon"
     hosts: list[PoolHost] = Field(default_factory=list)
     scrub: str | None = Field(default=None, description="command run on a host before release")
+    jump: str | None = Field(default=None, description="bastion for the pool's hosts")
     accept_new_host_keys: bool | None = Field(
         default=None, description="default: nodes.ssh.accept_new_host_keys"
     )
@@ -91,10 +94,15 @@ class LibcloudProvider(_Model):
     options: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword arguments for the Libcloud driver"
     )
+    create_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra keyword arguments for create_node (ex_security_groups, ex_subnet…)",
+    )
     size: str | None = Field(default=None, description="default size id or name")
     image: str | None = Field(default=None, description="default image id or name")
     location: str | None = None
     user: str | None = Field(default=None, description="login user of the image")
+    jump: str | None = Field(default=None, description="bastion to reach new nodes through")
     accept_new_host_keys: bool | None = None
     create_timeout: float = Field(default=600.0, gt=0)
 

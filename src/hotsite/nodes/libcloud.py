@@ -19,9 +19,13 @@ import time
 from typing import Any
 
 from hotsite.errors import DriverError, HotsiteError, NodeError
+from hotsite.logs import get_logger
 from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import LibcloudProvider
+from hotsite.remote.history import redact
+
+log = get_logger(__name__)
 
 # Providers that authenticate with a single token (no secret).
 SINGLE_KEY_PROVIDERS = frozenset({"dummy", "digitalocean", "digital_ocean", "linode", "vultr"})
@@ -39,6 +43,7 @@ class LibcloudDriver(NodeDriver):
     def __init__(self, provider: str, settings: Any, context: Any) -> None:
         super().__init__(provider, settings, context)
         self._api: Any = None
+        self._credentials: list[str] = []  # redacted from every error message
         self._calls = asyncio.Semaphore(PARALLEL_API_CALLS)
 
     # -- the Libcloud connection ----------------------------------------------------
@@ -61,6 +66,7 @@ class LibcloudDriver(NodeDriver):
             args: list[Any] = [key]
             if provider_name.lower() not in SINGLE_KEY_PROVIDERS:
                 args.append(self.settings.credential(self.provider, "secret"))
+            self._credentials = [str(a) for a in args]
             kwargs = dict(self.settings.options)
             if self.settings.region:
                 kwargs["region"] = self.settings.region
@@ -82,6 +88,7 @@ class LibcloudDriver(NodeDriver):
             except Exception as exc:  # Libcloud raises many types; all end here as one line
                 text = str(exc) or str(getattr(exc, "message", "")) or repr(exc)
                 message = text.splitlines()[0][:300] if text else type(exc).__name__
+                message = redact(message, self._credentials)
                 raise DriverError(
                     f"{self.settings.provider} ({self.provider}): {what} failed: {message}",
                     "check the provider's credentials, region and quotas",
@@ -123,6 +130,7 @@ class LibcloudDriver(NodeDriver):
                 address="",
                 ssh_user=self.settings.user or self.context.ssh.user,
                 ssh_key=str(self.context.ssh.key) if self.context.ssh.key else None,
+                ssh_jump=self.settings.jump or self.context.ssh.jump,
                 tags=dict(spec.tags),
                 state=records.INTENT,
                 provider=self.provider,
@@ -193,7 +201,13 @@ class LibcloudDriver(NodeDriver):
     ) -> None:
         api = self.api()
         accepted = inspect.signature(api.create_node).parameters
-        kwargs: dict[str, Any] = {"name": node.name, "size": size, "image": image, **auth}
+        kwargs: dict[str, Any] = {
+            **self.settings.create_options,
+            "name": node.name,
+            "size": size,
+            "image": image,
+            **auth,
+        }
         if location is not None and "location" in accepted:
             kwargs["location"] = location
         if "ex_metadata" in accepted:
@@ -204,6 +218,7 @@ class LibcloudDriver(NodeDriver):
             records.delete(self.context.store, [node.name])  # nothing was made (as far as we know)
             raise
         self._adopt(node, created)
+        log.info("node.created", node=node.name, provider=self.provider, id=node.driver_id)
 
     def _adopt(self, node: Node, cloud: Any) -> None:
         node.driver_id = str(cloud.id)
@@ -221,7 +236,9 @@ class LibcloudDriver(NodeDriver):
             n
             for n in mine
             if n.state == records.INTENT
-            and not records.pid_alive(records.holder_pid(self.context.store, n.name))
+            and records.intent_abandoned(
+                self.context.store, n.name, self.settings.create_timeout + 120
+            )
         ]
         if stale:
             cloud = await self._cloud_nodes()
@@ -229,8 +246,10 @@ class LibcloudDriver(NodeDriver):
                 found = cloud.get(node.name)
                 if found is not None:
                     self._adopt(node, found)  # it was made: keep it, the caller may reuse it
+                    log.warning("node.recovered", node=node.name, id=node.driver_id)
                 else:
                     records.delete(self.context.store, [node.name])
+                    log.info("node.intent_dropped", node=node.name, provider=self.provider)
         return records.select(self.context.store, provider=self.provider)
 
     async def _cloud_nodes(self) -> dict[str, Any]:
@@ -312,3 +331,9 @@ class LibcloudDriver(NodeDriver):
             if found is not None:
                 await self._call(f"destroying {node.name}", self.api().destroy_node, found)
             records.delete(self.context.store, [node.name])
+            if node.address:
+                # Clouds recycle addresses: the next machine there is not this one.
+                from hotsite.remote import hostkeys
+
+                hostkeys.forget(self.context.store, node.address, node.ssh_port)
+            log.info("node.destroyed", node=node.name, provider=self.provider, found=bool(found))

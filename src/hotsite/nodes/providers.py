@@ -8,10 +8,14 @@ and host-key policy apply to a node.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
+
+from hotsite.errors import ConfigError
 from hotsite.nodes import records
 from hotsite.nodes.base import DriverContext, Node, NodeDriver, SSHSettings
-from hotsite.nodes.config import ByonProvider, LibcloudProvider, NodesConfig
+from hotsite.nodes.config import ByonProvider, LibcloudProvider, NodesConfig, OtherProvider
 from hotsite.nodes.registry import driver_class
 from hotsite.state import StateStore
 
@@ -44,13 +48,26 @@ class Providers:
             connect_timeout=ssh.connect_timeout,
             concurrency=ssh.concurrency,
             accept_new_host_keys=ssh.accept_new_host_keys or self.accept_new_override,
+            jump=ssh.jump,
         )
 
     def driver(self, provider: str) -> NodeDriver:
         """The driver serving ``provider`` (one instance per provider, reused)."""
         if provider not in self._drivers:
-            settings = self.config.provider(provider)
+            settings: Any = self.config.provider(provider)
             cls = driver_class(settings.driver)
+            model = getattr(cls, "settings_model", None)
+            if isinstance(settings, OtherProvider) and model is not None:
+                # A third-party driver's settings, validated by its own pydantic model.
+                try:
+                    settings = model.model_validate(settings.model_dump())
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise ConfigError(
+                        f"nodes.providers.{provider}.{where}: {first['msg']}",
+                        f"see the documentation of the {settings.driver!r} driver",
+                    ) from None
             context = DriverContext(store=self.store, ssh=self.ssh, project=self.project)
             self._drivers[provider] = cls(provider, settings, context)
         return self._drivers[provider]

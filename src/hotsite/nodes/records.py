@@ -32,6 +32,7 @@ register_schema(
         ssh_port   INTEGER NOT NULL DEFAULT 22,
         ssh_user   TEXT NOT NULL DEFAULT 'root',
         ssh_key    TEXT,
+        ssh_jump   TEXT,
         tags       TEXT NOT NULL DEFAULT '{}',
         state      TEXT NOT NULL,        -- intent | running | releasing
         holder_pid INTEGER,              -- the process that wrote the intent
@@ -56,6 +57,7 @@ def _node(row: sqlite3.Row) -> Node:
         ssh_port=row["ssh_port"],
         ssh_user=row["ssh_user"],
         ssh_key=row["ssh_key"],
+        ssh_jump=row["ssh_jump"],
         tags=json.loads(row["tags"]),
         state=row["state"],
         provider=row["provider"],
@@ -69,8 +71,8 @@ def insert(conn: sqlite3.Connection, node: Node) -> None:
     now = time.time()
     conn.execute(
         "INSERT INTO nodes (name, provider, driver, driver_id, site, grp, address, ssh_port,"
-        " ssh_user, ssh_key, tags, state, holder_pid, created_at, updated_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " ssh_user, ssh_key, ssh_jump, tags, state, holder_pid, created_at, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             node.name,
             node.provider,
@@ -82,6 +84,7 @@ def insert(conn: sqlite3.Connection, node: Node) -> None:
             node.ssh_port,
             node.ssh_user,
             node.ssh_key,
+            node.ssh_jump,
             json.dumps(node.tags, sort_keys=True),
             node.state,
             os.getpid(),
@@ -95,7 +98,8 @@ def save(store: StateStore, node: Node) -> None:
     """Write the node's current fields over its record."""
     with store.transaction() as conn:
         conn.execute(
-            "UPDATE nodes SET driver_id=?, address=?, ssh_port=?, ssh_user=?, ssh_key=?, tags=?,"
+            "UPDATE nodes SET driver_id=?, address=?, ssh_port=?, ssh_user=?, ssh_key=?, ssh_jump=?,"
+            " tags=?,"
             " state=?, site=?, grp=?, updated_at=? WHERE name=?",
             (
                 node.driver_id,
@@ -103,6 +107,7 @@ def save(store: StateStore, node: Node) -> None:
                 node.ssh_port,
                 node.ssh_user,
                 node.ssh_key,
+                node.ssh_jump,
                 json.dumps(node.tags, sort_keys=True),
                 node.state,
                 node.site,
@@ -123,13 +128,17 @@ def get(store: StateStore, name: str) -> Node | None:
     return _node(row) if row else None
 
 
-def holder_pid(store: StateStore, name: str) -> int | None:
+def intent_abandoned(store: StateStore, name: str, max_age: float) -> bool:
+    """An ``intent`` whose writer died, or that is older than any allocation can take
+    (so a recycled PID cannot keep a lease forever)."""
     row = (
         store.connection()
-        .execute("SELECT holder_pid FROM nodes WHERE name = ?", (name,))
+        .execute("SELECT holder_pid, updated_at FROM nodes WHERE name = ?", (name,))
         .fetchone()
     )
-    return row[0] if row else None
+    if row is None:
+        return False
+    return not pid_alive(row[0]) or time.time() - row[1] > max_age
 
 
 def select(

@@ -17,6 +17,7 @@ from typing import Any
 from hotsite.state import StateStore, register_schema
 
 TAIL_CHARS = 4000  # per stream; enough for the error at the end of a failed install
+KEEP_ENTRIES = 200_000  # older entries are pruned (about 1.6 GB at full tails, far less usually)
 
 register_schema(
     "command_log",
@@ -102,6 +103,11 @@ def record_many(store: StateStore, entries: list[dict[str, Any]]) -> None:
             "INSERT INTO command_log (node, site, step, command, exit_status, error, duration,"
             " started_at, stdout_tail, stderr_tail) VALUES (?,?,?,?,?,?,?,?,?,?)",
             rows,
+        )
+        # Keep the log bounded; the id index makes this a cheap range delete.
+        conn.execute(
+            "DELETE FROM command_log WHERE id <= (SELECT MAX(id) FROM command_log) - ?",
+            (KEEP_ENTRIES,),
         )
 
 

@@ -34,8 +34,10 @@ class LocalTransport(Transport):
         line, script = wrap(command, env=env, cwd=cwd, sudo=sudo and os.geteuid() != 0)
         started = time.monotonic()
         # Own session: a timeout kills the command's whole process group, not just sh.
+        # The user's shell, as sshd runs the login shell: a command behaves the same
+        # on the local node as on a remote one.
         process = await asyncio.create_subprocess_exec(
-            "sh",
+            os.environ.get("SHELL") or "/bin/sh",
             "-c",
             line,
             stdin=asyncio.subprocess.PIPE,

@@ -61,6 +61,41 @@ def batched(store: StateStore) -> Iterator[None]:
         history.record_many(store, entries)
 
 
+def log_entry(
+    store: StateStore,
+    *,
+    node: str,
+    site: str | None,
+    command: str,
+    exit_status: int | None,
+    duration: float,
+    started_at: float,
+    stdout: str = "",
+    stderr: str = "",
+    error: str | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """One command-log entry with the current step and secrets; batched inside ``batched``."""
+    entry = {
+        "node": node,
+        "site": site,
+        "step": _step.get(),
+        "command": command,
+        "exit_status": exit_status,
+        "duration": duration,
+        "started_at": started_at,
+        "stdout": stdout,
+        "stderr": stderr,
+        "error": error,
+        "secrets": [*secrets, *_secrets.get()],
+    }
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(entry)
+    else:
+        history.record(store, **entry)
+
+
 class LoggedTransport(Transport):
     def __init__(self, inner: Transport, store: StateStore, site: str | None = None) -> None:
         self.inner = inner
@@ -127,24 +162,19 @@ class LoggedTransport(Transport):
         error: str | None = None,
         secrets: Iterable[str] = (),
     ) -> None:
-        entry = {
-            "node": self.node,
-            "site": self.site,
-            "step": _step.get(),
-            "command": command,
-            "exit_status": exit_status,
-            "duration": time.monotonic() - started,
-            "started_at": started_at,
-            "stdout": stdout,
-            "stderr": stderr,
-            "error": error,
-            "secrets": [*secrets, *_secrets.get()],
-        }
-        batch = _batch.get()
-        if batch is not None:
-            batch.append(entry)
-        else:
-            history.record(self.store, **entry)
+        log_entry(
+            self.store,
+            node=self.node,
+            site=self.site,
+            command=command,
+            exit_status=exit_status,
+            duration=time.monotonic() - started,
+            started_at=started_at,
+            stdout=stdout,
+            stderr=stderr,
+            error=error,
+            secrets=secrets,
+        )
 
     async def close(self) -> None:
         await self.inner.close()

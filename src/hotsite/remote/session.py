@@ -9,6 +9,7 @@ on a small controller.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.local import LocalTransport
-from hotsite.remote.logged import LoggedTransport, batched
+from hotsite.remote.logged import LoggedTransport, batched, log_entry
 from hotsite.state import StateStore
 
 T = TypeVar("T")
@@ -78,17 +79,42 @@ class RemoteSession:
         return self._transports[node.name]
 
     async def each(
-        self, nodes: Iterable[Node], work: Callable[[Transport], Awaitable[T]]
+        self,
+        nodes: Iterable[Node],
+        work: Callable[[Transport], Awaitable[T]],
+        on_done: Callable[[Node, T | None, HotsiteError | None], None] | None = None,
     ) -> list[tuple[Node, T | None, HotsiteError | None]]:
         """Run ``work`` on every node, at most ``ssh.concurrency`` at once; never raises
-        a HotsiteError, so one dead node does not hide what happened on the others."""
+        a HotsiteError, so one dead node does not hide what happened on the others.
+        ``on_done`` is called as each node finishes (a CLI prints its line then)."""
 
         async def one(node: Node) -> tuple[Node, T | None, HotsiteError | None]:
             async with self._limit:
+                done: tuple[Node, T | None, HotsiteError | None]
+                started_at, started = time.time(), time.monotonic()
                 try:
-                    return node, await work(await self.transport(node)), None
+                    transport = await self.transport(node)
                 except HotsiteError as exc:
-                    return node, None, exc
+                    # Logged too: "why did nothing run on db-2?" is answered by its log.
+                    log_entry(
+                        self.store,
+                        node=node.name,
+                        site=node.site,
+                        command=f"connect {node.address}:{node.ssh_port}",
+                        exit_status=None,
+                        duration=time.monotonic() - started,
+                        started_at=started_at,
+                        error=str(exc),
+                    )
+                    done = (node, None, exc)
+                else:
+                    try:
+                        done = (node, await work(transport), None)
+                    except HotsiteError as exc:
+                        done = (node, None, exc)
+            if on_done is not None:
+                on_done(*done)
+            return done
 
         with batched(self.store):
             return list(await asyncio.gather(*(one(node) for node in nodes)))
@@ -102,12 +128,18 @@ class RemoteSession:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         sudo: bool = False,
+        on_done: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
         async def work(transport: Transport) -> CommandResult:
             return await transport.run(command, timeout=timeout, env=env, cwd=cwd, sudo=sudo)
 
+        def report(node: Node, result: CommandResult | None, error: HotsiteError | None) -> None:
+            if on_done is not None:
+                on_done(Outcome(node, result, error))
+
         return [
-            Outcome(node, result, error) for node, result, error in await self.each(nodes, work)
+            Outcome(node, result, error)
+            for node, result, error in await self.each(nodes, work, report)
         ]
 
     async def put_all(self, nodes: Iterable[Node], local: Path, remote: str) -> list[Outcome]:

@@ -2,7 +2,9 @@
 
 A plain command is sent as it is: the node's login shell runs it with no wrapper, so
 ``true`` costs one process on the node, not four (this matters for fan-out to many
-nodes). The login shell is assumed to be POSIX (sh, bash, dash, zsh).
+nodes). Wrapped commands are run by the login shell too (``$SHELL``), so a command
+behaves the same with or without env/cwd/timeout. It is assumed to be POSIX (sh, bash,
+dash, zsh).
 
 Environment values are often secrets (passwords, tokens). They are *not* put on the
 command line, where ``ps`` on the node would show them, nor in SSH ``env`` requests,
@@ -15,15 +17,15 @@ from __future__ import annotations
 
 import shlex
 
-# ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh ``sh -c``
-# so its own syntax errors are reported as its own, with ``$0`` as the command text.
+# ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh shell
+# (the login shell, as a plain command does) so its own syntax errors are its own.
 # The input ends with a marker: if the client dies while sending it, sshd still closes
 # stdin (EOF), and without the check the command would run without its environment
 # (a service started with no DB_HOST...) after the client is gone.
 _END = "#hotsite-input-end"
 _WRAPPER = (
     f'i=$(cat); case "$i" in *"{_END}") ;; *) echo "hotsite: input cut short,'
-    ' command not run" >&2; exit 255;; esac; eval "$i" && exec sh -c "$0"'
+    ' command not run" >&2; exit 255;; esac; eval "$i" && exec "${SHELL:-/bin/sh}" -c "$0"'
 )
 
 

@@ -9,7 +9,9 @@ host key (not accepted) or changed host key.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -56,10 +58,17 @@ class _HostKeyCheck(asyncssh.SSHClient):
 
 
 class SSHTransport(Transport):
-    def __init__(self, node: Node, conn: asyncssh.SSHClientConnection, user: str) -> None:
+    def __init__(
+        self,
+        node: Node,
+        conn: asyncssh.SSHClientConnection,
+        user: str,
+        jump: asyncssh.SSHClientConnection | None = None,
+    ) -> None:
         self.node = node.name
         self.where = f"{node.address}:{node.ssh_port}"
         self._conn = conn
+        self._jump = jump
         self._user = user
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_lock = asyncio.Lock()
@@ -68,62 +77,42 @@ class SSHTransport(Transport):
     async def connect(
         cls, node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
     ) -> SSHTransport:
-        where = f"{node.name} ({node.address}:{node.ssh_port})"
         key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
-        if key_path is not None and not key_path.exists():
-            raise NodeError(
-                f"SSH key {key_path} for node {node.name} does not exist",
-                "set nodes.ssh.key (or the pool host's key) to a private key file",
-            )
+        if key_path is not None:
+            _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
         user = node.ssh_user or ssh.user
-        recorded = hostkeys.known(store, node.address, node.ssh_port)
-        check = _HostKeyCheck(recorded, accept_new)
-        try:
-            conn = await asyncio.wait_for(
-                asyncssh.connect(
-                    node.address,
-                    port=node.ssh_port,
-                    username=user,
-                    client_keys=[str(key_path)] if key_path else None,
-                    known_hosts=([recorded] if recorded else [], [], []),
-                    client_factory=lambda: check,
-                    agent_path=None,
-                    password=None,
-                    preferred_auth="publickey",
-                    config=[],
-                    connect_timeout=ssh.connect_timeout,
-                    encryption_algs=CIPHERS,
-                    keepalive_interval=15,
-                ),
-                ssh.connect_timeout,
+        jump = None
+        if node.ssh_jump:
+            jump_user, jump_address, jump_port = parse_jump(node.ssh_jump, user)
+            jump = await _open(
+                f"jump host {jump_address}:{jump_port} of {node.name}",
+                jump_address,
+                jump_port,
+                jump_user,
+                key_path,
+                store,
+                ssh,
+                accept_new,
+                label=f"{node.name} (jump)",
             )
-        except asyncssh.HostKeyNotVerifiable:
-            raise _host_key_error(where, recorded, check.offered) from None
-        except asyncssh.KeyExchangeFailed as exc:
-            if recorded is not None:  # the host no longer offers the recorded key's type
-                raise _host_key_error(where, recorded, None) from None
-            raise RemoteError(f"SSH key exchange with {where} failed: {exc.reason}") from None
-        except asyncssh.PermissionDenied:
-            raise AuthenticationError(
-                f"{where} refused our SSH key ({key_path or 'no key'}) for user {user}",
-                "check the node's authorized_keys, the user and nodes.ssh.key",
-            ) from None
-        except (TimeoutError, OSError) as exc:
-            if isinstance(exc, TimeoutError):
-                reason = "timed out"
-            else:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise UnreachableError(
-                f"{where} is unreachable over SSH: {reason}",
-                f"check the address and that sshd listens (timeout {ssh.connect_timeout:g}s)",
-            ) from None
-        except asyncssh.Error as exc:
-            raise RemoteError(f"SSH to {where} failed: {exc.reason}") from None
-        offered = conn.get_server_host_key()
-        if recorded is None and offered is not None:
-            # Recorded only after the host proved it holds the key and let us in.
-            hostkeys.remember(store, node.address, node.ssh_port, offered, node.name)
-        return cls(node, conn, user)
+        try:
+            conn = await _open(
+                f"{node.name} ({node.address}:{node.ssh_port})",
+                node.address,
+                node.ssh_port,
+                user,
+                key_path,
+                store,
+                ssh,
+                accept_new,
+                label=node.name,
+                tunnel=jump,
+            )
+        except BaseException:
+            if jump is not None:
+                jump.close()
+            raise
+        return cls(node, conn, user, jump)
 
     async def run(
         self,
@@ -135,19 +124,26 @@ class SSHTransport(Transport):
         sudo: bool = False,
     ) -> CommandResult:
         line, script = wrap(command, env=env, cwd=cwd, sudo=sudo and self._user != "root")
+        if timeout is not None:
+            # sshd ignores "signal" requests for commands without a terminal, and closing
+            # the channel leaves the command running: so the command tells us its process
+            # group (sshd made it a session leader), to kill the whole group on timeout.
+            line = f'echo "{_PID_MARK}$$" >&2; exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(line)}'
         started = time.monotonic()
         try:
-            if script is None:
-                result = await self._conn.run(
-                    line, stdin=asyncssh.DEVNULL, timeout=timeout, check=False
-                )
-            else:  # asyncssh sends EOF after non-empty input, which ``$(cat)`` waits for
-                result = await self._conn.run(line, input=script, timeout=timeout, check=False)
-        except asyncssh.TimeoutError:
-            raise RemoteError(
-                f"{command!r} timed out after {timeout:g}s on {self.node}",
-                "raise the timeout or look at what the command waits for",
-            ) from None
+            stdin = asyncssh.DEVNULL if script is None else asyncssh.PIPE
+            async with self._conn.create_process(line, stdin=stdin) as process:
+                if script is not None:  # the export lines, then EOF, which ``$(cat)`` waits for
+                    process.stdin.write(script)
+                    process.stdin.write_eof()
+                try:
+                    result = await process.wait(check=False, timeout=timeout)
+                except asyncssh.TimeoutError as exc:
+                    await self._kill_group(_text(exc.stderr))
+                    raise RemoteError(
+                        f"{command!r} timed out after {timeout:g}s on {self.node}",
+                        "raise the timeout or look at what the command waits for",
+                    ) from None
         except (asyncssh.Error, OSError) as exc:
             raise UnreachableError(
                 f"lost the SSH connection to {self.node} ({self.where}): {exc}"
@@ -160,9 +156,22 @@ class SSHTransport(Transport):
             command=command,
             exit_status=status,
             stdout=_text(result.stdout),
-            stderr=_text(result.stderr),
+            stderr=_strip_pid(_text(result.stderr))
+            if timeout is not None
+            else _text(result.stderr),
             duration=time.monotonic() - started,
         )
+
+    async def _kill_group(self, stderr: str) -> None:
+        """Best effort: kill the timed-out command's process group on the node."""
+        first = stderr.split("\n", 1)[0]
+        if not first.startswith(_PID_MARK) or not first[len(_PID_MARK) :].isdigit():
+            return
+        kill = f"kill -KILL -- -{first[len(_PID_MARK) :]}"
+        try:
+            await asyncio.wait_for(self._conn.run(kill, stdin=asyncssh.DEVNULL), 5)
+        except (asyncssh.Error, OSError, TimeoutError):
+            pass
 
     @property
     def is_open(self) -> bool:
@@ -213,6 +222,85 @@ class SSHTransport(Transport):
             self._sftp.exit()
         self._conn.close()
         await self._conn.wait_closed()
+        if self._jump is not None:
+            self._jump.close()
+            await self._jump.wait_closed()
+
+
+def parse_jump(spec: str, default_user: str) -> tuple[str, str, int]:
+    """``[user@]host[:port]`` -> (user, host, port); IPv6 addresses are not supported."""
+    user, _, rest = spec.rpartition("@")
+    host, _, port = rest.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise NodeError(f"jump host {spec!r} must look like [user@]host[:port]")
+    return user or default_user, host, int(port) if port else 22
+
+
+async def _open(
+    where: str,
+    address: str,
+    port: int,
+    user: str,
+    key_path: Path | None,
+    store: StateStore,
+    ssh: SSHSettings,
+    accept_new: bool,
+    *,
+    label: str,
+    tunnel: asyncssh.SSHClientConnection | None = None,
+) -> asyncssh.SSHClientConnection:
+    """One authenticated connection with its host key checked (and recorded if new)."""
+    recorded = hostkeys.known(store, address, port)
+    check = _HostKeyCheck(recorded, accept_new)
+    try:
+        conn = await asyncio.wait_for(
+            asyncssh.connect(
+                address,
+                port=port,
+                tunnel=tunnel,
+                username=user,
+                client_keys=[_private_key(key_path, label)] if key_path else None,
+                known_hosts=([recorded] if recorded else [], [], []),
+                client_factory=lambda: check,
+                agent_path=None,
+                password=None,
+                preferred_auth="publickey",
+                config=[],
+                connect_timeout=ssh.connect_timeout,
+                encryption_algs=CIPHERS,
+                keepalive_interval=15,
+            ),
+            ssh.connect_timeout,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        raise _host_key_error(where, recorded, check.offered) from None
+    except asyncssh.KeyExchangeFailed as exc:
+        if recorded is not None:  # the host no longer offers the recorded key's type
+            raise _host_key_error(where, recorded, None) from None
+        raise RemoteError(f"SSH key exchange with {where} failed: {exc.reason}") from None
+    except asyncssh.PermissionDenied:
+        raise AuthenticationError(
+            f"{where} refused our SSH key ({key_path or 'no key'}) for user {user}",
+            "check the node's authorized_keys, the user and nodes.ssh.key",
+        ) from None
+    except (TimeoutError, OSError, asyncssh.ChannelOpenError) as exc:
+        if isinstance(exc, TimeoutError):
+            reason = "timed out"
+        elif isinstance(exc, asyncssh.ChannelOpenError):
+            reason = f"the jump host could not reach it ({exc.reason})"
+        else:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UnreachableError(
+            f"{where} is unreachable over SSH: {reason}",
+            f"check the address and that sshd listens (timeout {ssh.connect_timeout:g}s)",
+        ) from None
+    except asyncssh.Error as exc:
+        raise RemoteError(f"SSH to {where} failed: {exc.reason}") from None
+    offered = conn.get_server_host_key()
+    if recorded is None and offered is not None:
+        # Recorded only after the host proved it holds the key and let us in.
+        hostkeys.remember(store, address, port, offered, label)
+    return conn
 
 
 def _host_key_error(
@@ -229,6 +317,34 @@ def _host_key_error(
         f"{where} has an unknown host key {seen}",
         "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _read_key(path: Path, mtime: float) -> asyncssh.SSHKey:
+    return asyncssh.read_private_key(str(path))
+
+
+def _private_key(path: Path, node: str) -> asyncssh.SSHKey:
+    """The key, parsed once per file version (fan-out to 50 nodes reads it once)."""
+    try:
+        return _read_key(path, path.stat().st_mtime)
+    except FileNotFoundError:
+        raise NodeError(
+            f"SSH key {path} for node {node} does not exist",
+            "set nodes.ssh.key (or the pool host's key) to a private key file",
+        ) from None
+    except (OSError, ValueError) as exc:  # KeyImportError is a ValueError
+        raise NodeError(
+            f"SSH key {path} for node {node} cannot be used: {exc}",
+            "give an unencrypted OpenSSH private key (encrypted keys are not supported)",
+        ) from None
+
+
+_PID_MARK = "hotsite-pgid="
+
+
+def _strip_pid(stderr: str) -> str:
+    return stderr.split("\n", 1)[1] if stderr.startswith(_PID_MARK) else stderr
 
 
 def _text(data: str | bytes | None) -> str:

@@ -150,6 +150,7 @@ class LinkAgent:
             patterns=tuple(self.link.tables),
             journal_path=str(self.journal_path),
             heartbeat_interval=self.link.heartbeat_interval,
+            decoder=self.link.decoder,
         )
         self._process = ctx.Process(
             target=run_capture_side,

@@ -40,6 +40,7 @@ class CaptureJob:
     patterns: tuple[str, ...]
     journal_path: str
     heartbeat_interval: float
+    decoder: str = "fast"
 
 
 class CaptureSide:
@@ -99,6 +100,7 @@ class CaptureSide:
                 self.matches,
                 self.capture_position,
                 heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),
+                decoder=job.decoder,
             )
             try:
                 for tx in reader.transactions(self.stop):

@@ -98,7 +98,7 @@ class PrivateMariaDB:
             self.port = free_port()
         self.write_defaults()
         if not (self.datadir / "mysql").exists():
-            subprocess.run(
+            installed = subprocess.run(
                 [
                     INSTALL_DB,
                     f"--defaults-file={self.defaults_file}",
@@ -106,10 +106,14 @@ class PrivateMariaDB:
                     "--skip-test-db",
                     "--user=root",
                 ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
+            if installed.returncode != 0:
+                raise RuntimeError(
+                    f"mariadb-install-db failed for {self.datadir}:\n{installed.stdout[-2000:]}"
+                )
         self.process = subprocess.Popen(
             [MARIADBD, f"--defaults-file={self.defaults_file}", "--user=root"],
             stdout=subprocess.DEVNULL,

@@ -1,9 +1,8 @@
-"""Capture from a MariaDB binlog with python-mysql-replication.
+"""Capture from a MariaDB binlog: group the binlog's events into source transactions.
 
-The library reads the binlog as a replica would (COM_BINLOG_DUMP, resumed by GTID) and
-decodes row images; we group its events into source transactions. DESIGN.md measured
-the library at ~11k rows/s, so this module is the only place that knows it: a faster
-decoder can replace it behind ``BinlogCapture.transactions`` and be tested against it.
+Events come from ``FastBinlogSource`` (our decoder, the default) or ``LibrarySource``
+(python-mysql-replication); both resume by GTID as a MariaDB replica does. This module
+decides what a transaction is, which DDL is replicated, and what the errors mean.
 """
 
 from __future__ import annotations
@@ -12,22 +11,25 @@ import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pymysql
-from pymysqlreplication import BinLogStreamReader
-from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from hotsite.config import DatabaseURL
 from hotsite.db import explain
 from hotsite.errors import HotsiteError, PositionPurgedError
-from hotsite.replication.events import DELETE, INSERT, UPDATE, RowChange, Transaction
+from hotsite.replication.capture.library import LibrarySource
+from hotsite.replication.capture.stream import (
+    FastBinlogSource,
+    GtidEvent,
+    QueryEvent,
+    RowsEvent,
+    XidEvent,
+)
+from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 
 POSITION_NOT_IN_BINLOG = 1236
-_FL_STANDALONE = 1  # MariaDB GTID flag: a statement with no XID (DDL) follows
 
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.I)
 # The first table a DDL statement names, optionally schema-qualified and quoted.
@@ -58,6 +60,7 @@ class BinlogCapture:
         matches: Callable[[str, str], bool],
         start: GtidState,
         heartbeat_period: float = 0.5,
+        decoder: str = "fast",
     ) -> None:
         self.url = url
         self.site = site
@@ -65,116 +68,79 @@ class BinlogCapture:
         self.matches = matches
         self.position = start.copy()
         self.heartbeat_period = heartbeat_period
-        self._stream: BinLogStreamReader | None = None
+        self.decoder = decoder
+        self._source: FastBinlogSource | LibrarySource | None = None
 
-    def _open(self) -> BinLogStreamReader:
-        return BinLogStreamReader(
-            connection_settings={
-                "host": self.url.host,
-                "port": self.url.port,
-                "user": self.url.user,
-                "passwd": self.url.password,
-                "connect_timeout": 5,
-            },
-            server_id=self.server_id,
-            blocking=True,
-            resume_stream=True,
-            auto_position=str(self.position),
-            is_mariadb=True,
-            only_events=[
-                MariadbGtidEvent,
-                QueryEvent,
-                XidEvent,
-                WriteRowsEvent,
-                UpdateRowsEvent,
-                DeleteRowsEvent,
-                HeartbeatLogEvent,
-            ],
-            slave_heartbeat=self.heartbeat_period,
-            enable_logging=False,
+    def _wants(self, schema: str, table: str) -> bool:
+        return bool(self.matches(schema, table)) or (
+            schema == HOTSITE_SCHEMA and table == HEARTBEAT_TABLE
+        )
+
+    def _open(self) -> FastBinlogSource | LibrarySource:
+        source_class = LibrarySource if self.decoder == "library" else FastBinlogSource
+        return source_class(
+            self.url, self.server_id, str(self.position), self.heartbeat_period, self._wants
         )
 
     def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except Exception:  # closing a broken stream must not hide the real error
-                pass
-            self._stream = None
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     def transactions(self, stop: threading.Event) -> Iterator[Transaction | None]:
         """Committed transactions in binlog order; None on idle heartbeats (to check ``stop``)."""
-        self._stream = stream = self._open()
         tx: Transaction | None = None
         standalone = False
         try:
-            while not stop.is_set():
-                event = stream.fetchone()
+            self._source = source = self._open()
+            for event in source.events():
+                if stop.is_set():
+                    return
                 if event is None:
                     yield None
-                    continue
-                if isinstance(event, HeartbeatLogEvent):
-                    yield None
-                elif isinstance(event, MariadbGtidEvent):
-                    tx = Transaction(gtid=event.gtid, commit_ts=float(event.timestamp))
-                    standalone = bool(event.flags & _FL_STANDALONE)
+                elif type(event) is RowsEvent:
+                    if tx is not None:
+                        tx.changes.extend(
+                            RowChange(event.kind, event.schema, event.table, before, after)
+                            for before, after in event.rows
+                        )
+                elif type(event) is GtidEvent:
+                    tx = Transaction(gtid=event.gtid, commit_ts=event.timestamp)
+                    standalone = event.standalone
                 elif tx is None:
                     continue  # the tail of a transaction that started before our position
-                elif isinstance(event, XidEvent):
+                elif type(event) is XidEvent:
                     yield self._finish(tx)
                     tx = None
-                elif isinstance(event, QueryEvent):
-                    query = _text(event.query)
+                elif type(event) is QueryEvent:
+                    query = event.query.strip()
                     if query.upper() == "COMMIT":
                         yield self._finish(tx)
                         tx = None
                     elif query.upper() != "BEGIN":
-                        schema = _text(event.schema)
+                        schema = event.schema.strip()
                         if self._ddl_selected(query, schema):
                             tx.ddl, tx.ddl_schema = query, schema or None
                         if standalone:
                             yield self._finish(tx)
                             tx = None
-                else:
-                    self._add_rows(tx, event)
         except pymysql.MySQLError as exc:
+            raise self._explain(exc) from None
+        except (OSError, EOFError) as exc:
             raise self._explain(exc) from None
         finally:
             self.close()
 
     def _finish(self, tx: Transaction) -> Transaction:
         self.position.advance(Gtid.parse(tx.gtid))
-        if self._stream is not None:
-            # The library reconnects by itself after a lost connection, from the position
-            # it was opened at; keep that position current so it never replays.
-            self._stream.auto_position = str(self.position)
+        if self._source is not None:
+            self._source.position = str(self.position)
         if tx.changes and all(
             c.schema == HOTSITE_SCHEMA and c.table == HEARTBEAT_TABLE for c in tx.changes
         ):
             after = tx.changes[-1].after or {}
             tx.heartbeat_ts = float(after.get("ts", 0))
         return tx
-
-    def _add_rows(self, tx: Transaction, event: Any) -> None:
-        schema, table = event.schema, event.table
-        if not (
-            self.matches(schema, table) or (schema == HOTSITE_SCHEMA and table == HEARTBEAT_TABLE)
-        ):
-            return
-        changes = tx.changes
-        if isinstance(event, WriteRowsEvent):
-            changes.extend(
-                RowChange(INSERT, schema, table, None, row["values"]) for row in event.rows
-            )
-        elif isinstance(event, UpdateRowsEvent):
-            changes.extend(
-                RowChange(UPDATE, schema, table, row["before_values"], row["after_values"])
-                for row in event.rows
-            )
-        elif isinstance(event, DeleteRowsEvent):
-            changes.extend(
-                RowChange(DELETE, schema, table, row["values"], None) for row in event.rows
-            )
 
     def _ddl_selected(self, query: str, schema: str) -> bool:
         if not _DDL.match(query) or not _DDL_OBJECTS.match(query):
@@ -194,9 +160,3 @@ class BinlogCapture:
                 "the target cannot be caught up by streaming; run 'hotsite snapshot' to reload it",
             )
         return explain(exc, self.url, self.site)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace").strip()
-    return str(value or "").strip()
