@@ -272,3 +272,44 @@ def test_broken_step_is_reported_with_node_step_and_output(
     plan = hotsite(config, "plan", "primary")
     assert plan.returncode == 2 and "broken on primary-box-0" in plan.stdout
     assert hotsite(config, "down", "primary", "-q").returncode == 0
+
+
+def test_primary_and_dr_from_one_blueprint_at_once(tmp_path: Path, hosts_factory: object) -> None:
+    """The same blueprint builds both sites (dr gets its own server_id from the
+    blueprint's per-site overrides); two sites' `up` run at the same time."""
+    config, hosts = project(tmp_path, hosts_factory, ["db", "web", "lb"] * 2)
+    data = yaml.safe_load(config.read_text())
+    data["sites"]["primary"]["inputs"] = {"web_count": 1}
+    data["sites"]["dr"] = dict(data["sites"]["primary"])
+    config.write_text(yaml.safe_dump(data))
+    ups = [
+        subprocess.Popen(
+            [*HOTSITE, "--config", str(config), "up", site, "-q"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for site in ("primary", "dr")
+    ]
+    for up in ups:
+        out, err = up.communicate(timeout=180)
+        assert up.returncode == 0, out + err
+    server_ids = set()
+    for site in ("primary", "dr"):
+        out = dict(yaml.safe_load(hotsite(config, "outputs", site, "--json").stdout))
+        _, node = post_pet(out["url"], f"{site}-pet")
+        assert node == f"{site}-web-0"
+        db_host = out["database"].split("@")[1].split(":")[0]
+        conn = pymysql.connect(host=db_host, port=3306, user="petclinic", password=PASSWORD)
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_id, (SELECT name FROM petclinic.pets)")
+            server_id, name = cur.fetchone()
+        conn.close()
+        assert name == f"{site}-pet"
+        server_ids.add(server_id)
+    assert server_ids == {1, 2}
+    for site in ("primary", "dr"):
+        assert hotsite(config, "down", site, "-q").returncode == 0
+    for host in hosts:
+        assert leftover_processes(host) == [], host
