@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -41,6 +42,16 @@ def test_plan_up_outputs_down_exit_codes(tmp_path: Path) -> None:
     plan = hotsite(config, "plan", "primary")
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert "+ node primary-box-0" in plan.stdout
+    as_json = json.loads(hotsite(config, "plan", "primary", "--json").stdout)
+    assert as_json["create"] == ["primary-box-0"]
+    assert as_json["runs"] == [
+        {
+            "node": "primary-box-0",
+            "service": "hello",
+            "steps": ["configure"],
+            "reasons": {"configure": "new"},
+        }
+    ]
     up = hotsite(config, "up", "primary", "-q")
     assert up.returncode == 0, up.stdout + up.stderr
     assert (tmp_path / "work" / "hello").read_text() == "hi\n"

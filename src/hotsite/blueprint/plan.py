@@ -137,6 +137,33 @@ def describe(plan: Plan, desired: Desired) -> list[str]:
     return lines
 
 
+def as_dict(plan: Plan) -> dict[str, Any]:
+    """The plan for machines (``plan --json``)."""
+    return {
+        "site": plan.site,
+        "empty": plan.empty,
+        "create": plan.create + plan.resume,
+        "release": plan.release,
+        "runs": [
+            {
+                "node": r.placement.node,
+                "service": r.placement.service,
+                "steps": r.steps,
+                "reasons": r.reasons,
+            }
+            for r in plan.runs
+        ],
+        "remove": [
+            {
+                "node": r.node,
+                "service": r.service,
+                "steps": [s for s in ("stop", "uninstall") if r.commands.get(s)],
+            }
+            for r in plan.removals
+        ],
+    }
+
+
 def summary(plan: Plan) -> str:
     if plan.empty:
         return "nothing to do: the site is as described"

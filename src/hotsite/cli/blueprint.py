@@ -22,7 +22,7 @@ from rich.text import Text
 from hotsite.blueprint.apply import Deployment
 from hotsite.blueprint.infra import NodesInfrastructure
 from hotsite.blueprint.outcome import Event, Observer, Outcome, site_lock
-from hotsite.blueprint.plan import describe, summary
+from hotsite.blueprint.plan import as_dict, describe, summary
 from hotsite.blueprint.site import open_deployment
 from hotsite.blueprint.state import DeploymentStore
 from hotsite.cli.app import app, console, err_console, project
@@ -72,7 +72,11 @@ REFRESH = typer.Option(
 
 @app.command()
 def plan(
-    ctx: typer.Context, site: str = SITE, refresh: bool = REFRESH, accept_new: bool = ACCEPT_NEW
+    ctx: typer.Context,
+    site: str = SITE,
+    refresh: bool = REFRESH,
+    accept_new: bool = ACCEPT_NEW,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """What `up` would do now: nodes to create or release, steps to run. Exit 0 = nothing
     to do, 2 = changes, 1 = error."""
@@ -83,9 +87,12 @@ def plan(
     except HotsiteError as exc:
         exc.exit_code = 1  # 2 means "changes" here
         raise
-    for line in describe(the_plan, desired):
-        console.print(line, highlight=False, soft_wrap=True)
-    console.print(summary(the_plan), highlight=False, soft_wrap=True)
+    if as_json:
+        console.print_json(json.dumps(as_dict(the_plan)))
+    else:
+        for line in describe(the_plan, desired):
+            console.print(line, highlight=False, soft_wrap=True)
+        console.print(summary(the_plan), highlight=False, soft_wrap=True)
     raise SystemExit(0 if the_plan.empty else 2)
 
 
