@@ -8,6 +8,7 @@ Secrets take part in the fingerprint only by name: their values never leave memo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -130,14 +131,29 @@ def _digest(data: Any) -> str:
 
 
 def tree_digest(path: Path) -> str:
-    """Content of a file or directory tree (names, modes, bytes)."""
-    digest = hashlib.sha256()
+    """Content of a file or directory tree (names, modes, bytes). Cached by the files'
+    sizes and times: every node of a group uploads the same tree, and one command
+    renders the site several times."""
     paths = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in paths:
+    signature = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return _content_digest(path, signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _content_digest(path: Path, signature: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in signature:
+        item = Path(name)
         digest.update(str(item.relative_to(path) if item != path else item.name).encode())
         digest.update(oct(item.stat().st_mode & 0o777).encode())
         digest.update(item.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _port(text: str, where: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise RenderError(f"{where}: expected a port number, got {text!r}")
+    return int(text)
 
 
 def _haproxy_site(
@@ -146,7 +162,7 @@ def _haproxy_site(
     spec = service.haproxy
     assert spec is not None
     backend_group = values.service_groups[spec.backends]
-    port = int(render(str(spec.backend_port), ctx, f"{where}.backend_port"))
+    port = _port(render(str(spec.backend_port), ctx, f"{where}.backend_port"), where)
     backends = tuple(
         Backend(name=view.name, address=view.address, port=port)
         for view in values.nodes.get(backend_group, [])
@@ -154,10 +170,10 @@ def _haproxy_site(
     admin = spec.admin_port
     return HAProxySite(
         directory=render(spec.dir, ctx, f"{where}.dir"),
-        frontend_port=int(render(str(spec.port), ctx, f"{where}.port")),
+        frontend_port=_port(render(str(spec.port), ctx, f"{where}.port"), where),
         backends=backends,
         health_path=spec.health,
-        admin_port=int(render(str(admin), ctx, f"{where}.admin_port")) if admin else None,
+        admin_port=_port(render(str(admin), ctx, f"{where}.admin_port"), where) if admin else None,
         name=spec.backends,
     )
 
