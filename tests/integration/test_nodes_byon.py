@@ -242,3 +242,27 @@ def test_bad_input_gives_one_line_and_records_nothing(
     )
     one_line_error(hotsite(config, "run", "nowhere", "--", "true"), "no node, site or group")
     assert node_rows(config) == []
+
+
+def test_pinned_host_keys_need_no_first_use_trust(
+    ssh_hosts: SSHHostFactory, tmp_path: Path
+) -> None:
+    good, other = ssh_hosts.create(2)
+    config = pool_config(tmp_path, ssh_hosts, [good, other], tags=[{"r": "good"}, {"r": "bad"}])
+    data = yaml.safe_load(config.read_text())
+    hosts = data["nodes"]["providers"]["rack"]["hosts"]
+    hosts[0]["host_key"] = good.host_key  # the real key, as an operator would write it
+    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    hosts[1]["host_key"] = impostor.strip()  # not the key the host offers
+    config.write_text(yaml.safe_dump(data))
+
+    ok = hotsite(config, "nodes", "create", "a", "--tag", "r=good")  # no --accept-new-host-keys
+    assert ok.returncode == 0, ok.stderr
+    one_line_error(
+        hotsite(config, "nodes", "create", "b", "--tag", "r=bad"),
+        f"host key of b ({other.address}:22) changed",
+    )
+    assert [r["name"] for r in node_rows(config)] == ["a"]
+    hosts[1]["host_key"] = "ssh-ed25519 not-base64"
+    config.write_text(yaml.safe_dump(data))
+    one_line_error(hotsite(config, "nodes", "list"), "host_key is not an OpenSSH public key line")

@@ -72,6 +72,15 @@ def running(port: int, project: str) -> dict[str, str]:
     }
 
 
+def moto_image(port: int) -> str:
+    """An AMI moto knows: its usual default, else the first it lists (versions differ)."""
+    api = ec2_api(port)
+    try:
+        return str(api.get_image("ami-03cf127a").id)
+    except Exception:
+        return str(api.list_images()[0].id)
+
+
 def write_project(directory: Path, port: int) -> Path:
     directory.mkdir()
     key = directory / "id_test"
@@ -89,7 +98,7 @@ def write_project(directory: Path, port: int) -> Path:
                     "driver": "libcloud",
                     "provider": "ec2",
                     "region": "us-east-1",
-                    "image": "ami-03cf127a",
+                    "image": moto_image(port),
                     "size": "t2.micro",
                     "user": "admin",
                     "options": {

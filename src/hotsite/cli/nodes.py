@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Coroutine
@@ -12,7 +13,6 @@ import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, err_console, project
-from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, NodeError
 from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
@@ -32,13 +32,7 @@ JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
-    config: ProjectConfig = project(ctx)
-    return Providers(
-        config.nodes,
-        open_store(config.home),
-        project=config.nodes.project or config.path.parent.name or "hotsite",
-        accept_new_host_keys=accept_new,
-    )
+    return Providers.for_project(project(ctx), accept_new_host_keys=accept_new)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -176,6 +170,9 @@ def run(
     target: str = typer.Argument(..., help="A site, a group (GROUP or SITE/GROUP) or a node."),
     command: list[str] = typer.Argument(..., help="The command (after --)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per node."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, help="Nodes at once (default nodes.ssh.concurrency)."
+    ),
     sudo: bool = typer.Option(False, "--sudo", help="Run as root through sudo -n."),
     accept_new: bool = ACCEPT_NEW,
     as_json: bool = JSON,
@@ -208,9 +205,13 @@ def run(
             soft_wrap=True,
         )
 
+    ssh = providers.ssh
+    if concurrency is not None:
+        ssh = dataclasses.replace(ssh, concurrency=concurrency)
+
     async def go() -> list[Outcome]:
         async with RemoteSession(
-            providers.store, providers.ssh, accept_new_host_keys=providers.accept_new_host_keys
+            providers.store, ssh, accept_new_host_keys=providers.accept_new_host_keys
         ) as session:
             return await session.run_all(nodes, text, timeout=timeout, sudo=sudo, on_done=line)
 

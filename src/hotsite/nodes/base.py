@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -81,6 +82,11 @@ class SSHSettings:
     concurrency: int = 32
     accept_new_host_keys: bool = False
     jump: str | None = None  # default bastion, "[user@]host[:port]"
+    agent: bool = False  # also offer the keys of ssh-agent ($SSH_AUTH_SOCK)
+
+    @property
+    def agent_socket(self) -> str | None:
+        return os.environ.get("SSH_AUTH_SOCK")
 
     def public_key(self) -> str | None:
         if self.key is None:

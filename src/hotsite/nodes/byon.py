@@ -15,14 +15,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from typing import Any
 
-from hotsite.errors import HotsiteError, NodeError, PoolExhaustedError
+from hotsite.errors import HostKeyError, HotsiteError, NodeError, PoolExhaustedError
 from hotsite.logs import get_logger
 from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import ByonProvider, PoolHost
 
 log = get_logger(__name__)
+
+
+def asyncssh_key(line: str) -> Any:
+    import asyncssh  # only when a pool pins host keys
+
+    return asyncssh.import_public_key(line)
 
 
 class ByonDriver(NodeDriver):
@@ -36,7 +43,29 @@ class ByonDriver(NodeDriver):
             return True
         return bool(self.settings.accept_new_host_keys)
 
+    def _pin_host_keys(self) -> None:
+        """Host keys written in the project file are trusted as if recorded (no first-use
+        trust needed); one that contradicts a recorded key is refused, naming the host."""
+        from hotsite.remote import hostkeys
+
+        for host in self.settings.hosts:
+            if host.host_key is None:
+                continue
+            pinned = asyncssh_key(host.host_key)
+            recorded = hostkeys.known(self.context.store, host.address, host.port)
+            if recorded is None:
+                hostkeys.remember(
+                    self.context.store, host.address, host.port, pinned, host.host_name
+                )
+            elif recorded.public_data != pinned.public_data:
+                raise HostKeyError(
+                    f"host_key of {host.host_name} ({host.address}:{host.port}) in pool"
+                    f" {self.provider!r} differs from the recorded {recorded.get_fingerprint()}",
+                    f"fix the project file, or 'hotsite nodes forget-host-key {host.address}'",
+                )
+
     async def create(self, specs: list[NodeSpec]) -> list[Node]:
+        self._pin_host_keys()
         nodes, held = self._lease(specs)
         try:
             await self._probe_all(nodes)
@@ -107,7 +136,9 @@ class ByonDriver(NodeDriver):
             address=host.address,
             ssh_port=host.port,
             ssh_user=host.user or self.context.ssh.user,
-            ssh_key=str(host.key or self.context.ssh.key or "") or None,
+            # Only a host's own key is recorded; otherwise the project's current
+            # nodes.ssh.key applies, so rotating it does not strand existing leases.
+            ssh_key=str(host.key) if host.key else None,
             ssh_jump=host.jump or self.settings.jump or self.context.ssh.jump,
             tags={**host.tags, **spec.tags},
             state=records.INTENT,
@@ -146,6 +177,7 @@ class ByonDriver(NodeDriver):
     async def check_hosts(self) -> dict[str, HotsiteError | None]:
         """Every pool host (free or leased): can we log in? Read-only: a host key seen
         for the first time is reported (HostKeyError), not recorded."""
+        self._pin_host_keys()
         limit = asyncio.Semaphore(self.context.ssh.concurrency)
 
         async def one(host: PoolHost) -> HotsiteError | None:

@@ -40,6 +40,7 @@ class SSHConfig(_Model):
         default=False, description="trust and record a host key seen for the first time"
     )
     jump: str | None = Field(default=None, description="bastion: [user@]host[:port]")
+    agent: bool = Field(default=False, description="also offer ssh-agent's keys ($SSH_AUTH_SOCK)")
 
     @field_validator("key")
     @classmethod
@@ -54,7 +55,22 @@ class PoolHost(_Model):
     user: str | None = Field(default=None, description="default: nodes.ssh.user")
     key: Path | None = Field(default=None, description="default: nodes.ssh.key")
     jump: str | None = Field(default=None, description="default: the pool's, then nodes.ssh's")
+    host_key: str | None = Field(
+        default=None, description="the host's public key ('ssh-ed25519 AAAA…'): trusted, no TOFU"
+    )
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("host_key")
+    @classmethod
+    def _valid_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            import asyncssh
+
+            try:
+                asyncssh.import_public_key(value)
+            except (asyncssh.KeyImportError, ValueError):
+                raise ValueError("host_key is not an OpenSSH public key line") from None
+        return value
 
     @property
     def host_name(self) -> str:

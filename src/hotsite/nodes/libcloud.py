@@ -129,7 +129,7 @@ class LibcloudDriver(NodeDriver):
                 driver_id="",
                 address="",
                 ssh_user=self.settings.user or self.context.ssh.user,
-                ssh_key=str(self.context.ssh.key) if self.context.ssh.key else None,
+                ssh_key=None,  # the project's current nodes.ssh.key (survives key rotation)
                 ssh_jump=self.settings.jump or self.context.ssh.jump,
                 tags=dict(spec.tags),
                 state=records.INTENT,

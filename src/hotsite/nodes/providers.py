@@ -8,7 +8,7 @@ and host-key policy apply to a node.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,9 +19,16 @@ from hotsite.nodes.config import ByonProvider, LibcloudProvider, NodesConfig, Ot
 from hotsite.nodes.registry import driver_class
 from hotsite.state import StateStore
 
+if TYPE_CHECKING:
+    from hotsite.config import ProjectConfig
+
 
 def open_store(home: Path) -> StateStore:
     return StateStore(home / "state.db")
+
+
+def project_name(config: ProjectConfig) -> str:
+    return config.nodes.project or config.path.parent.name or "hotsite"
 
 
 class Providers:
@@ -39,6 +46,17 @@ class Providers:
         self.accept_new_override = accept_new_host_keys
         self._drivers: dict[str, NodeDriver] = {}
 
+    @classmethod
+    def for_project(cls, config: ProjectConfig, *, accept_new_host_keys: bool = False) -> Providers:
+        """The one way to build it from the project file, so every command tags and finds
+        cloud nodes under the same project name (``nodes.project`` or the directory's)."""
+        return cls(
+            config.nodes,
+            open_store(config.home),
+            project=project_name(config),
+            accept_new_host_keys=accept_new_host_keys,
+        )
+
     @property
     def ssh(self) -> SSHSettings:
         ssh = self.config.ssh
@@ -49,6 +67,7 @@ class Providers:
             concurrency=ssh.concurrency,
             accept_new_host_keys=ssh.accept_new_host_keys or self.accept_new_override,
             jump=ssh.jump,
+            agent=ssh.agent,
         )
 
     def driver(self, provider: str) -> NodeDriver:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Node, SSHSettings
@@ -50,6 +50,7 @@ class RemoteSession:
         self.ssh = ssh or SSHSettings()
         self._accept_new = accept_new_host_keys or (lambda node: self.ssh.accept_new_host_keys)
         self._transports: dict[str, Transport] = {}
+        self._jumps: dict[str, Any] = {}  # bastion connections (asyncssh), shared
         self._opening: dict[str, asyncio.Lock] = {}
         self._limit = asyncio.Semaphore(self.ssh.concurrency)
 
@@ -72,11 +73,29 @@ class RemoteSession:
                 else:
                     from hotsite.remote.ssh import SSHTransport  # asyncssh only when needed
 
+                    jump = await self._jump(node) if node.ssh_jump else None
                     inner = await SSHTransport.connect(
-                        node, self.store, self.ssh, accept_new=self._accept_new(node)
+                        node, self.store, self.ssh, accept_new=self._accept_new(node), jump=jump
                     )
                 self._transports[node.name] = LoggedTransport(inner, self.store, site=node.site)
         return self._transports[node.name]
+
+    async def _jump(self, node: Node) -> Any:
+        """One connection per bastion, shared by every node behind it: a bastion's sshd
+        drops handshakes beyond MaxStartups (10 by default), so 50 tunnels each with
+        their own connection would fail at random."""
+        from hotsite.remote.ssh import open_jump
+
+        key = f"{node.ssh_jump}|{node.ssh_key or ''}|{node.ssh_user}"
+        lock = self._opening.setdefault(f"jump:{key}", asyncio.Lock())
+        async with lock:
+            conn = self._jumps.get(key)
+            if conn is None or conn.is_closed():
+                conn = await open_jump(
+                    node, self.store, self.ssh, accept_new=self._accept_new(node)
+                )
+                self._jumps[key] = conn
+        return conn
 
     async def each(
         self,
@@ -151,6 +170,10 @@ class RemoteSession:
     async def close(self) -> None:
         transports, self._transports = list(self._transports.values()), {}
         await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+        jumps, self._jumps = list(self._jumps.values()), {}
+        for conn in jumps:
+            conn.close()
+        await asyncio.gather(*(c.wait_closed() for c in jumps), return_exceptions=True)
 
     async def __aenter__(self) -> RemoteSession:
         return self

@@ -75,26 +75,28 @@ class SSHTransport(Transport):
 
     @classmethod
     async def connect(
-        cls, node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+        cls,
+        node: Node,
+        store: StateStore,
+        ssh: SSHSettings,
+        *,
+        accept_new: bool = False,
+        jump: asyncssh.SSHClientConnection | None = None,
     ) -> SSHTransport:
+        """Connect to the node (through ``jump``, a shared bastion connection the caller
+        owns, or else through its own connection to ``node.ssh_jump``)."""
         key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
         if key_path is not None:
             _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
-        user = node.ssh_user or ssh.user
-        jump = None
-        if node.ssh_jump:
-            jump_user, jump_address, jump_port = parse_jump(node.ssh_jump, user)
-            jump = await _open(
-                f"jump host {jump_address}:{jump_port} of {node.name}",
-                jump_address,
-                jump_port,
-                jump_user,
-                key_path,
-                store,
-                ssh,
-                accept_new,
-                label=f"{node.name} (jump)",
+        if ssh.agent and not ssh.agent_socket:
+            raise NodeError(
+                "nodes.ssh.agent is set but SSH_AUTH_SOCK is not",
+                "start ssh-agent and ssh-add the key, or set nodes.ssh.key instead",
             )
+        user = node.ssh_user or ssh.user
+        owned_jump = None
+        if node.ssh_jump and jump is None:
+            jump = owned_jump = await open_jump(node, store, ssh, accept_new=accept_new)
         try:
             conn = await _open(
                 f"{node.name} ({node.address}:{node.ssh_port})",
@@ -109,10 +111,10 @@ class SSHTransport(Transport):
                 tunnel=jump,
             )
         except BaseException:
-            if jump is not None:
-                jump.close()
+            if owned_jump is not None:
+                owned_jump.close()
             raise
-        return cls(node, conn, user, jump)
+        return cls(node, conn, user, owned_jump)
 
     async def run(
         self,
@@ -227,6 +229,26 @@ class SSHTransport(Transport):
             await self._jump.wait_closed()
 
 
+async def open_jump(
+    node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+) -> asyncssh.SSHClientConnection:
+    """A connection to the node's bastion, to tunnel node connections through."""
+    assert node.ssh_jump
+    key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
+    user, address, port = parse_jump(node.ssh_jump, node.ssh_user or ssh.user)
+    return await _open(
+        f"jump host {address}:{port} of {node.name}",
+        address,
+        port,
+        user,
+        key_path,
+        store,
+        ssh,
+        accept_new,
+        label=f"{node.name} (jump)",
+    )
+
+
 def parse_jump(spec: str, default_user: str) -> tuple[str, str, int]:
     """``[user@]host[:port]`` -> (user, host, port); IPv6 addresses are not supported."""
     user, _, rest = spec.rpartition("@")
@@ -259,10 +281,12 @@ async def _open(
                 port=port,
                 tunnel=tunnel,
                 username=user,
-                client_keys=[_private_key(key_path, label)] if key_path else None,
+                # With nodes.ssh.agent, keys held by ssh-agent (passphrase-protected ones
+                # included) are offered too; without it only the configured key.
+                client_keys=[_private_key(key_path, label)] if key_path else _agent_only(ssh),
                 known_hosts=([recorded] if recorded else [], [], []),
                 client_factory=lambda: check,
-                agent_path=None,
+                agent_path=ssh.agent_socket if ssh.agent else None,
                 password=None,
                 preferred_auth="publickey",
                 config=[],
@@ -280,7 +304,8 @@ async def _open(
         raise RemoteError(f"SSH key exchange with {where} failed: {exc.reason}") from None
     except asyncssh.PermissionDenied:
         raise AuthenticationError(
-            f"{where} refused our SSH key ({key_path or 'no key'}) for user {user}",
+            f"{where} refused our SSH key"
+            f" ({key_path or ('ssh-agent keys' if ssh.agent else 'no key')}) for user {user}",
             "check the node's authorized_keys, the user and nodes.ssh.key",
         ) from None
     except (TimeoutError, OSError, asyncssh.ChannelOpenError) as exc:
@@ -317,6 +342,11 @@ def _host_key_error(
         f"{where} has an unknown host key {seen}",
         "pass --accept-new-host-keys or set accept_new_host_keys: true for its provider",
     )
+
+
+def _agent_only(ssh: SSHSettings) -> list[asyncssh.SSHKey] | None:
+    # An empty list: no key files, but the agent's keys (None would disable keys).
+    return [] if ssh.agent else None
 
 
 @functools.lru_cache(maxsize=32)
