@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, err_console, project
-from hotsite.errors import ConfigError, NodeError
+from hotsite.errors import ConfigError, DriverError, NodeError
 from hotsite.nodes import NodeSpec, records
 from hotsite.nodes.providers import Providers, open_store
 from hotsite.remote import Outcome, RemoteSession, history
@@ -147,7 +147,14 @@ def destroy(
         for node in nodes:
             by_provider.setdefault(node.provider, []).append(node)
         for provider, group in by_provider.items():
-            await providers.driver(provider).destroy(group)
+            try:
+                driver = providers.driver(provider)
+            except DriverError as exc:
+                raise DriverError(
+                    exc.message,
+                    f"{exc.hint}; or drop the records only with 'hotsite nodes destroy --forget'",
+                ) from None
+            await driver.destroy(group)
             for node in group:
                 console.print(f"{node.name}\tdestroyed")
 

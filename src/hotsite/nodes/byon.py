@@ -37,6 +37,10 @@ class ByonDriver(NodeDriver):
     capabilities = frozenset({Capability.DESTROY, Capability.TAGS, Capability.SCRUB})
     settings: ByonProvider
 
+    def __init__(self, provider: str, settings: Any, context: Any) -> None:
+        super().__init__(provider, settings, context)
+        self._probed: set[str] = set()
+
     @property
     def accept_new_host_keys(self) -> bool:
         if self.context.ssh.accept_new_host_keys:  # the CLI flag or nodes.ssh
@@ -75,6 +79,7 @@ class ByonDriver(NodeDriver):
         for node in nodes:
             node.state = records.RUNNING
             records.save(self.context.store, node)
+            self._probed.add(node.name)
             log.info("node.leased", node=node.name, pool=self.provider, host=node.driver_id)
         by_name = {n.name: n for n in [*nodes, *held]}
         return [by_name[spec.name] for spec in specs]
@@ -196,7 +201,9 @@ class ByonDriver(NodeDriver):
         return records.select(self.context.store, provider=self.provider)
 
     async def wait_reachable(self, nodes: list[Node], timeout: float) -> None:
-        await probe.wait_reachable(nodes, self.context, self.accept_new_host_keys, timeout)
+        # Hosts this driver just leased were probed then: no second connection for them.
+        unproven = [n for n in nodes if n.name not in self._probed]
+        await probe.wait_reachable(unproven, self.context, self.accept_new_host_keys, timeout)
 
     async def destroy(self, nodes: list[Node]) -> None:
         """Scrub then free each host; the first failure is raised after trying all."""
