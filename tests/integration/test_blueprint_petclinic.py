@@ -218,8 +218,13 @@ def test_petclinic_up_resumes_after_kill_serves_pets_then_down_leaves_nothing(
     assert "mariadb" not in plan.stdout  # nothing else changes
     scaled = hotsite(config, "up", "primary", "-q")
     assert scaled.returncode == 0, scaled.stdout + scaled.stderr
-    answers = [post_pet(out["url"], f"dog{i}") for i in range(9)]
-    assert {node for _, node in answers} == {f"primary-web-{i}" for i in range(3)}
+    # Right after the reload the old HAProxy process may still answer a request or two.
+    seen: set[str] = set()
+    for i in range(30):
+        seen.add(post_pet(out["url"], f"dog{i}")[1])
+        if len(seen) == 3:
+            break
+    assert seen == {f"primary-web-{i}" for i in range(3)}
 
     # No secret reached the state store (command log included).
     assert PASSWORD.encode() not in (tmp_path / ".hotsite" / "state.db").read_bytes()
