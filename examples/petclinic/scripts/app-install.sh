@@ -12,3 +12,6 @@ if command -v unzip >/dev/null; then
 else
   python3 -c 'import glob,sys,zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1] + "/lib") for w in glob.glob(sys.argv[1] + "/wheelhouse/*.whl")]' "$APP"
 fi
+# Byte-compile now: install overlaps the database's set-up, while a first import at
+# start would compile on every node at once, on the critical path.
+python3 -m compileall -q "$APP/lib" >/dev/null
