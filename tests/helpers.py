@@ -42,9 +42,10 @@ def hotsite(config: Path, *args: str, timeout: float = 120) -> subprocess.Comple
     )
 
 
-def start_replicate(config: Path, *args: str) -> subprocess.Popen[str]:
-    """``hotsite replicate`` in the background, in its own process group."""
-    return subprocess.Popen(
+def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess.Popen[str]:
+    """``hotsite replicate`` in the background, in its own process group; returns once its
+    agent streams (so a fault a test injects next hits streaming, not start-up checks)."""
+    process = subprocess.Popen(
         [*HOTSITE, "--config", str(config), "replicate", "--quiet", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -52,6 +53,17 @@ def start_replicate(config: Path, *args: str) -> subprocess.Popen[str]:
         cwd=config.parent,
         start_new_session=True,
     )
+    status = config.parent / ".hotsite" / "status" / "primary-to-dr.json"
+    started = time.time()
+    deadline = time.monotonic() + timeout
+    while not (status.exists() and status.stat().st_mtime > started):
+        if process.poll() is not None:
+            raise AssertionError(
+                f"replicate exited: {process.stderr.read() if process.stderr else ''}"
+            )
+        assert time.monotonic() < deadline, "replicate did not start streaming"
+        time.sleep(0.05)
+    return process
 
 
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

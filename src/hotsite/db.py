@@ -47,13 +47,13 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
         )
     if code in UNAVAILABLE_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return DatabaseUnavailable(
-            f"{where}: cannot reach the server ({_reason(exc)})",
+            f"{where}: cannot reach the server ({error_reason(exc)})",
             "check that it is running and that host and port are right",
         )
-    return DatabaseError(f"{where}: {_reason(exc)}")
+    return DatabaseError(f"{where}: {error_reason(exc)}")
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     if len(exc.args) >= 2:
         return str(exc.args[1])
     return str(exc) or type(exc).__name__

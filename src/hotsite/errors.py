@@ -91,3 +91,7 @@ class AuthenticationError(RemoteError):
 
 class HostKeyError(RemoteError):
     """The node's host key is unknown (and not accepted) or changed."""
+
+
+class NotCaughtUpError(HotsiteError):
+    """The target did not reach the source position a comparison needs."""

@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import sys
 
+import pymysql
+import typer
+
 from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers commands)
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
+from hotsite.cli import verify as _verify  # noqa: F401
 from hotsite.cli.app import app, err_console
+from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
 
 
 def main() -> None:
     """Entry point: one line per error, no traceback, exit status from the error."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code instead of
+        # exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HotsiteError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except pymysql.MySQLError as exc:
+        # A query failed where no site-specific explanation was added: still one line.
+        err_console.print(
+            f"[bold red]error:[/] a database query failed ({error_reason(exc)})"
+            " — check that the sites' servers are running, then run the command again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click's own usage errors
-        # typer >= 0.16 vendors click as typer._click: its exceptions are not click's.
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        if "ClickException" in names:
-            exc.show()  # type: ignore[attr-defined]
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
-        if "Abort" in names:
-            sys.exit(130)
-        raise
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: typer shows them in click's words
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)

@@ -11,6 +11,13 @@ from hotsite.errors import SchemaError
 HOTSITE_SCHEMA = "hotsite"
 APPLIED_TABLE = "hotsite_applied"
 HEARTBEAT_TABLE = "hotsite_heartbeat"
+# One row per repair transaction, written in that transaction: capture recognises
+# repairs by it (like applier transactions by their hotsite_applied row) and does not
+# ship them back over the other direction of an active/active pair.
+REPAIR_TABLE = "hotsite_repair"
+# A transaction that writes a row of one of these tables was made by hotsite (apply or
+# repair): the capture of the opposite direction must not ship it back.
+LOOP_MARKER_TABLES = frozenset({APPLIED_TABLE, REPAIR_TABLE})
 SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys", HOTSITE_SCHEMA}
 
 
@@ -114,5 +121,22 @@ def ensure_hotsite_schema(conn: Any) -> None:
             " site VARCHAR(64) NOT NULL PRIMARY KEY,"
             " ts DECIMAL(17,6) NOT NULL,"
             " seq BIGINT NOT NULL"
+            ") ENGINE=InnoDB"
+        )
+
+
+def ensure_repair_table(conn: Any) -> None:
+    """The marker table written by ``hotsite verify --repair`` (see docs/verify.md)."""
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{REPAIR_TABLE} ("
+            " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            " origin VARCHAR(64) NOT NULL,"
+            " table_name VARCHAR(200) NOT NULL,"
+            " origin_position VARCHAR(1024) NOT NULL,"
+            " rows_written INT NOT NULL,"
+            " rows_deleted INT NOT NULL,"
+            " repaired_at DOUBLE NOT NULL"
             ") ENGINE=InnoDB"
         )

@@ -67,6 +67,9 @@ class PrivateMariaDB:
             "bind-address": "127.0.0.1",
             "pid-file": str(self.base_dir / "mysqld.pid"),
             "log-error": str(self.base_dir / "error.log"),
+            # Not the shared /tmp: something on a busy machine removes /tmp/#sql-* files
+            # and mariadb-install-db then fails now and then ("Unknown table ...").
+            "tmpdir": str(self.base_dir),
             "server-id": str(self.server_id),
             "log-bin": "binlog",
             "binlog-format": "ROW",
@@ -162,7 +165,12 @@ class PrivateMariaDB:
 
     def stop(self, remove: bool = True) -> None:
         self._terminate(signal.SIGTERM, wait=60)
-        if remove and self._owns_dir and self.base_dir:
+        if (
+            remove
+            and self._owns_dir
+            and self.base_dir
+            and not os.environ.get("HOTSITE_KEEP_DATADIRS")
+        ):
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def kill(self) -> None:
