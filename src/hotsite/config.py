@@ -79,16 +79,28 @@ class _Model(BaseModel):
 
 
 class SiteConfig(_Model):
-    database: str = Field(description="mysql://user:password@host:port/database")
+    database: str | None = Field(
+        default=None, description="mysql://user:password@host:port/database"
+    )
+    # Blueprints (docs/blueprints.md): the site's description, its default node
+    # provider and the values of the blueprint's inputs for this site.
+    blueprint: Path | None = None
+    driver: str = "local"
+    inputs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("database")
     @classmethod
-    def _valid_url(cls, value: str) -> str:
-        DatabaseURL.parse(value)  # raises ValueError with a clear message
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            DatabaseURL.parse(value)  # raises ValueError with a clear message
         return value
 
     @property
     def database_url(self) -> DatabaseURL:
+        if self.database is None:
+            raise ConfigError(
+                "this site has no database URL", "set sites.<site>.database in the project file"
+            )
         return DatabaseURL.parse(self.database)
 
 

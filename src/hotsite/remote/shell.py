@@ -19,7 +19,14 @@ import shlex
 
 # ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh shell
 # (the login shell, as a plain command does) so its own syntax errors are its own.
-_WRAPPER = 'eval "$(cat)" && exec "${SHELL:-/bin/sh}" -c "$0"'
+# The input ends with a marker: if the client dies while sending it, sshd still closes
+# stdin (EOF), and without the check the command would run without its environment
+# (a service started with no DB_HOST...) after the client is gone.
+_END = "#hotsite-input-end"
+_WRAPPER = (
+    f'i=$(cat); case "$i" in *"{_END}") ;; *) echo "hotsite: input cut short,'
+    ' command not run" >&2; exit 255;; esac; eval "$i" && exec "${SHELL:-/bin/sh}" -c "$0"'
+)
 
 
 def wrap(
@@ -35,7 +42,7 @@ def wrap(
         if cwd:
             lines.append(f"cd {shlex.quote(cwd)}")
         line = f"sh -c {shlex.quote(_WRAPPER)} {shlex.quote(command)}"
-        script: str | None = "\n".join(lines) + "\n"
+        script: str | None = "\n".join([*lines, _END]) + "\n"
     else:
         # A newline, not ``&&``: ``cd X && a; b`` would run ``b`` where ``cd`` failed.
         line = f"cd {shlex.quote(cwd)} || exit 1\n{command}" if cwd else command

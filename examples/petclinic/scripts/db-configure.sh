@@ -1,0 +1,35 @@
+# MariaDB for PetClinic: its own datadir, port and socket under DB_DIR, binlog ready
+# for hotsite replication (ROW, FULL image, FULL metadata, a server_id per site).
+DIR={{ inputs.db_dir }}
+mkdir -p "$DIR"
+cat > "$DIR/my.cnf" <<CNF
+[mariadbd]
+datadir=$DIR/data
+socket=$DIR/mysqld.sock
+pid-file=$DIR/mysqld.pid
+log-error=$DIR/error.log
+port={{ inputs.db_port }}
+bind-address=0.0.0.0
+server-id={{ inputs.server_id }}
+log-bin=binlog
+binlog-format=ROW
+binlog-row-image=FULL
+binlog-row-metadata=FULL
+gtid-domain-id={{ inputs.server_id }}
+skip-name-resolve=1
+innodb-buffer-pool-size=64M
+innodb-log-file-size=16M
+character-set-server=utf8mb4
+[client]
+socket=$DIR/mysqld.sock
+user=root
+CNF
+# Initialise into a new directory and rename it at the end, so an interrupted run
+# (kill -9 of `up`) never leaves a half-made datadir that looks finished.
+if [ ! -d "$DIR/data/mysql" ]; then
+  rm -rf "$DIR/data.new"
+  mariadb-install-db --defaults-file="$DIR/my.cnf" --datadir="$DIR/data.new" \
+    --auth-root-authentication-method=normal --skip-test-db --user=root \
+    >"$DIR/install.log" 2>&1 || { cat "$DIR/install.log"; exit 1; }
+  rm -rf "$DIR/data" && mv "$DIR/data.new" "$DIR/data"
+fi

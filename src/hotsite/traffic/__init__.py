@@ -1,0 +1,1 @@
+"""Traffic: the load balancer (HAProxy) and, later, DNS and health probes."""
