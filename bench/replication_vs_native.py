@@ -277,6 +277,10 @@ def small_backlog(primary: PrivateMariaDB, transactions: int) -> None:
     primary.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1", "SET GLOBAL sync_binlog = 1")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--load-seconds", type=int, default=30)
@@ -285,6 +289,8 @@ def main() -> None:
     parser.add_argument("--backlog-transactions", type=int, default=1_000_000)
     args = parser.parse_args()
 
+    # SIGTERM stops the run like Ctrl-C: the finally below stops every server it started.
+    signal.signal(signal.SIGTERM, _interrupt)
     servers = [PrivateMariaDB(server_id=i) for i in (1, 2, 3)]
     workdir = Path(tempfile.mkdtemp(prefix="hotsite-bench-"))
     hotsite: Hotsite | None = None
