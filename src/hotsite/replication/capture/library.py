@@ -35,7 +35,7 @@ class LibrarySource:
                 "host": url.host,
                 "port": url.port,
                 "user": url.user,
-                "passwd": url.password,
+                "password": url.password,
                 "connect_timeout": 5,
             },
             server_id=server_id,
