@@ -46,17 +46,12 @@ def _deployment(
     observer: Observer | None = None,
 ) -> tuple[Deployment, ProjectConfig]:
     config: ProjectConfig = project(ctx)
-    store = open_store(config.home)
-    providers = Providers(
-        config.nodes,
-        store,
-        project=config.path.parent.name or "hotsite",
-        accept_new_host_keys=accept_new,
-    )
+    # The same project name as 'hotsite nodes': both tag and find the same cloud nodes.
+    providers = Providers.for_project(config, accept_new_host_keys=accept_new)
     deployment = open_deployment(
         config,
         site,
-        store,
+        providers.store,
         NodesInfrastructure(providers),
         observer=observer,
         concurrency=config.nodes.ssh.concurrency,
