@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 from hotsite.testing.mariadb import PrivateMariaDB
+from hotsite.testing.sysbench import run_sysbench
 
 HOTSITE = [sys.executable, "-m", "hotsite"]
 SYSBENCH_TABLES = 4
@@ -45,25 +46,7 @@ SYSBENCH_TABLES = 4
 
 
 def sysbench(server: PrivateMariaDB, command: str, *extra: str) -> str:
-    result = subprocess.run(
-        [
-            "sysbench",
-            "oltp_write_only",
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            f"--mysql-port={server.port}",
-            "--mysql-user=root",
-            "--mysql-db=sbtest",
-            f"--tables={SYSBENCH_TABLES}",
-            "--table-size=10000",
-            *extra,
-            command,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout
+    return run_sysbench(server, command, *extra, table_size=10000)
 
 
 def sysbench_tps(output: str) -> float:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from hotsite.testing.mariadb import PrivateMariaDB
+from hotsite.testing.sysbench import run_sysbench
 from tests.helpers import (
     applied,
     catch_up,
@@ -22,25 +22,7 @@ from tests.helpers import (
 
 
 def sysbench(server: PrivateMariaDB, command: str, *extra: str) -> None:
-    subprocess.run(
-        [
-            "sysbench",
-            "oltp_write_only",
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            f"--mysql-port={server.port}",
-            "--mysql-user=root",
-            "--mysql-db=sbtest",
-            "--tables=4",
-            "--table-size=2000",
-            "--threads=4",
-            *extra,
-            command,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    run_sysbench(server, command, "--threads=4", *extra, timeout=120)
 
 
 @pytest.mark.skipif(shutil.which("sysbench") is None, reason="scripts/bootstrap installs sysbench")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hotsite.testing.mariadb import PrivateMariaDB
+from hotsite.testing.sysbench import sysbench_command
 from tests.helpers import (
     Workload,
     catch_up,
@@ -339,17 +340,7 @@ def test_repair_from_the_target_writes_the_targets_rows_into_the_source(
 
 def test_no_false_differences_under_sysbench(source_and_target: Servers, tmp_path: Path) -> None:
     source, target = source_and_target
-    sysbench = [
-        "sysbench",
-        "oltp_write_only",
-        "--mysql-host=127.0.0.1",
-        f"--mysql-port={source.port}",
-        "--mysql-user=root",
-        "--mysql-db=app",
-        "--db-driver=mysql",
-        "--tables=2",
-        "--table-size=5000",
-    ]
+    sysbench = sysbench_command(source, database="app", tables=2, table_size=5000)
     subprocess.run([*sysbench, "prepare"], check=True, capture_output=True, timeout=120)
     config = write_config(tmp_path, source, target, heartbeat_interval=0.5)
     catch_up(config)

@@ -14,10 +14,14 @@ from pymysqlreplication.event import QueryEvent as LibraryQueryEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from hotsite.config import DatabaseURL
-from hotsite.replication.capture.stream import Event, GtidEvent, QueryEvent, RowsEvent
+from hotsite.replication.capture.stream import (
+    FL_STANDALONE,
+    Event,
+    GtidEvent,
+    QueryEvent,
+    RowsEvent,
+)
 from hotsite.replication.capture.stream import XidEvent as HotsiteXid
-
-_FL_STANDALONE = 1
 
 
 class LibrarySource:
@@ -82,7 +86,7 @@ class LibrarySource:
             if event is None or isinstance(event, HeartbeatLogEvent):
                 yield None
             elif isinstance(event, MariadbGtidEvent):
-                standalone = bool(event.flags & _FL_STANDALONE)
+                standalone = bool(event.flags & FL_STANDALONE)
                 yield GtidEvent(event.gtid, float(event.timestamp), standalone)
             elif isinstance(event, XidEvent):
                 yield HotsiteXid()

@@ -72,7 +72,7 @@ class RowsEvent:
 
 Event = GtidEvent | QueryEvent | XidEvent | RowsEvent | None  # None: heartbeat (idle)
 
-_FL_STANDALONE = 1
+FL_STANDALONE = 1  # MariaDB GTID flag: a statement without XID (DDL) follows
 
 
 class FastBinlogSource:
@@ -164,7 +164,9 @@ class FastBinlogSource:
                 self._table_map(body)
             elif kind == MARIADB_GTID:
                 seq, domain, flags = _GTID_POST_HEADER.unpack_from(body, 0)
-                yield GtidEvent(f"{domain}-{server_id}-{seq}", float(timestamp), bool(flags & 1))
+                yield GtidEvent(
+                    f"{domain}-{server_id}-{seq}", float(timestamp), bool(flags & FL_STANDALONE)
+                )
             elif kind == XID:
                 yield XidEvent()
             elif kind == QUERY:
