@@ -22,6 +22,7 @@ that swapped a unique value be repaired together.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hotsite.errors import HotsiteError
@@ -48,17 +49,11 @@ class Repairer:
         self.journal = journal
         self.rounds = rounds
         target.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")  # no gap locks
-        target.query("SET SESSION innodb_lock_wait_timeout = 0")
-        target.query("SET SESSION foreign_key_checks = 0")
-        target.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
-        ensure_repair_table(target.conn)
+        _prepare_writer(target)
 
     def repair(self, shape: TableShape, keys: list[Key]) -> int:
         """Make ``keys`` on the target what they are on the source; returns rows fixed."""
-        done = 0
-        for start in range(0, len(keys), BATCH):
-            done += self._repair_batch(shape, keys[start : start + BATCH])
-        return done
+        return _in_batches(self._repair_batch, shape, keys)
 
     def _repair_batch(self, shape: TableShape, keys: list[Key]) -> int:
         pending = list(keys)
@@ -122,16 +117,10 @@ class ReverseRepairer:
         self.source = source
         self.target = target
         self.rounds = rounds
-        source.query("SET SESSION innodb_lock_wait_timeout = 0")
-        source.query("SET SESSION foreign_key_checks = 0")
-        source.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
-        ensure_repair_table(source.conn)
+        _prepare_writer(source)
 
     def repair(self, shape: TableShape, keys: list[Key]) -> int:
-        done = 0
-        for start in range(0, len(keys), BATCH):
-            done += self._repair_batch(shape, keys[start : start + BATCH])
-        return done
+        return _in_batches(self._repair_batch, shape, keys)
 
     def _repair_batch(self, shape: TableShape, keys: list[Key]) -> int:
         where, args = sql.keys_in(shape.primary_key, keys)
@@ -161,6 +150,24 @@ class ReverseRepairer:
             f" {self.source.name!r}: they stayed locked for {self.rounds} attempts",
             "run 'hotsite verify --repair' again when the write load is lower",
         )
+
+
+def _prepare_writer(site: Site) -> None:
+    """Session settings of the side a repair writes to: never wait on a lock (the
+    applier must not be the deadlock victim), write rows exactly as read."""
+    site.query("SET SESSION innodb_lock_wait_timeout = 0")
+    site.query("SET SESSION foreign_key_checks = 0")
+    site.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+    ensure_repair_table(site.conn)
+
+
+def _in_batches(
+    repair_batch: Callable[[TableShape, list[Key]], int], shape: TableShape, keys: list[Key]
+) -> int:
+    """Repair ``keys`` BATCH at a time; returns the rows fixed."""
+    return sum(
+        repair_batch(shape, keys[start : start + BATCH]) for start in range(0, len(keys), BATCH)
+    )
 
 
 def _replace(
