@@ -121,6 +121,13 @@ class LinkConfig(_Model):
         default="fast",
         description="binlog decoder: hotsite's own (fast) or python-mysql-replication (library)",
     )
+    server_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**32 - 1,
+        description="the replica server id capture uses on the source; default: derived from"
+        " the project and link names",
+    )
 
     @field_validator("tables")
     @classmethod
@@ -138,6 +145,14 @@ class LinkConfig(_Model):
 
 
 class ProjectConfig(_Model):
+    project: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="this project's name on shared servers and clouds; default: nodes.project,"
+        " else the project file's directory name",
+    )
     sites: dict[str, SiteConfig]
     replication: list[LinkConfig] = Field(default_factory=list)
     state_dir: Path | None = Field(default=None, description="default: .hotsite next to the file")
@@ -158,6 +173,19 @@ class ProjectConfig(_Model):
             if link.source == link.target:
                 raise ValueError(f"replication from {link.source!r} to itself")
         return self
+
+    @property
+    def project_name(self) -> str:
+        """The project's identity on shared servers: nodes.project, else the file's directory."""
+        return self.project or self.nodes.project or self.path.parent.name or "hotsite"
+
+    def link_key(self, link: LinkConfig) -> str:
+        """The key of a link's applied position on its target: project + link (+ origin).
+
+        Two projects, or two links, that use the same site names against one target server
+        never share a position row.
+        """
+        return f"{self.project_name}/{link.name}"
 
     @property
     def home(self) -> Path:

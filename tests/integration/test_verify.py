@@ -272,7 +272,11 @@ def test_no_false_differences_under_write_load_and_repair_while_replicating(
         # position count. Busy rows may stay unsettled (exit 2); none is a difference.
         blind = tmp_path / "blind"
         blind.mkdir()
-        write_config(blind, source, target, journal=str(tmp_path / "no-such-journal.db"))
+        blind_config = write_config(
+            blind, source, target, journal=str(tmp_path / "no-such-journal.db")
+        )
+        # The same link (same project) as config's, only without its journal.
+        blind_config.write_text(f"project: {tmp_path.name}\n" + blind_config.read_text())
         code, report = verify_json(blind / "hotsite.yaml", "--chunk-time", "0.01")
         assert code in (0, 2) and not any(t["diffs"] for t in report["tables"]), report
         # A real difference, made while rows around it keep changing.

@@ -64,6 +64,7 @@ class LinkAgent:
         self.target_url = self.target.database_url
         self.matches = table_matcher(link.tables, self.source_url.database)
         self.journal_path = config.journal_path(link)
+        self.link_key = config.link_key(link)
         self.status = LinkStatus(link=link.name)
         self.apply_stats = StageStats()
         self.error: str | None = None
@@ -93,7 +94,7 @@ class LinkAgent:
     def needs_snapshot(self) -> bool:
         conn = connect(self.target_url, self.link.target)
         try:
-            return read_applied(conn, self.link.source) is None
+            return read_applied(conn, self.link_key) is None
         finally:
             conn.close()
 
@@ -107,6 +108,7 @@ class LinkAgent:
                 self.link.target,
                 self.matches,
                 journal,
+                self.link_key,
                 progress,
             )
         finally:
@@ -118,7 +120,7 @@ class LinkAgent:
         position is the authority, the journal only a buffer in front of it."""
         conn = connect(self.target_url, self.link.target)
         try:
-            applied = read_applied(conn, self.link.source)
+            applied = read_applied(conn, self.link_key)
         finally:
             conn.close()
         journal = Journal(self.journal_path)
@@ -216,7 +218,7 @@ class LinkAgent:
 
     def _apply_loop(self) -> None:
         journal = Journal(self.journal_path)
-        applier = MySQLApplier(self.target_url, self.link.target, self.link.source)
+        applier = MySQLApplier(self.target_url, self.link.target, self.link.source, self.link_key)
         stats = self.apply_stats
         try:
             while not self._stop.is_set():

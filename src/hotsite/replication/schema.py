@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,16 +107,27 @@ def ensure_hotsite_schema(conn: Any) -> None:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{APPLIED_TABLE} ("
-            " origin VARCHAR(64) NOT NULL PRIMARY KEY,"
+            # project/link: two projects or links against one target never share a row
+            " link_key VARCHAR(255) NOT NULL PRIMARY KEY,"
+            " origin VARCHAR(64) NOT NULL,"
+            # the identity of the source server the position belongs to (identity.py)
+            " source_id VARCHAR(64) NOT NULL DEFAULT '',"
             " gtid_state VARCHAR(1024) NOT NULL,"
             " last_gtid VARCHAR(64) NOT NULL DEFAULT '',"
             " journal_seq BIGINT NOT NULL DEFAULT 0,"
             " transactions BIGINT NOT NULL DEFAULT 0,"
             " source_commit_ts DOUBLE NOT NULL DEFAULT 0,"
             " applied_at DOUBLE NOT NULL DEFAULT 0,"
-            " ddl_in_progress VARCHAR(64) NOT NULL DEFAULT ''"
+            " ddl_in_progress VARCHAR(64) NOT NULL DEFAULT '',"
+            # the target schema's fingerprint before the DDL in progress ran
+            " ddl_fingerprint VARCHAR(64) NOT NULL DEFAULT '',"
+            # changes whose target row was not as the source's before-image said
+            " mismatches BIGINT NOT NULL DEFAULT 0,"
+            # 'loading' while a snapshot fills the target: the target is incomplete
+            " snapshot_state VARCHAR(16) NOT NULL DEFAULT ''"
             ") ENGINE=InnoDB"
         )
+        _upgrade_applied_table(cur)
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{HEARTBEAT_TABLE} ("
             " site VARCHAR(64) NOT NULL PRIMARY KEY,"
@@ -140,3 +152,20 @@ def ensure_repair_table(conn: Any) -> None:
             " repaired_at DOUBLE NOT NULL"
             ") ENGINE=InnoDB"
         )
+
+
+def _upgrade_applied_table(cur: Any) -> None:
+    """Positions written before links had keys were keyed by origin alone: they cannot be
+    told apart from another project's, so they are set aside (renamed) and the link
+    starts from a snapshot, never from a position that may not be its own."""
+    cur.execute(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+        " AND TABLE_NAME = %s AND COLUMN_NAME = 'link_key'",
+        (HOTSITE_SCHEMA, APPLIED_TABLE),
+    )
+    if cur.fetchone() is None:
+        cur.execute(
+            f"RENAME TABLE {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
+            f" TO {HOTSITE_SCHEMA}.{APPLIED_TABLE}_unkeyed_{int(time.time())}"
+        )
+        ensure_hotsite_schema(cur.connection)

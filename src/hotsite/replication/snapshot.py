@@ -46,6 +46,7 @@ def snapshot(
     target_site: str,
     matches: Callable[[str, str], bool],
     journal: Journal,
+    link_key: str,
     progress: Progress | None = None,
 ) -> SnapshotResult:
     """Load every selected table into the target and reset the link to the snapshot position.
@@ -69,7 +70,7 @@ def snapshot(
             # Forget the old position first: a snapshot that dies half-way must leave a
             # target that the next 'replicate' reloads, never one it streams onto.
             cur.execute(
-                f"DELETE FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE origin = %s", (source_site,)
+                f"DELETE FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s", (link_key,)
             )
         target.commit()
         position = _consistent_read(source)
@@ -85,8 +86,9 @@ def snapshot(
         source.commit()
         with target.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE} (origin, gtid_state) VALUES (%s, %s)",
-                (source_site, str(position)),
+                f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE} (link_key, origin, gtid_state)"
+                " VALUES (%s, %s, %s)",
+                (link_key, source_site, str(position)),
             )
         journal.reset(position)
         target.commit()

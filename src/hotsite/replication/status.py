@@ -39,7 +39,7 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
     try:
         conn = connect(config.site(link.target).database_url, link.target)
         ensure_hotsite_schema(conn)
-        position = read_applied(conn, link.source)
+        position = read_applied(conn, config.link_key(link))
         conn.close()
         applied = position.gtid_state if position else None
         if position is None:

@@ -53,10 +53,11 @@ class AppliedPosition:
 
 
 class MySQLApplier:
-    def __init__(self, url: DatabaseURL, site: str, origin: str) -> None:
+    def __init__(self, url: DatabaseURL, site: str, origin: str, link_key: str) -> None:
         self.url = url
         self.site = site
         self.origin = origin
+        self.link_key = link_key
         self.conn: Any = None
         self.position = AppliedPosition(GtidState(), "", 0, 0, "")
         self._tables: dict[tuple[str, str], TableInfo] = {}
@@ -73,7 +74,7 @@ class MySQLApplier:
             cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
         ensure_hotsite_schema(self.conn)
         self.conn.autocommit(False)
-        position = read_applied(self.conn, self.origin)
+        position = read_applied(self.conn, self.link_key)
         self.conn.commit()
         if position:
             self.position = position
@@ -168,13 +169,14 @@ class MySQLApplier:
     ) -> None:
         cur.execute(
             f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
-            " (origin, gtid_state, last_gtid, journal_seq, transactions, source_commit_ts, applied_at,"
-            " ddl_in_progress) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " (link_key, origin, gtid_state, last_gtid, journal_seq, transactions, source_commit_ts, applied_at,"
+            " ddl_in_progress) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE gtid_state = VALUES(gtid_state), last_gtid = VALUES(last_gtid),"
             " journal_seq = VALUES(journal_seq), transactions = VALUES(transactions),"
             " source_commit_ts = VALUES(source_commit_ts), applied_at = VALUES(applied_at),"
             " ddl_in_progress = VALUES(ddl_in_progress)",
             (
+                self.link_key,
                 self.origin,
                 str(state),
                 last.gtid if last else self.position.last_gtid,
@@ -282,12 +284,14 @@ class MySQLApplier:
         )
 
 
-def read_applied(conn: Any, origin: str) -> AppliedPosition | None:
+def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
+    """The link's applied position on the target; None when it has none (or a snapshot
+    is still loading the target)."""
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT gtid_state, last_gtid, journal_seq, transactions, ddl_in_progress"
-            f" FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE origin = %s",
-            (origin,),
+            f" FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s AND snapshot_state = ''",
+            (link_key,),
         )
         row = cur.fetchone()
     if row is None:

@@ -103,7 +103,9 @@ def verify_link(
         repairer: Repairer | ReverseRepairer | None = None
         if options.repair:
             repair_source = SourceSite(source_url, link.source)
-            repair_target = TargetSite(target_url, link.target, link.source, options.wait_timeout)
+            repair_target = TargetSite(
+                target_url, link.target, link.source, config.link_key(link), options.wait_timeout
+            )
             repair_sites += [repair_source, repair_target]
             if authority == link.source:
                 repairer = Repairer(repair_source, repair_target, sites.journal)
@@ -151,7 +153,11 @@ def _open_sites(config: ProjectConfig, link: LinkConfig, wait_timeout: float) ->
     try:
         for _ in range(2):
             opened.append(SourceSite(source_url, link.source))
-            opened.append(TargetSite(target_url, link.target, link.source, wait_timeout))
+            opened.append(
+                TargetSite(
+                    target_url, link.target, link.source, config.link_key(link), wait_timeout
+                )
+            )
     except HotsiteError:
         for site in opened:
             site.close()

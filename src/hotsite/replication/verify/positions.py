@@ -123,17 +123,20 @@ class SourceSite(Site):
 class TargetSite(Site):
     """The side fed by hotsite's applier: reads in a snapshot at or past a source position."""
 
-    def __init__(self, url: DatabaseURL, name: str, origin: str, wait_timeout: float) -> None:
+    def __init__(
+        self, url: DatabaseURL, name: str, origin: str, link_key: str, wait_timeout: float
+    ) -> None:
         super().__init__(url, name)
         self.origin = origin
+        self.link_key = link_key
         self.wait_timeout = wait_timeout
 
     def applied(self, lock: bool = False) -> Applied:
         try:
             rows = self.query(
                 f"SELECT gtid_state, journal_seq, last_gtid FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
-                f" WHERE origin = %s{' FOR UPDATE' if lock else ''}",
-                (self.origin,),
+                f" WHERE link_key = %s AND snapshot_state = ''{' FOR UPDATE' if lock else ''}",
+                (self.link_key,),
             )
         except DatabaseError:
             if self.query(
