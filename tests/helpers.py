@@ -210,3 +210,15 @@ class Workload:
             conn.close()
         except BaseException as exc:
             self.errors.append(exc)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Assert a refusal: exit 2, no traceback, one 'error:' line holding every fragment."""
+    stderr = result.stderr
+    assert result.returncode == 2, (result.returncode, stderr)
+    assert "Traceback" not in stderr
+    joined = " ".join(line for line in stderr.splitlines() if line.strip())
+    assert joined.startswith("error:"), stderr
+    for fragment in fragments:
+        assert fragment in joined, (fragment, stderr)
+    return joined

@@ -43,12 +43,20 @@ class SourceSettingsError(DatabaseError):
     """The source database is not set up for change capture."""
 
 
+class StatementLoggedError(SourceSettingsError):
+    """A replicated table was changed by a statement-logged event (no row images)."""
+
+
 class PositionPurgedError(DatabaseError):
     """The position to resume from is no longer in the source's binlog."""
 
 
 class SchemaError(HotsiteError):
     """A table cannot be replicated as it is (no primary key, unknown type...)."""
+
+
+class SnapshotRefused(HotsiteError):
+    """A snapshot would overwrite data that did not come from its link."""
 
 
 class ApplyError(HotsiteError):

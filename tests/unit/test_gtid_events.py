@@ -67,7 +67,11 @@ def test_transaction_round_trips_every_value_type() -> None:
 )
 def test_ddl_selection_follows_table_patterns(statement: str, schema: str, selected: bool) -> None:
     capture = BinlogCapture(
-        DatabaseURL.parse("mysql://root@h/app"), "p", "l", table_matcher([], "app"), GtidState()
+        DatabaseURL.parse("mysql://root@h/app"),
+        "p",
+        1_000_001,
+        table_matcher([], "app"),
+        GtidState(),
     )
     assert capture._ddl_selected(statement, schema) is selected
 

@@ -43,14 +43,14 @@ def replicate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live line."),
 ) -> None:
     """Stream changes from one site's database to another's until interrupted."""
+    # SIGTERM (systemd, kill) stops as cleanly as Ctrl-C: the agent's finally runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     with _checked_agent(ctx, source, target) as agent:
         if agent.needs_snapshot():
             _run_snapshot(agent, quiet)
         agent.align_journal()
         goal = agent.source_position() if until_caught_up else None
         agent.start()
-        # SIGTERM (systemd, kill) stops as cleanly as Ctrl-C: the agent's finally runs.
-        signal.signal(signal.SIGTERM, _interrupt)
         try:
             _stream(agent, goal, quiet)
         except KeyboardInterrupt:
@@ -105,27 +105,37 @@ def snapshot(
     source: str | None = FROM,
     target: str | None = TO,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite target tables holding rows this link did not load (or the rows of a"
+        " target that takes writes itself).",
+    ),
 ) -> None:
     """Reload the target from a consistent read of the source (the source keeps taking writes)."""
-    with _checked_agent(ctx, source, target) as agent:
-        _run_snapshot(agent, quiet)
+    signal.signal(signal.SIGTERM, _interrupt)
+    with _checked_agent(ctx, source, target, force) as agent:
+        _run_snapshot(agent, quiet, force)
 
 
 @contextmanager
 def _checked_agent(
-    ctx: typer.Context, source: str | None, target: str | None
+    ctx: typer.Context, source: str | None, target: str | None, force: bool = False
 ) -> Iterator[LinkAgent]:
     """The link's agent, its lock held and both databases checked."""
     config = project(ctx)
     link = config.link(source, target)
     with link_lock(config, link):
         agent = LinkAgent(config, link)
-        for warning in agent.check():
-            err_console.print(f"[yellow]warning:[/] {warning}")
-        yield agent
+        try:
+            for warning in agent.check(force):
+                err_console.print(f"[yellow]warning:[/] {warning}")
+            yield agent
+        finally:
+            agent.close()
 
 
-def _run_snapshot(agent: LinkAgent, quiet: bool) -> None:
+def _run_snapshot(agent: LinkAgent, quiet: bool, force: bool = False) -> None:
     started = time.monotonic()
     with Progress(
         TextColumn("snapshot {task.description}"),
@@ -143,7 +153,15 @@ def _run_snapshot(agent: LinkAgent, quiet: bool) -> None:
                 tasks[table] = bar.add_task(table, total=total)
             bar.update(tasks[table], completed=done, total=total)
 
-        result = agent.snapshot(progress)
+        try:
+            result = agent.snapshot(progress, force)
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(
+                f"snapshot interrupted: site {agent.link.target!r} is incomplete and marked so;"
+                " the next 'hotsite replicate' or 'hotsite snapshot' reloads it from the start"
+            )
+            raise
     console.print(
         f"snapshot: {result.tables} tables, {result.rows} rows loaded into {agent.link.target}"
         f" in {time.monotonic() - started:.1f}s; streaming resumes at {result.position}"

@@ -26,6 +26,14 @@ from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_source
 from hotsite.replication.capture_process import CaptureJob, run_capture_side
 from hotsite.replication.gtid import GtidState
+from hotsite.replication.identity import (
+    LinkGuard,
+    check_distinct_servers,
+    check_position_owner,
+    check_replica_server_id,
+    replica_server_id,
+    source_lineage,
+)
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import ensure_hotsite_schema, list_tables, require_primary_keys
 from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
@@ -65,6 +73,16 @@ class LinkAgent:
         self.matches = table_matcher(link.tables, self.source_url.database)
         self.journal_path = config.journal_path(link)
         self.link_key = config.link_key(link)
+        self.server_id = replica_server_id(self.link_key, link.server_id)
+        self.guard = LinkGuard(
+            self.source_url,
+            link.source,
+            self.target_url,
+            link.target,
+            self.link_key,
+            self.server_id,
+        )
+        self.lineage = ""
         self.status = LinkStatus(link=link.name)
         self.apply_stats = StageStats()
         self.error: str | None = None
@@ -75,21 +93,43 @@ class LinkAgent:
 
     # --- preparation ---------------------------------------------------------------
 
-    def check(self) -> list[str]:
-        """Check the source (settings, keys) and the target; return warnings."""
-        conn = connect(self.source_url, self.link.source)
+    def check(self, force: bool = False) -> list[str]:
+        """Prove the two ends are distinct servers, take the link's locks, then check the
+        source (settings, keys) and the target; return warnings. Nothing is written to
+        either server before the identity checks pass."""
+        source = connect(self.source_url, self.link.source)
         try:
-            warnings = check_source(conn, self.link.source)
-            require_primary_keys(conn, list_tables(conn, self.matches))
-            ensure_hotsite_schema(conn)
+            target = connect(self.target_url, self.link.target)
+            try:
+                ends = check_distinct_servers(source, self.link.source, target, self.link.target)
+                check_replica_server_id(self.server_id, *ends, self._other_server_ids())
+                self.guard.acquire()
+                warnings = check_source(source, self.link.source)
+                require_primary_keys(source, list_tables(source, self.matches))
+                ensure_hotsite_schema(source)
+                self.lineage = source_lineage(source)
+                ensure_hotsite_schema(target)
+                if not force:
+                    check_position_owner(
+                        target, self.link_key, self.lineage, self.link.source, self.link.target
+                    )
+            finally:
+                target.close()
         finally:
-            conn.close()
-        conn = connect(self.target_url, self.link.target)
-        try:
-            ensure_hotsite_schema(conn)
-        finally:
-            conn.close()
+            source.close()
         return warnings
+
+    def _other_server_ids(self) -> dict[str, int]:
+        """Replica server ids of the project's other links from the same source."""
+        return {
+            other.name: replica_server_id(self.config.link_key(other), other.server_id)
+            for other in self.config.replication
+            if other.name != self.link.name and other.source == self.link.source
+        }
+
+    def close(self) -> None:
+        """Release the link's server-side locks (the server also does when we die)."""
+        self.guard.release()
 
     def needs_snapshot(self) -> bool:
         conn = connect(self.target_url, self.link.target)
@@ -98,7 +138,7 @@ class LinkAgent:
         finally:
             conn.close()
 
-    def snapshot(self, progress: Progress | None = None) -> SnapshotResult:
+    def snapshot(self, progress: Progress | None = None, force: bool = False) -> SnapshotResult:
         journal = Journal(self.journal_path)
         try:
             return snapshot(
@@ -109,15 +149,21 @@ class LinkAgent:
                 self.matches,
                 journal,
                 self.link_key,
+                self.lineage,
                 progress,
+                force,
+                target_takes_writes=any(
+                    other.source == self.link.target for other in self.config.replication
+                ),
             )
         finally:
             journal.close()
 
     def align_journal(self) -> GtidState:
-        """Start capture where the journal ends, or where the target is when the journal
-        is missing or older (deleted, or the target was restored): the target's own
-        position is the authority, the journal only a buffer in front of it."""
+        """Start capture where the journal ends, unless the journal cannot feed the target
+        (missing, older than the target, missing transactions the target still needs, or
+        damaged): then it restarts at the target's own position, the authority, and
+        capture re-reads the rest from the source (or says that the source purged it)."""
         conn = connect(self.target_url, self.link.target)
         try:
             applied = read_applied(conn, self.link_key)
@@ -126,7 +172,12 @@ class LinkAgent:
         journal = Journal(self.journal_path)
         try:
             state = journal.source_state()
-            if applied and (state is None or not state.reached(applied.gtid_state)):
+            if applied is None:
+                return state or GtidState()
+            reason = journal.distrust(applied.gtid_state)
+            if reason is not None:
+                if state is not None:
+                    log.warning("journal restarted at the target's position", reason=reason)
                 journal.reset(applied.gtid_state)
                 state = applied.gtid_state
             return state or GtidState()
@@ -149,6 +200,7 @@ class LinkAgent:
             source_url=self.source_url,
             source_site=self.link.source,
             link_name=self.link.name,
+            server_id=self.server_id,
             patterns=tuple(self.link.tables),
             journal_path=str(self.journal_path),
             heartbeat_interval=self.link.heartbeat_interval,
@@ -183,6 +235,7 @@ class LinkAgent:
                 self.error = payload
         if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
             self.error = self.error or "the capture process exited unexpectedly"
+        self.guard.refresh()  # LockedError when another agent took the link meanwhile
         self.apply_stats.tick()
         self.status.apply = self.apply_stats.as_dict(self.link.heartbeat_interval)
         self.status.updated_at = time.time()

@@ -37,6 +37,7 @@ class CaptureJob:
     source_url: DatabaseURL
     source_site: str
     link_name: str
+    server_id: int  # the replica server id presented to the source (identity.py)
     patterns: tuple[str, ...]
     journal_path: str
     heartbeat_interval: float
@@ -96,7 +97,7 @@ class CaptureSide:
             reader = BinlogCapture(
                 job.source_url,
                 job.source_site,
-                job.link_name,
+                job.server_id,
                 self.matches,
                 self.capture_position,
                 heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),

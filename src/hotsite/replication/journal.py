@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hotsite.errors import JournalError
 from hotsite.replication import events
-from hotsite.replication.gtid import GtidState
+from hotsite.replication.gtid import Gtid, GtidState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transactions (
@@ -57,6 +57,8 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise _storage_error(path, exc) from None
         except sqlite3.DatabaseError as exc:
             raise JournalError(
                 f"journal {path} cannot be opened ({exc})",
@@ -83,38 +85,84 @@ class Journal:
             for tx in batch
         ]
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO transactions (gtid, commit_ts, shipped_at, rows, heartbeat, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('source_state', ?)",
-                (str(source_state),),
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO transactions"
+                    " (gtid, commit_ts, shipped_at, rows, heartbeat, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._set_meta("source_state", source_state)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise _storage_error(self.path, exc) from None
         return len(rows)
+
+    def _set_meta(self, key: str, state: GtidState) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(state))
+        )
+
+    def _meta_state(self, key: str) -> GtidState | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return GtidState.parse(row[0]) if row else None
 
     def source_state(self) -> GtidState | None:
         """The source position everything in the journal reaches; None for a new journal."""
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'source_state'").fetchone()
-        return GtidState.parse(row[0]) if row else None
+        return self._meta_state("source_state")
+
+    def base_state(self) -> GtidState | None:
+        """The source position just before the first entry the journal keeps: where it was
+        started, or what its trims have forgotten up to. None in a journal written before
+        hotsite recorded it."""
+        return self._meta_state("base_state")
 
     def reset(self, source_state: GtidState) -> None:
         """Empty the journal and start it at ``source_state`` (after a snapshot)."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM transactions")
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('source_state', ?)",
-            (str(source_state),),
-        )
-        conn.execute("COMMIT")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM transactions")
+            self._set_meta("source_state", source_state)
+            self._set_meta("base_state", source_state)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise _storage_error(self.path, exc) from None
+
+    def distrust(self, applied: GtidState) -> str | None:
+        """Why the journal cannot feed a target that has applied ``applied``; None if it can.
+
+        - it ends before the target's position (deleted, or the target is ahead of it);
+        - it no longer holds transactions the target still needs (the target was restored
+          from a backup, a lagging replica was promoted): its base is past the target;
+        - its recorded source position is ahead of its entries (a damaged journal).
+        """
+        state, base = self.source_state(), self.base_state()
+        if state is None:
+            return "the journal is new"
+        if not state.reached(applied):
+            return f"the journal ends at {state}, before the target's position {applied}"
+        if base is None:
+            return "the journal predates base positions"
+        if not applied.reached(base):
+            return (
+                f"the journal starts after {base} but the target has applied only {applied}"
+                " (restored from a backup, or another replica promoted)"
+            )
+        expected = base.copy()
+        for (gtid,) in self._conn.execute(
+            "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
+            " GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))"
+        ):
+            expected.advance(Gtid.parse(gtid))
+        if expected != state:
+            return f"the journal records position {state} but its entries reach {expected}"
+        return None
 
     # --- apply side ------------------------------------------------------------
 
@@ -166,11 +214,32 @@ class Journal:
         return float(row[0]) if row else None
 
     def trim(self, applied_seq: int, keep: int = 100_000) -> int:
-        """Forget applied transactions, keeping the newest ``keep`` for inspection."""
-        cursor = self._conn.execute(
-            "DELETE FROM transactions WHERE seq <= ?", (applied_seq - keep,)
-        )
-        return cursor.rowcount
+        """Forget applied transactions, keeping the newest ``keep`` for inspection; the base
+        position moves past what is forgotten, in the same SQLite transaction."""
+        cutoff = applied_seq - keep
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                base = self.base_state() or GtidState()
+                for (gtid,) in conn.execute(
+                    "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
+                    " WHERE seq <= ? GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))",
+                    (cutoff,),
+                ):
+                    base.advance(Gtid.parse(gtid))
+                deleted = conn.execute(
+                    "DELETE FROM transactions WHERE seq <= ?", (cutoff,)
+                ).rowcount
+                if deleted:
+                    self._set_meta("base_state", base)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise _storage_error(self.path, exc) from None
+        return int(deleted)
 
     def entries(self, after_seq: int = 0) -> Iterator[JournalEntry]:
         while True:
@@ -179,3 +248,21 @@ class Journal:
                 return
             yield from batch
             after_seq = batch[-1].seq
+
+
+def _storage_error(path: Path, exc: sqlite3.OperationalError) -> JournalError:
+    """The journal's disk is full or unwritable: one line; nothing was half-written (the
+    SQLite transaction rolled back), so the next run resumes where this one stopped."""
+    text = str(exc)
+    if "full" in text:
+        return JournalError(
+            f"journal {path}: the disk is full",
+            f"free space on the file system of {path.parent}; the next 'hotsite replicate'"
+            " resumes where this one stopped",
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return JournalError(
+            f"journal {path}: cannot write ({text})",
+            f"make {path.parent} writable by this user",
+        )
+    return JournalError(f"journal {path}: {text}")

@@ -12,6 +12,8 @@ from hotsite.errors import SchemaError
 HOTSITE_SCHEMA = "hotsite"
 APPLIED_TABLE = "hotsite_applied"
 HEARTBEAT_TABLE = "hotsite_heartbeat"
+# On a source: the random id that says which server a position came from (identity.py).
+IDENTITY_TABLE = "hotsite_identity"
 # One row per repair transaction, written in that transaction: capture recognises
 # repairs by it (like applier transactions by their hotsite_applied row) and does not
 # ship them back over the other direction of an active/active pair.
@@ -128,6 +130,13 @@ def ensure_hotsite_schema(conn: Any) -> None:
             ") ENGINE=InnoDB"
         )
         _upgrade_applied_table(cur)
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{IDENTITY_TABLE} ("
+            " id TINYINT NOT NULL PRIMARY KEY,"
+            " lineage CHAR(32) NOT NULL,"
+            " created_at DOUBLE NOT NULL"
+            ") ENGINE=InnoDB"
+        )
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{HEARTBEAT_TABLE} ("
             " site VARCHAR(64) NOT NULL PRIMARY KEY,"

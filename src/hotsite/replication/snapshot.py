@@ -9,13 +9,16 @@ is taken on the source.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pymysql
+
 from hotsite.config import DatabaseURL
 from hotsite.db import connect, query_value
-from hotsite.errors import DatabaseError
+from hotsite.errors import DatabaseError, SnapshotRefused
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import (
@@ -47,12 +50,17 @@ def snapshot(
     matches: Callable[[str, str], bool],
     journal: Journal,
     link_key: str,
+    lineage: str,
     progress: Progress | None = None,
+    force: bool = False,
+    target_takes_writes: bool = False,
 ) -> SnapshotResult:
     """Load every selected table into the target and reset the link to the snapshot position.
 
     Target tables of the same names are dropped and recreated from the source's
-    definition: a snapshot makes the target equal to the source, whatever it held.
+    definition: a snapshot makes the target equal to the source. Tables with rows that
+    did not come from this link are only overwritten with ``force``. Nothing on the
+    target changes before the source's position is known.
     """
     source = connect(source_url, source_site, streaming=True, timeout=10)
     target = connect(target_url, target_site, autocommit=False, timeout=10)
@@ -66,14 +74,13 @@ def snapshot(
         meta.close()
 
         ensure_hotsite_schema(target)
-        with target.cursor() as cur:
-            # Forget the old position first: a snapshot that dies half-way must leave a
-            # target that the next 'replicate' reloads, never one it streams onto.
-            cur.execute(
-                f"DELETE FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s", (link_key,)
-            )
+        if not force:
+            _refuse_foreign_rows(target, target_site, tables, link_key, target_takes_writes)
+        position = _consistent_read(source, source_site)
+        # From here the target is incomplete until the last commit: say so in the
+        # position row first, so the next 'replicate' reloads it and never streams onto it.
+        _write_snapshot_row(target, link_key, source_site, lineage, GtidState(), "loading")
         target.commit()
-        position = _consistent_read(source)
         with target.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
@@ -84,18 +91,77 @@ def snapshot(
                 source, target, schema, table, estimates[(schema, table)], progress
             )
         source.commit()
-        with target.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE} (link_key, origin, gtid_state)"
-                " VALUES (%s, %s, %s)",
-                (link_key, source_site, str(position)),
-            )
+        _write_snapshot_row(target, link_key, source_site, lineage, position, "")
         journal.reset(position)
         target.commit()
         return SnapshotResult(position, len(tables), total)
     finally:
         source.close()
         target.close()
+
+
+def _write_snapshot_row(
+    target: Any, link_key: str, origin: str, lineage: str, position: GtidState, state: str
+) -> None:
+    """The link's position row, reset: the snapshot's position, or 'loading' with none."""
+    with target.cursor() as cur:
+        cur.execute(
+            f"REPLACE INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
+            " (link_key, origin, source_id, gtid_state, applied_at, snapshot_state)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (link_key, origin, lineage, str(position), time.time(), state),
+        )
+
+
+def snapshot_state(conn: Any, link_key: str) -> str:
+    """'loading' while (or after an interrupted) snapshot fills the target, else ''."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT snapshot_state FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s",
+            (link_key,),
+        )
+        row = cur.fetchone()
+    return str(row[0]) if row else ""
+
+
+def _refuse_foreign_rows(
+    target: Any, target_site: str, tables: list[tuple[str, str]], link_key: str, writable: bool
+) -> None:
+    """Refuse to drop target tables holding rows when this link never loaded them.
+
+    A link's own earlier snapshot (its position row exists, even half-loaded) made those
+    tables; anything else — another application's table of the same name, the rows of a
+    site that was taking writes — is data only the user may decide to overwrite.
+    """
+    with target.cursor() as cur:
+        cur.execute(
+            f"SELECT 1 FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s", (link_key,)
+        )
+        if cur.fetchone() is not None and not writable:
+            return
+        holding = []
+        for schema, table in tables:
+            try:
+                cur.execute(f"SELECT 1 FROM {quote(schema)}.{quote(table)} LIMIT 1")
+            except pymysql.MySQLError:
+                continue  # not there (or not readable): nothing of the target to lose
+            if cur.fetchone() is not None:
+                holding.append(f"{schema}.{table}")
+    if holding:
+        shown = ", ".join(holding[:5]) + (
+            f" and {len(holding) - 5} more" if len(holding) > 5 else ""
+        )
+        why = (
+            "and takes writes of its own (it is the source of another link)"
+            if writable
+            else "which this link did not load"
+        )
+        raise SnapshotRefused(
+            f"site {target_site!r} already holds rows in {shown}, {why}; a snapshot would"
+            " drop them",
+            "check that the project file points at the right servers; to overwrite them,"
+            " run 'hotsite snapshot --force'",
+        )
 
 
 def _mark_source(conn: Any, site: str) -> None:
@@ -108,7 +174,7 @@ def _mark_source(conn: Any, site: str) -> None:
         )
 
 
-def _consistent_read(conn: Any) -> GtidState:
+def _consistent_read(conn: Any, site: str) -> GtidState:
     with conn.cursor() as cur:
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -120,6 +186,15 @@ def _consistent_read(conn: Any) -> GtidState:
             "the source did not report a binlog snapshot position", "is log_bin enabled?"
         )
     gtid_text = query_value(conn, "SELECT BINLOG_GTID_POS(%s, %s)", (file, int(offset or 0)))
+    if not gtid_text:
+        # Seen after an event larger than max_allowed_packet: without a position the
+        # stream would start from the binlog's beginning. Refuse before anything changes.
+        raise DatabaseError(
+            f"site {site!r}: the source could not tell the GTID position of the snapshot"
+            f" (BINLOG_GTID_POS({file}, {offset}) returned nothing); the target is unchanged",
+            "run the snapshot again; if it persists, raise max_allowed_packet on the source"
+            " above its largest binlog event",
+        )
     return GtidState.parse(gtid_text)
 
 

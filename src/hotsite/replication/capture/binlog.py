@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 
 import pymysql
 
 from hotsite.config import DatabaseURL
 from hotsite.db import explain
-from hotsite.errors import HotsiteError, PositionPurgedError
+from hotsite.errors import HotsiteError, PositionPurgedError, StatementLoggedError
 from hotsite.replication.capture.library import LibrarySource
 from hotsite.replication.capture.stream import (
     FastBinlogSource,
@@ -46,9 +45,20 @@ _DDL_OBJECTS = re.compile(
 )
 
 
-def capture_server_id(link_name: str) -> int:
-    """A replica server_id stable per link, so a restarted capture replaces its old session."""
-    return 1_000_000 + zlib.crc32(link_name.encode()) % 1_000_000
+_DML = re.compile(
+    r"^\s*(?:/\*.*?\*/\s*)*(INSERT|REPLACE|UPDATE|DELETE|LOAD\s+(?:DATA|XML))\b", re.I | re.S
+)
+_NAME = r"(?:`(?:[^`]|``)+`|[\w$]+)"
+# Tables a data-changing statement names (conservative: a miss stops the link).
+_DML_TABLES = re.compile(
+    r"\b(?:INTO|UPDATE|FROM|JOIN|TABLE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE|QUICK)\s+)*"
+    rf"(?:(?P<schema>{_NAME})\s*\.\s*)?(?P<table>{_NAME})",
+    re.I,
+)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") else name
 
 
 class BinlogCapture:
@@ -56,7 +66,7 @@ class BinlogCapture:
         self,
         url: DatabaseURL,
         site: str,
-        link_name: str,
+        server_id: int,
         matches: Callable[[str, str], bool],
         start: GtidState,
         heartbeat_period: float = 0.5,
@@ -64,7 +74,7 @@ class BinlogCapture:
     ) -> None:
         self.url = url
         self.site = site
-        self.server_id = capture_server_id(link_name)
+        self.server_id = server_id
         self.matches = matches
         self.position = start.copy()
         self.heartbeat_period = heartbeat_period
@@ -119,6 +129,7 @@ class BinlogCapture:
                         tx = None
                     elif query.upper() != "BEGIN":
                         schema = event.schema.strip()
+                        self._refuse_statement_dml(query, schema, tx.gtid)
                         if self._ddl_selected(query, schema):
                             tx.ddl, tx.ddl_schema = query, schema or None
                         if standalone:
@@ -150,6 +161,30 @@ class BinlogCapture:
             return bool(self.matches(named.group("schema") or schema, named.group("table")))
         # CREATE INDEX ... ON t, views: decide by the schema the statement ran in.
         return bool(schema) and self.matches(schema, "*")
+
+    def _refuse_statement_dml(self, query: str, schema: str, gtid: str) -> None:
+        """A data change logged as a statement (a session with binlog_format=STATEMENT or
+        MIXED) carries no row images: re-running its SQL could diverge, skipping it loses
+        rows. Stop the link at it, unless it touches no replicated table."""
+        if not _DML.match(query):
+            return
+        names = [
+            (
+                _unquote(m.group("schema")) if m.group("schema") else schema,
+                _unquote(m.group("table")),
+            )
+            for m in _DML_TABLES.finditer(query)
+        ]
+        if names and not any(self.matches(s, t) for s, t in names if s != HOTSITE_SCHEMA):
+            return  # other applications' tables, or hotsite's own heartbeat
+        shown = ", ".join(f"{s}.{t}" for s, t in names) or "a replicated table"
+        raise StatementLoggedError(
+            f"site {self.site!r}: transaction {gtid} changed {shown} as a logged statement"
+            " (binlog_format STATEMENT or MIXED in that session), not as row images; its rows"
+            " cannot be replicated exactly, so the link stops here",
+            "set binlog_format=ROW globally and make sure no session changes it, then run"
+            " 'hotsite snapshot' to reload the target",
+        )
 
     def _explain(self, exc: pymysql.MySQLError) -> HotsiteError:
         code = exc.args[0] if exc.args else None

@@ -246,13 +246,14 @@ def _encoding(collation: int | None) -> str | None:
 class TableMap:
     """One table map event, compiled: column names and one reader per column."""
 
-    __slots__ = ("names", "readers", "schema", "table", "table_id")
+    __slots__ = ("named", "names", "readers", "schema", "table", "table_id")
 
     def __init__(self, table_id: int, schema: str, table: str) -> None:
         self.table_id = table_id
         self.schema = schema
         self.table = table
         self.names: list[str] = []
+        self.named = False  # column names came with the map (binlog_row_metadata=FULL)
         self.readers: list[Reader] = []
 
     def read_row(self, buf: bytes, pos: int, present: list[int]) -> tuple[Row, int]:
@@ -297,6 +298,7 @@ def parse_table_map(body: bytes) -> TableMap:
     pos = meta_end + (count + 7) // 8  # skip the nullability bitmap
     fields = _optional_metadata(body, pos, types, metas)
     result = TableMap(table_id, schema, table)
+    result.named = bool(fields["names"])
     result.names = fields["names"] or [f"@{i + 1}" for i in range(count)]
     result.readers = [
         _reader(i, t, m, fields) for i, (t, m) in enumerate(zip(types, metas, strict=True))
@@ -410,6 +412,10 @@ def _reader(index: int, column_type: int, meta: tuple[int, ...], fields: dict[st
 # --- rows events --------------------------------------------------------------------------
 
 
+class PartialRowImage(Exception):
+    """A rows event without every column (binlog_row_image MINIMAL or NOBLOB)."""
+
+
 def _bitmap_columns(buf: bytes, pos: int, count: int) -> tuple[list[int], int]:
     width = (count + 7) >> 3
     bits = int.from_bytes(buf[pos : pos + width], "little")
@@ -429,6 +435,8 @@ def decode_rows(
     present_after = present
     if update:
         present_after, pos = _bitmap_columns(body, pos, count)
+    if len(present) != count or len(present_after) != count:
+        raise PartialRowImage(f"{table.schema}.{table.table}")
     rows: list[tuple[Row | None, Row]] = []
     end = len(body)
     read_row = table.read_row

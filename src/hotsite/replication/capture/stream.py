@@ -16,8 +16,9 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.errors import DatabaseUnavailable, HotsiteError
+from hotsite.errors import DatabaseUnavailable, HotsiteError, SourceSettingsError
 from hotsite.replication.capture.rowformat import (
+    PartialRowImage,
     TableMap,
     UnsupportedColumn,
     decode_rows,
@@ -199,6 +200,13 @@ class FastBinlogSource:
                     f"table {schema}.{name}: capture cannot decode {exc}",
                     "use 'decoder: library' in the replication link",
                 ) from None
+            if not table.named:
+                raise SourceSettingsError(
+                    f"table {schema}.{name}: the source logged its changes without column"
+                    " names (binlog_row_metadata is no longer FULL); the link stops here",
+                    "set binlog_row_metadata=FULL on the source (SET GLOBAL and its"
+                    " configuration file), then run 'hotsite snapshot' to reload the target",
+                )
             self._maps_by_bytes[body] = table
         self._maps[table.table_id] = table
 
@@ -207,7 +215,15 @@ class FastBinlogSource:
         if table is None:
             return None  # a table this link does not replicate
         change, version2 = _ROWS[kind]
-        rows: list[tuple[Any, Any]] = decode_rows(body, table, change == "u", version2)
+        try:
+            rows: list[tuple[Any, Any]] = decode_rows(body, table, change == "u", version2)
+        except PartialRowImage:
+            raise SourceSettingsError(
+                f"table {table.schema}.{table.table}: the source logged a change without"
+                " every column (binlog_row_image is no longer FULL); the link stops here",
+                "set binlog_row_image=FULL on the source (SET GLOBAL and its configuration"
+                " file), then run 'hotsite snapshot' to reload the target",
+            ) from None
         if change == "d":
             rows = [(image, None) for _, image in rows]
         return RowsEvent(change, table.schema, table.table, rows)
