@@ -9,6 +9,7 @@ whatever apply is doing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -254,7 +255,7 @@ def _storage_error(path: Path, exc: sqlite3.OperationalError) -> JournalError:
     """The journal's disk is full or unwritable: one line; nothing was half-written (the
     SQLite transaction rolled back), so the next run resumes where this one stopped."""
     text = str(exc)
-    if "full" in text:
+    if "full" in text or ("I/O error" in text and _nearly_full(path.parent)):
         return JournalError(
             f"journal {path}: the disk is full",
             f"free space on the file system of {path.parent}; the next 'hotsite replicate'"
@@ -266,3 +267,12 @@ def _storage_error(path: Path, exc: sqlite3.OperationalError) -> JournalError:
             f"make {path.parent} writable by this user",
         )
     return JournalError(f"journal {path}: {text}")
+
+
+def _nearly_full(directory: Path) -> bool:
+    """SQLite reports a full disk under its WAL as a plain I/O error: ask the file system."""
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
