@@ -175,3 +175,23 @@ def test_row_image_switched_to_minimal_stops_the_link(
     source.execute("SET SESSION binlog_row_image = 'MINIMAL'", "UPDATE app.t SET v = 2")
     one_line_error(hotsite(config, "replicate", "--until-caught-up"), "app.t", "binlog_row_image")
     assert target.execute("SELECT v FROM app.t") == [(1,)]
+
+
+def test_row_metadata_switched_to_minimal_while_running_stops_the_link(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    running = start_replicate(config)
+    try:
+        source.execute("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+        source.execute("INSERT INTO app.t VALUES (1, 1)")
+        _, stderr = running.communicate(timeout=30)
+    finally:
+        kill_group(running, signal.SIGTERM)
+        source.execute("SET GLOBAL binlog_row_metadata = 'FULL'")
+    assert running.returncode == 2, stderr
+    assert "binlog_row_metadata" in stderr and "app.t" in stderr and "Traceback" not in stderr
+    assert target.execute("SELECT COUNT(*) FROM app.t") == [(0,)]
