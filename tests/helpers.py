@@ -82,7 +82,7 @@ def table_checksums(server: PrivateMariaDB, database: str = "app") -> dict[str, 
     tables = [row[0] for row in server.execute(f"SHOW TABLES FROM {database}")]
     if not tables:
         return {}
-    names = ", ".join(f"{database}.{t}" for t in tables)
+    names = ", ".join(f"`{database}`.`{t}`" for t in tables)
     return dict(server.execute(f"CHECKSUM TABLE {names} EXTENDED"))
 
 

@@ -47,6 +47,10 @@ class StatementLoggedError(SourceSettingsError):
     """A replicated table was changed by a statement-logged event (no row images)."""
 
 
+class DdlStoppedError(HotsiteError):
+    """A DDL statement that cannot be replicated as it is; the link stops at it."""
+
+
 class PositionPurgedError(DatabaseError):
     """The position to resume from is no longer in the source's binlog."""
 

@@ -3,9 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from hotsite.config import DatabaseURL, table_matcher
+from hotsite.config import DatabaseURL
 from hotsite.replication import events
-from hotsite.replication.capture.binlog import BinlogCapture
 from hotsite.replication.gtid import Gtid, GtidState
 
 
@@ -49,31 +48,6 @@ def test_transaction_round_trips_every_value_type() -> None:
         )
     )
     assert (ddl.ddl, ddl.ddl_schema, ddl.changes) == ("ALTER TABLE t ADD c INT", "app", [])
-
-
-@pytest.mark.parametrize(
-    ("statement", "schema", "selected"),
-    [
-        ("ALTER TABLE t1 ADD COLUMN b INT", "app", True),
-        ("CREATE TABLE IF NOT EXISTS `app`.`t2` (id INT)", "", True),
-        ("DROP TABLE other.t", "app", False),
-        ("RENAME TABLE t1 TO t2", "app", True),
-        ("TRUNCATE TABLE t2", "app", True),
-        ("CREATE INDEX i ON t1 (a)", "app", True),
-        ("CREATE USER bob", "app", False),
-        ("GRANT ALL ON *.* TO bob", "app", False),
-        ("CREATE DATABASE x", "app", False),
-    ],
-)
-def test_ddl_selection_follows_table_patterns(statement: str, schema: str, selected: bool) -> None:
-    capture = BinlogCapture(
-        DatabaseURL.parse("mysql://root@h/app"),
-        "p",
-        1_000_001,
-        table_matcher([], "app"),
-        GtidState(),
-    )
-    assert capture._ddl_selected(statement, schema) is selected
 
 
 def test_database_url_hides_password_and_expands_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,13 @@ import pymysql
 
 from hotsite.config import DatabaseURL
 from hotsite.db import explain
-from hotsite.errors import HotsiteError, PositionPurgedError, StatementLoggedError
+from hotsite.errors import (
+    DdlStoppedError,
+    HotsiteError,
+    PositionPurgedError,
+    StatementLoggedError,
+)
+from hotsite.replication.capture.ddl import REPLICATE, STOP, classify
 from hotsite.replication.capture.library import LibrarySource
 from hotsite.replication.capture.stream import (
     FastBinlogSource,
@@ -29,21 +35,6 @@ from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 
 POSITION_NOT_IN_BINLOG = 1236
-
-_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.I)
-# The first table a DDL statement names, optionally schema-qualified and quoted.
-_DDL_TABLE = re.compile(
-    r"^\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?"
-    r"(?:ONLINE\s+|IGNORE\s+)?TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
-    r"(?:`?(?P<schema>[\w$]+)`?\s*\.\s*)?`?(?P<table>[\w$]+)`?",
-    re.I,
-)
-_DDL_OBJECTS = re.compile(
-    r"^\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?"
-    r"(?:ONLINE\s+|IGNORE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?(TABLE|INDEX|VIEW)\b",
-    re.I,
-)
-
 
 _DML = re.compile(
     r"^\s*(?:/\*.*?\*/\s*)*(INSERT|REPLACE|UPDATE|DELETE|LOAD\s+(?:DATA|XML))\b", re.I | re.S
@@ -130,8 +121,9 @@ class BinlogCapture:
                     elif query.upper() != "BEGIN":
                         schema = event.schema.strip()
                         self._refuse_statement_dml(query, schema, tx.gtid)
-                        if self._ddl_selected(query, schema):
-                            tx.ddl, tx.ddl_schema = query, schema or None
+                        statement = self._ddl_statement(query, schema, tx.gtid)
+                        if statement is not None:
+                            tx.ddl, tx.ddl_schema = statement, schema or None
                         if standalone:
                             yield self._finish(tx)
                             tx = None
@@ -153,14 +145,20 @@ class BinlogCapture:
             tx.heartbeat_ts = float(after.get("ts", 0))
         return tx
 
-    def _ddl_selected(self, query: str, schema: str) -> bool:
-        if not _DDL.match(query) or not _DDL_OBJECTS.match(query):
-            return False  # users, grants, databases, routines: site-specific, not replicated
-        named = _DDL_TABLE.match(query)
-        if named:
-            return bool(self.matches(named.group("schema") or schema, named.group("table")))
-        # CREATE INDEX ... ON t, views: decide by the schema the statement ran in.
-        return bool(schema) and self.matches(schema, "*")
+    def _ddl_statement(self, query: str, schema: str, gtid: str) -> str | None:
+        """The statement to replicate for a DDL event (maybe rewritten to the link's
+        tables); None to skip it; DdlStoppedError where replicating it is impossible."""
+        decision = classify(query, schema, self.matches)
+        if decision.action == STOP:
+            shown = " ".join(query.split())
+            shown = shown if len(shown) <= 200 else shown[:200] + "…"
+            raise DdlStoppedError(
+                f"site {self.site!r}: transaction {gtid} cannot be replicated ({decision.reason}):"
+                f" {shown}",
+                "make the link's tables patterns cover it (or not at all), or apply it to the"
+                " target by hand and run 'hotsite snapshot' to reload the target past it",
+            )
+        return decision.statement if decision.action == REPLICATE else None
 
     def _refuse_statement_dml(self, query: str, schema: str, gtid: str) -> None:
         """A data change logged as a statement (a session with binlog_format=STATEMENT or

@@ -1,0 +1,79 @@
+"""DDL the regular expressions got wrong, through real servers: replicated exactly,
+rewritten to the link's tables, or stopped at the event with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hotsite.testing.mariadb import PrivateMariaDB
+from tests.helpers import catch_up, hotsite, one_line_error, table_checksums, write_config
+
+Servers = tuple[PrivateMariaDB, PrivateMariaDB]
+
+
+def _no_default_schema(server: PrivateMariaDB, *statements: str) -> None:
+    server.execute(*statements)  # a session with no USE: names are qualified or not at all
+
+
+def test_ddl_forms_replicate_and_tables_outside_the_link_are_left_alone(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute(
+        "CREATE TABLE app.t (id INT PRIMARY KEY, a INT)", "INSERT INTO app.t VALUES (1, 1)"
+    )
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    # A table only the DR site has, outside the link's pattern, under the same name.
+    target.execute(
+        "CREATE DATABASE other",
+        "CREATE TABLE other.b (id INT PRIMARY KEY)",
+        "INSERT INTO other.b VALUES (42)",
+    )
+    source.execute("CREATE DATABASE other", "CREATE TABLE other.b (id INT PRIMARY KEY)")
+    source.execute("TRUNCATE t", database="app")
+    source.execute(
+        "/* why */ CREATE TABLE `t 1` (id INT PRIMARY KEY, v VARCHAR(10))", database="app"
+    )
+    source.execute("INSERT INTO app.`t 1` VALUES (1, 'x')")
+    _no_default_schema(source, "CREATE INDEX ix ON app.t (a)")
+    source.execute("CREATE TABLE app.gone (id INT PRIMARY KEY)")
+    source.execute("DROP TABLE gone, other.b", database="app")
+    source.execute(
+        "CREATE VIEW app.v AS SELECT id, a FROM app.t", "INSERT INTO app.t VALUES (2, 2)"
+    )
+    source.execute(
+        "CREATE TABLE app.a1 (id INT PRIMARY KEY)",
+        "CREATE TABLE app.b1 (id INT PRIMARY KEY, x INT)",
+    )
+    source.execute("RENAME TABLE a1 TO tmp, b1 TO a1, tmp TO b1", database="app")
+    catch_up(config)
+    assert table_checksums(target) == table_checksums(source)
+    assert target.execute("SELECT * FROM other.b") == [(42,)], "a DR-only table survives"
+    assert target.execute("SELECT * FROM app.v ORDER BY id") == [(2, 2)]
+    for table in ("t", "a1", "b1", "`t 1`"):
+        assert (
+            target.execute(f"SHOW CREATE TABLE app.{table}")[0][1]
+            == source.execute(f"SHOW CREATE TABLE app.{table}")[0][1]
+        )
+    source.execute("DROP VIEW app.v")
+    catch_up(config)
+    assert target.execute("SHOW FULL TABLES FROM app WHERE Table_type = 'VIEW'") == []
+
+
+def test_a_table_renamed_into_the_link_stops_it_with_the_reason(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute(
+        "CREATE TABLE app.t (id INT PRIMARY KEY)",
+        "CREATE DATABASE other",
+        "CREATE TABLE other.x (id INT PRIMARY KEY)",
+        "INSERT INTO other.x VALUES (1)",
+    )
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute("RENAME TABLE other.x TO app.x")
+    one_line_error(
+        hotsite(config, "replicate", "--until-caught-up"), "enters the link", "hotsite snapshot"
+    )
