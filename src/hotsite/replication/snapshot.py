@@ -214,17 +214,17 @@ def _copy_table(
     with source.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE {name}")
         create = cur.fetchone()[1]
+    _ensure_schema(source, target, schema)
     with target.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote(schema)}")
         cur.execute(f"USE {quote(schema)}")
         cur.execute(f"DROP TABLE IF EXISTS {name}")
         cur.execute(create)
+    names, selected = _copied_columns(source, schema, table)
     done = 0
     with source.cursor() as read:
-        read.execute(f"SELECT * FROM {name}")
-        columns = ", ".join(quote(d[0]) for d in read.description)
-        marks = ", ".join(["%s"] * len(read.description))
-        insert = f"INSERT INTO {name} ({columns}) VALUES ({marks})"
+        read.execute(f"SELECT {', '.join(selected)} FROM {name}")
+        marks = ", ".join(["%s"] * len(names))
+        insert = f"INSERT INTO {name} ({', '.join(map(quote, names))}) VALUES ({marks})"
         while True:
             rows = read.fetchmany(BATCH_ROWS)
             if not rows:
@@ -238,3 +238,43 @@ def _copy_table(
     if progress:
         progress(f"{schema}.{table}", done, done)
     return done
+
+
+def _copied_columns(source: Any, schema: str, table: str) -> tuple[list[str], list[str]]:
+    """The columns to copy and how to read each: generated columns are left to the
+    target to compute (they cannot be written); text in a character set other than the
+    utf8 family is read as its bytes, which the target stores unchanged — a round trip
+    through the connection's utf8mb4 could alter them."""
+    with source.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME, IS_GENERATED, CHARACTER_SET_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
+        columns = cur.fetchall()
+    names, selected = [], []
+    for column, generated, charset in columns:
+        if str(generated).upper() == "ALWAYS":
+            continue
+        names.append(column)
+        if charset and str(charset).lower() not in ("utf8mb4", "utf8mb3", "utf8"):
+            selected.append(f"CAST({quote(column)} AS BINARY) AS {quote(column)}")
+        else:
+            selected.append(quote(column))
+    return names, selected
+
+
+def _ensure_schema(source: Any, target: Any, schema: str) -> None:
+    """The target's schema with the source's default character set and collation, which
+    tables created later without their own (by replicated DDL) inherit."""
+    with source.cursor() as cur:
+        cur.execute(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME"
+            " FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+            (schema,),
+        )
+        charset, collation = cur.fetchone()
+    options = f"CHARACTER SET {charset} COLLATE {collation}"
+    with target.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote(schema)} {options}")
+        cur.execute(f"ALTER DATABASE {quote(schema)} {options}")

@@ -39,6 +39,7 @@ BINARY_COLLATION = 63
 # Optional metadata fields (binlog_row_metadata=FULL).
 _SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_CHARSET, _COLUMN_NAME = 1, 2, 3, 4
 _SET_STR_VALUE, _ENUM_STR_VALUE = 5, 6
+_ENUM_SET_DEFAULT_CHARSET, _ENUM_SET_COLUMN_CHARSET = 10, 11
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 Row = dict[str, Any]
@@ -75,14 +76,26 @@ def _int24(signed: bool) -> Reader:
     return read
 
 
+def _text(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf8")
+    except UnicodeDecodeError:  # not what utf8 allows: keep the exact bytes
+        return raw
+
+
 def _chars(prefix: int, encoding: str | None) -> Reader:
-    """VARCHAR/CHAR/TEXT/BLOB: a little-endian length of ``prefix`` bytes, then the bytes."""
+    """VARCHAR/CHAR/TEXT/BLOB: a little-endian length of ``prefix`` bytes, then the bytes.
+
+    Text is decoded only where Python's codec is exactly the column's character set
+    (the utf8 family); every other value stays bytes, which apply writes back as a
+    binary string, stored unchanged whatever the column's character set.
+    """
     if prefix == 1:
 
         def read(buf: bytes, pos: int) -> tuple[Any, int]:
             end = pos + 1 + buf[pos]
             raw = buf[pos + 1 : end]
-            return (raw.decode(encoding) if encoding else raw), end
+            return (_text(raw) if encoding else raw), end
 
         return read
 
@@ -90,7 +103,7 @@ def _chars(prefix: int, encoding: str | None) -> Reader:
         start = pos + prefix
         end = start + int.from_bytes(buf[pos:start], "little")
         raw = buf[start:end]
-        return (raw.decode(encoding) if encoding else raw), end
+        return (_text(raw) if encoding else raw), end
 
     return read_long
 
@@ -214,30 +227,47 @@ def _bit(size: int) -> Reader:
     return lambda buf, pos: (int.from_bytes(buf[pos : pos + size], "big"), pos + size)
 
 
-def _enum(size: int, names: list[str]) -> Reader:
+def _enum(size: int, names: list[str] | None) -> Reader:
+    """ENUM by label; by its number where the labels are not utf8 (``names`` None): an
+    ENUM column takes its value's number as well as its label, exactly."""
+
     def read(buf: bytes, pos: int) -> tuple[Any, int]:
         index = int.from_bytes(buf[pos : pos + size], "little")
+        if names is None:
+            return index, pos + size
         return (names[index - 1] if 0 < index <= len(names) else ""), pos + size
 
     return read
 
 
-def _set(size: int, names: list[str]) -> Reader:
+def _set(size: int, names: list[str] | None) -> Reader:
+    """SET by its labels; by its bit mask where the labels are not utf8 (``names`` None)."""
+
     def read(buf: bytes, pos: int) -> tuple[Any, int]:
         bits = int.from_bytes(buf[pos : pos + size], "little")
+        if names is None:
+            return bits, pos + size
         return {name for i, name in enumerate(names) if bits >> i & 1}, pos + size
 
     return read
 
 
+# Character sets whose bytes Python's utf-8 codec reads back exactly. latin1 is not among
+# them: MariaDB's latin1 is cp1252 with five more bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+# that Python's cp1252 has no mapping for; ucs2/utf16/utf32, gbk, sjis… have no exact codec.
+_UTF8_CHARSETS = frozenset({"utf8mb4", "utf8mb3", "utf8"})
+
+
 def _encoding(collation: int | None) -> str | None:
-    """Python codec for a collation id; None means binary (keep bytes)."""
+    """'utf8' for a collation of the utf8 family; None means keep the bytes (binary, every
+    other character set, and collation ids this table does not know)."""
     if collation is None or collation == BINARY_COLLATION:
         return None
     try:
-        return str(charset_by_id(collation).encoding)
-    except KeyError:  # newer MariaDB collations (uca1400 ...) are all utf8mb4 or utf8mb3
-        return "utf8"
+        name = str(charset_by_id(collation).name)
+    except KeyError:
+        return None
+    return "utf8" if name in _UTF8_CHARSETS else None
 
 
 # --- table maps ---------------------------------------------------------------------------
@@ -321,6 +351,7 @@ def _optional_metadata(
     fields: dict[str, Any] = {"names": [], "unsigned": set(), "collations": {}, "enum": {}}
     enums = [i for i, t in enumerate(real) if t == ENUM]
     sets = [i for i, t in enumerate(real) if t == SET]
+    enum_or_set = [i for i, t in enumerate(real) if t in (ENUM, SET)]
     while pos < len(body):
         kind = body[pos]
         length, pos = lenenc(body, pos + 1)
@@ -329,19 +360,21 @@ def _optional_metadata(
             bits = int.from_bytes(body[pos:end], "big")
             total = length * 8
             fields["unsigned"] = {c for n, c in enumerate(numeric) if bits >> (total - 1 - n) & 1}
-        elif kind == _DEFAULT_CHARSET:
+        elif kind in (_DEFAULT_CHARSET, _ENUM_SET_DEFAULT_CHARSET):
+            columns = character if kind == _DEFAULT_CHARSET else enum_or_set
             default, at = lenenc(body, pos)
-            collations = dict.fromkeys(character, default)
+            collations = dict.fromkeys(columns, default)
             while at < end:
                 index, at = lenenc(body, at)
                 collation, at = lenenc(body, at)
-                collations[character[index]] = collation
-            fields["collations"] = collations
-        elif kind == _COLUMN_CHARSET:
+                collations[columns[index]] = collation
+            fields["collations"].update(collations)
+        elif kind in (_COLUMN_CHARSET, _ENUM_SET_COLUMN_CHARSET):
+            columns = character if kind == _COLUMN_CHARSET else enum_or_set
             at, collations = pos, {}
-            for column in character:
+            for column in columns:
                 collations[column], at = lenenc(body, at)
-            fields["collations"] = collations
+            fields["collations"].update(collations)
         elif kind == _COLUMN_NAME:
             at, names = pos, []
             while at < end:
@@ -388,7 +421,7 @@ def _reader(index: int, column_type: int, meta: tuple[int, ...], fields: dict[st
     if column_type == STRING:
         real = meta[0]
         if real in (ENUM, SET):
-            labels = fields["enum"].get(index, [])
+            labels = fields["enum"].get(index, []) if encoding else None
             return _enum(meta[1], labels) if real == ENUM else _set(meta[1], labels)
         max_length = (((real << 4) & 0x300) ^ 0x300) + meta[1]
         return _chars(1 if max_length < 256 else 2, encoding)
