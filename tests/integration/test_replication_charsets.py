@@ -45,7 +45,7 @@ def test_every_charset_and_latin1s_odd_bytes_round_trip_exactly(
         source.execute(
             "SET SESSION sql_mode = ''",  # characters a charset lacks become '?'
             f"INSERT INTO app.cs VALUES ({row_id}, {values}, 'ü', 'à,ö',"
-            f" CONCAT(X'818D8F909D', {row_id}))"
+            f" CONCAT(X'818D8F909D', {row_id}))",
         )
 
     insert(1)
