@@ -47,6 +47,10 @@ class StatementLoggedError(SourceSettingsError):
     """A replicated table was changed by a statement-logged event (no row images)."""
 
 
+class UnsupportedEventError(HotsiteError):
+    """A source event whose effect cannot be replicated exactly; the link stops at it."""
+
+
 class DdlStoppedError(HotsiteError):
     """A DDL statement that cannot be replicated as it is; the link stops at it."""
 

@@ -38,6 +38,7 @@ from hotsite.replication.journal import Journal
 from hotsite.replication.schema import ensure_hotsite_schema, list_tables, require_primary_keys
 from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
 from hotsite.replication.stats import StageStats
+from hotsite.replication.support import check_link_support
 
 log = get_logger(__name__)
 APPLY_IDLE_WAIT = 0.002  # seconds between journal polls when caught up
@@ -106,6 +107,14 @@ class LinkAgent:
                 self.guard.acquire()
                 warnings = check_source(source, self.link.source)
                 require_primary_keys(source, list_tables(source, self.matches))
+                check_link_support(
+                    source,
+                    self.link.source,
+                    target,
+                    self.link.target,
+                    self.matches,
+                    self.link.decoder,
+                )
                 ensure_hotsite_schema(source)
                 self.lineage = source_lineage(source)
                 ensure_hotsite_schema(target)

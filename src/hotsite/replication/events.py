@@ -35,7 +35,7 @@ class Transaction:
     gtid: str
     commit_ts: float  # source commit time, epoch seconds (binlog: whole seconds)
     changes: list[RowChange] = field(default_factory=list)
-    ddl: str | None = None  # one DDL statement instead of row changes
+    ddl: str | None = None  # one DDL statement, run before the row changes (if any)
     ddl_schema: str | None = None  # the default schema the DDL ran in
     heartbeat_ts: float | None = None  # set when this is a hotsite heartbeat (µs precision)
 
@@ -88,7 +88,7 @@ def encode(tx: Transaction) -> bytes:
     if tx.ddl is not None:
         body["ddl"] = tx.ddl
         body["db"] = tx.ddl_schema
-    else:
+    if tx.changes or tx.ddl is None:  # CREATE TABLE … SELECT has both
         body["c"] = [[c.kind, c.schema, c.table, c.before, c.after] for c in tx.changes]
     if tx.heartbeat_ts is not None:
         body["hb"] = tx.heartbeat_ts

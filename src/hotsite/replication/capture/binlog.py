@@ -20,6 +20,7 @@ from hotsite.errors import (
     HotsiteError,
     PositionPurgedError,
     StatementLoggedError,
+    UnsupportedEventError,
 )
 from hotsite.replication.capture.ddl import REPLICATE, STOP, classify
 from hotsite.replication.capture.library import LibrarySource
@@ -89,7 +90,12 @@ class BinlogCapture:
             self._source = None
 
     def transactions(self, stop: threading.Event) -> Iterator[Transaction | None]:
-        """Committed transactions in binlog order; None on idle heartbeats (to check ``stop``)."""
+        """Committed transactions in binlog order; None on idle heartbeats (to check ``stop``).
+
+        A statement group without XID (DDL, flagged standalone) is finished only at the
+        next event that is not one of its rows: ``CREATE TABLE … SELECT`` logs its rows
+        after the DDL, in the same GTID group, and they belong to it.
+        """
         tx: Transaction | None = None
         standalone = False
         try:
@@ -98,6 +104,9 @@ class BinlogCapture:
                 if stop.is_set():
                     return
                 if event is None:
+                    if tx is not None and standalone:
+                        yield self._finish(tx)
+                        tx = None
                     yield None
                 elif type(event) is RowsEvent:
                     if tx is not None:
@@ -106,6 +115,10 @@ class BinlogCapture:
                             for before, after in event.rows
                         )
                 elif type(event) is GtidEvent:
+                    if tx is not None:
+                        if not standalone:
+                            self._unfinished(tx)
+                        yield self._finish(tx)
                     tx = Transaction(gtid=event.gtid, commit_ts=event.timestamp)
                     standalone = event.standalone
                 elif tx is None:
@@ -115,24 +128,60 @@ class BinlogCapture:
                     tx = None
                 elif type(event) is QueryEvent:
                     query = event.query.strip()
-                    if query.upper() == "COMMIT":
+                    word = query[:12].upper()
+                    if word == "COMMIT":
                         yield self._finish(tx)
                         tx = None
-                    elif query.upper() != "BEGIN":
+                    elif word == "ROLLBACK":
+                        self._rolled_back(tx)
+                        yield self._finish(tx)
+                        tx = None
+                    elif word.startswith("XA "):
+                        if word.startswith(("XA COMMIT", "XA ROLLBACK")):
+                            # The second phase of a prepared XA transaction: its changes
+                            # were in the first, which stopped the link if it had any.
+                            yield self._finish(tx)
+                            tx = None
+                    elif word != "BEGIN":
                         schema = event.schema.strip()
                         self._refuse_statement_dml(query, schema, tx.gtid)
                         statement = self._ddl_statement(query, schema, tx.gtid)
                         if statement is not None:
                             tx.ddl, tx.ddl_schema = statement, schema or None
-                        if standalone:
-                            yield self._finish(tx)
-                            tx = None
         except pymysql.MySQLError as exc:
             raise self._explain(exc) from None
         except (OSError, EOFError) as exc:
             raise self._explain(exc) from None
         finally:
             self.close()
+
+    def _unfinished(self, tx: Transaction) -> None:
+        """A group that ended without XID or COMMIT: a prepared XA transaction (its XA
+        PREPARE event ends it). Its outcome comes later, in another group, and a GTID
+        position cannot hold "all of this domain but that one": replicating it exactly is
+        not possible, and skipping it would lose its rows."""
+        tables = sorted({f"{c.schema}.{c.table}" for c in tx.changes if c.schema != HOTSITE_SCHEMA})
+        if tables:
+            raise UnsupportedEventError(
+                f"site {self.site!r}: transaction {tx.gtid} is a prepared XA transaction that"
+                f" changed {', '.join(tables[:5])}; XA transactions are not replicated",
+                "commit such changes without XA (or exclude those tables from the link), then"
+                " run 'hotsite snapshot' to reload the target",
+            )
+
+    def _rolled_back(self, tx: Transaction) -> None:
+        """A group ending in ROLLBACK carries changes of non-transactional tables that the
+        rollback could not undo, mixed with transactional ones it did: which of them
+        happened is the engine's knowledge, not the binlog's."""
+        tables = sorted({f"{c.schema}.{c.table}" for c in tx.changes if c.schema != HOTSITE_SCHEMA})
+        if tables:
+            raise UnsupportedEventError(
+                f"site {self.site!r}: transaction {tx.gtid} was rolled back after changing"
+                f" non-transactional tables ({', '.join(tables[:5])}); its effect cannot be"
+                " replicated exactly",
+                "convert the link's tables to InnoDB (ALTER TABLE … ENGINE=InnoDB), then run"
+                " 'hotsite snapshot' to reload the target",
+            )
 
     def _finish(self, tx: Transaction) -> Transaction:
         self.position.advance(Gtid.parse(tx.gtid))

@@ -69,13 +69,34 @@ def classify(query: str, default_schema: str, matches: Matches) -> DdlDecision:
     if isinstance(tree, exp.TruncateTable):
         return _all_or_nothing(query, _names(tree.expressions, default_schema), matches)
     kind = str(tree.args.get("kind") or "").upper()
+    if kind == "SEQUENCE":
+        return _refuse_kind(query, tree, default_schema, matches, "sequences are not replicated")
     if kind not in _TABLE_KINDS:
         return DdlDecision(SKIP)
+    engine = next((str(e.this).upper() for e in tree.find_all(exp.EngineProperty)), "INNODB")
+    if engine != "INNODB" and not isinstance(tree, exp.Drop):
+        return _refuse_kind(
+            query,
+            tree,
+            default_schema,
+            matches,
+            f"engine {engine} is not transactional: its changes cannot be applied exactly once",
+        )
     if isinstance(tree, exp.Drop) and kind == "TABLE":
         return _drop_tables(query, tree, default_schema, matches)
     if isinstance(tree, exp.Alter):
         return _alter(query, tree, default_schema, matches)
     return _all_or_nothing(query, _objects(tree, default_schema), matches)
+
+
+def _refuse_kind(
+    query: str, tree: Any, default_schema: str, matches: Matches, reason: str
+) -> DdlDecision:
+    """Stop the link for a statement about the link's tables that hotsite cannot follow."""
+    names = _objects(tree, default_schema)
+    if names and not any(matches(s, t) for s, t in names):
+        return DdlDecision(SKIP)
+    return DdlDecision(STOP, reason=reason)
 
 
 def _objects(tree: Any, default_schema: str) -> list[Name]:
