@@ -35,8 +35,13 @@ class Transaction:
     gtid: str
     commit_ts: float  # source commit time, epoch seconds (binlog: whole seconds)
     changes: list[RowChange] = field(default_factory=list)
-    ddl: str | None = None  # one DDL statement, run before the row changes (if any)
+    # One DDL statement, run before the row changes (if any): text, or the statement's
+    # bytes when they are not utf8 (they are in the session's client character set).
+    ddl: str | bytes | None = None
     ddl_schema: str | None = None  # the default schema the DDL ran in
+    # The DDL's session on the source: [sql_mode, character_set_client,
+    # collation_connection, collation_server] as numbers (capture/query_context.py).
+    ddl_context: list[int | None] | None = None
     heartbeat_ts: float | None = None  # set when this is a hotsite heartbeat (µs precision)
 
     @property
@@ -88,6 +93,8 @@ def encode(tx: Transaction) -> bytes:
     if tx.ddl is not None:
         body["ddl"] = tx.ddl
         body["db"] = tx.ddl_schema
+        if tx.ddl_context:
+            body["ctx"] = tx.ddl_context
     if tx.changes or tx.ddl is None:  # CREATE TABLE … SELECT has both
         body["c"] = [[c.kind, c.schema, c.table, c.before, c.after] for c in tx.changes]
     if tx.heartbeat_ts is not None:
@@ -107,5 +114,6 @@ def decode(payload: bytes) -> Transaction:
         changes=changes,
         ddl=body.get("ddl"),
         ddl_schema=body.get("db"),
+        ddl_context=body.get("ctx"),
         heartbeat_ts=body.get("hb"),
     )

@@ -49,6 +49,14 @@ _DML_TABLES = re.compile(
 )
 
 
+def _exact(statement: str, query: str, raw: bytes) -> str | bytes:
+    """The statement as the source ran it: its own bytes when they are not utf8 (a session
+    with another client character set), so apply sends them unchanged."""
+    if statement == query and raw and "\ufffd" in query:
+        return raw
+    return statement
+
+
 def _unquote(name: str) -> str:
     return name[1:-1].replace("``", "`") if name.startswith("`") else name
 
@@ -147,7 +155,12 @@ class BinlogCapture:
                         self._refuse_statement_dml(query, schema, tx.gtid)
                         statement = self._ddl_statement(query, schema, tx.gtid)
                         if statement is not None:
-                            tx.ddl, tx.ddl_schema = statement, schema or None
+                            tx.ddl, tx.ddl_schema = (
+                                _exact(statement, query, event.raw),
+                                schema or None,
+                            )
+                            if event.context is not None:
+                                tx.ddl_context = event.context.as_list()
         except pymysql.MySQLError as exc:
             raise self._explain(exc) from None
         except (OSError, EOFError) as exc:

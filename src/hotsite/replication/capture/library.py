@@ -14,6 +14,7 @@ from pymysqlreplication.event import QueryEvent as LibraryQueryEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from hotsite.config import DatabaseURL
+from hotsite.replication.capture.query_context import QueryContext
 from hotsite.replication.capture.stream import (
     FL_STANDALONE,
     Event,
@@ -91,7 +92,14 @@ class LibrarySource:
             elif isinstance(event, XidEvent):
                 yield HotsiteXid()
             elif isinstance(event, LibraryQueryEvent):
-                yield QueryEvent(_text(event.schema), _text(event.query))
+                context = QueryContext(
+                    getattr(event, "sql_mode", None),
+                    getattr(event, "character_set_client", None),
+                    getattr(event, "collation_connection", None),
+                    getattr(event, "collation_server", None),
+                )
+                raw = event.query if isinstance(event.query, bytes) else b""
+                yield QueryEvent(_text(event.schema), _text(event.query), raw, context)
             elif self.wants(event.schema, event.table):
                 if isinstance(event, WriteRowsEvent):
                     rows = [(None, row["values"]) for row in event.rows]

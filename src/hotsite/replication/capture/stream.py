@@ -17,6 +17,7 @@ import pymysql
 
 from hotsite.config import DatabaseURL
 from hotsite.errors import DatabaseUnavailable, HotsiteError, SourceSettingsError
+from hotsite.replication.capture.query_context import QueryContext, parse_status_vars
 from hotsite.replication.capture.rowformat import (
     PartialRowImage,
     TableMap,
@@ -56,6 +57,8 @@ class GtidEvent:
 class QueryEvent:
     schema: str
     query: str
+    raw: bytes = b""  # the statement's bytes, in the session's client character set
+    context: QueryContext | None = None
 
 
 @dataclass(slots=True)
@@ -233,5 +236,10 @@ def _query(body: bytes) -> QueryEvent:
     _, _, schema_len, _, vars_len = _QUERY_POST_HEADER.unpack_from(body, 0)
     start = _QUERY_POST_HEADER.size + vars_len
     schema = body[start : start + schema_len].decode("utf8", "replace")
-    query = body[start + schema_len + 1 :].decode("utf8", "replace")
-    return QueryEvent(schema, query)
+    raw = body[start + schema_len + 1 :]
+    query = raw.decode("utf8", "replace")
+    if len(raw) > 12 and raw[:5].upper() not in (b"BEGIN", b"COMMI", b"XA ST", b"XA EN"):
+        # Only statements that may be DDL need their session (cheap, but not per commit).
+        context = parse_status_vars(body[_QUERY_POST_HEADER.size : start])
+        return QueryEvent(schema, query, raw, context)
+    return QueryEvent(schema, query, raw)
