@@ -28,7 +28,8 @@ from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
 
 SHIP_BATCH = 2000
-QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped; bounds memory
+QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
+QUEUE_BYTES = 64 << 20  # … and their binlog bytes: memory stays bounded whatever the rows
 RETRY_SECONDS = 1.0
 
 
@@ -52,6 +53,8 @@ class CaptureSide:
         self.report = report
         self.stop = stop
         self.queue: queue.Queue[Transaction] = queue.Queue(QUEUE_DEPTH)
+        self.queued_bytes = 0  # binlog bytes of the transactions in the queue
+        self.budget = threading.Condition()
         self.capture = StageStats()
         self.ship = StageStats()
         self.source_position = ""
@@ -107,12 +110,13 @@ class CaptureSide:
                 for tx in reader.transactions(self.stop):
                     if tx is None:
                         continue
-                    self.capture.transactions += 1
+                    self.capture.transactions += tx.final
                     self.capture.rows += tx.row_count
                     self.capture_position = reader.position.copy()
                     self.capture.position = str(self.capture_position)
                     if tx.heartbeat_ts is not None:
                         self.capture.saw_heartbeat(tx.heartbeat_ts)
+                    self._wait_for_room(tx.size)
                     while not self.stop.is_set():
                         try:
                             self.queue.put(tx, timeout=0.2)
@@ -124,6 +128,20 @@ class CaptureSide:
                     raise
                 self.report.put(("warning", str(exc)))
                 self.stop.wait(RETRY_SECONDS)
+
+    def _wait_for_room(self, size: int) -> None:
+        """Block capture while the queue holds QUEUE_BYTES (one item always fits)."""
+        with self.budget:
+            while self.queued_bytes and self.queued_bytes + size > QUEUE_BYTES:
+                if self.stop.is_set():
+                    return
+                self.budget.wait(0.2)
+            self.queued_bytes += size
+
+    def _shipped(self, batch: list[Transaction]) -> None:
+        with self.budget:
+            self.queued_bytes -= sum(tx.size for tx in batch)
+            self.budget.notify_all()
 
     def _ship_loop(self) -> None:
         while not self.stop.is_set() or not self.queue.empty():
@@ -138,10 +156,12 @@ class CaptureSide:
                 except queue.Empty:
                     break
             for tx in batch:
-                self.ship_position.advance(Gtid.parse(tx.gtid))
+                if tx.final:  # a part of a transaction does not move the position
+                    self.ship_position.advance(Gtid.parse(tx.gtid))
             self.journal.append(batch, self.ship_position)
+            self._shipped(batch)
             now = time.time()
-            self.ship.transactions += len(batch)
+            self.ship.transactions += sum(tx.final for tx in batch)
             self.ship.rows += sum(tx.row_count for tx in batch)
             self.ship.position = str(self.ship_position)
             for tx in batch:

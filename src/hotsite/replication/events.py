@@ -43,6 +43,11 @@ class Transaction:
     # collation_connection, collation_server] as numbers (capture/query_context.py).
     ddl_context: list[int | None] | None = None
     heartbeat_ts: float | None = None  # set when this is a hotsite heartbeat (µs precision)
+    # A transaction too big to hold in memory travels in parts (0, 1, …); apply writes
+    # all of them in one target transaction, committed with the final one.
+    part: int = 0
+    final: bool = True
+    size: int = 0  # bytes of its binlog rows events (in memory only, not journaled)
 
     @property
     def row_count(self) -> int:
@@ -99,6 +104,10 @@ def encode(tx: Transaction) -> bytes:
         body["c"] = [[c.kind, c.schema, c.table, c.before, c.after] for c in tx.changes]
     if tx.heartbeat_ts is not None:
         body["hb"] = tx.heartbeat_ts
+    if tx.part:
+        body["p"] = tx.part
+    if not tx.final:
+        body["nf"] = 1
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
@@ -116,4 +125,6 @@ def decode(payload: bytes) -> Transaction:
         ddl_schema=body.get("db"),
         ddl_context=body.get("ctx"),
         heartbeat_ts=body.get("hb"),
+        part=body.get("p", 0),
+        final=not body.get("nf"),
     )

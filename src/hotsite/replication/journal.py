@@ -23,12 +23,15 @@ from hotsite.replication.gtid import Gtid, GtidState
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transactions (
     seq         INTEGER PRIMARY KEY,   -- journal order = source commit order
-    gtid        TEXT NOT NULL UNIQUE,  -- re-shipping the same transaction is a no-op
+    gtid        TEXT NOT NULL,
+    part        INTEGER NOT NULL DEFAULT 0,  -- a big transaction travels in parts
+    final       INTEGER NOT NULL DEFAULT 1,  -- its last part (the others: 0)
     commit_ts   REAL NOT NULL,         -- source commit time
     shipped_at  REAL NOT NULL,
     rows        INTEGER NOT NULL,
     heartbeat   INTEGER NOT NULL DEFAULT 0,
-    payload     BLOB NOT NULL
+    payload     BLOB NOT NULL,
+    UNIQUE (gtid, part)                -- re-shipping the same part is a no-op
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -57,6 +60,7 @@ class Journal:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            _forget_older_layout(self._conn)
             self._conn.executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
             raise _storage_error(path, exc) from None
@@ -77,6 +81,8 @@ class Journal:
         rows = [
             (
                 tx.gtid,
+                tx.part,
+                int(tx.final),
                 tx.commit_ts,
                 now,
                 tx.row_count,
@@ -91,8 +97,8 @@ class Journal:
             try:
                 conn.executemany(
                     "INSERT OR IGNORE INTO transactions"
-                    " (gtid, commit_ts, shipped_at, rows, heartbeat, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    " (gtid, part, final, commit_ts, shipped_at, rows, heartbeat, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._set_meta("source_state", source_state)
@@ -158,7 +164,7 @@ class Journal:
         expected = base.copy()
         for (gtid,) in self._conn.execute(
             "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
-            " GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))"
+            " WHERE final = 1 GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))"
         ):
             expected.advance(Gtid.parse(gtid))
         if expected != state:
@@ -185,8 +191,11 @@ class Journal:
         return entries
 
     def seq_of(self, gtid: str) -> int | None:
-        row = self._conn.execute("SELECT seq FROM transactions WHERE gtid = ?", (gtid,)).fetchone()
-        return int(row[0]) if row else None
+        """Where a transaction ends in the journal (its final part)."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM transactions WHERE gtid = ?", (gtid,)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def last_seq(self) -> int:
         row = self._conn.execute("SELECT MAX(seq) FROM transactions").fetchone()
@@ -225,7 +234,8 @@ class Journal:
                 base = self.base_state() or GtidState()
                 for (gtid,) in conn.execute(
                     "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
-                    " WHERE seq <= ? GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))",
+                    " WHERE seq <= ? AND final = 1"
+                    " GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))",
                     (cutoff,),
                 ):
                     base.advance(Gtid.parse(gtid))
@@ -249,6 +259,16 @@ class Journal:
                 return
             yield from batch
             after_seq = batch[-1].seq
+
+
+def _forget_older_layout(conn: sqlite3.Connection) -> None:
+    """A journal from before transactions had parts: it is only a buffer in front of the
+    target, whose own position is the authority, so it is emptied (with its positions,
+    which makes the link restart at the target's position) rather than migrated."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(transactions)")}
+    if columns and "part" not in columns:
+        conn.execute("DROP TABLE transactions")
+        conn.execute("DELETE FROM meta WHERE key IN ('source_state', 'base_state')")
 
 
 def _storage_error(path: Path, exc: sqlite3.OperationalError) -> JournalError:

@@ -36,6 +36,8 @@ from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 
 POSITION_NOT_IN_BINLOG = 1236
+# A transaction's rows are handed on in parts of about this many binlog bytes.
+PART_BYTES = 4 << 20
 
 _DML = re.compile(
     r"^\s*(?:/\*.*?\*/\s*)*(INSERT|REPLACE|UPDATE|DELETE|LOAD\s+(?:DATA|XML))\b", re.I | re.S
@@ -47,6 +49,13 @@ _DML_TABLES = re.compile(
     rf"(?:(?P<schema>{_NAME})\s*\.\s*)?(?P<table>{_NAME})",
     re.I,
 )
+
+
+def _tables_changed(tx: Transaction) -> list[str]:
+    tables = sorted({f"{c.schema}.{c.table}" for c in tx.changes if c.schema != HOTSITE_SCHEMA})
+    if not tables and tx.part:
+        tables = ["the tables of its earlier parts"]
+    return tables
 
 
 def _exact(statement: str, query: str, raw: bytes) -> str | bytes:
@@ -122,6 +131,9 @@ class BinlogCapture:
                             RowChange(event.kind, event.schema, event.table, before, after)
                             for before, after in event.rows
                         )
+                        tx.size += event.size
+                        if tx.size >= PART_BYTES:
+                            yield self._part(tx)
                 elif type(event) is GtidEvent:
                     if tx is not None:
                         if not standalone:
@@ -168,12 +180,30 @@ class BinlogCapture:
         finally:
             self.close()
 
+    def _part(self, tx: Transaction) -> Transaction:
+        """Hand on the rows gathered so far as one part of ``tx``, which goes on with the
+        next part: a transaction of millions of rows never sits in memory whole."""
+        part = Transaction(
+            gtid=tx.gtid,
+            commit_ts=tx.commit_ts,
+            changes=tx.changes,
+            ddl=tx.ddl,
+            ddl_schema=tx.ddl_schema,
+            ddl_context=tx.ddl_context,
+            part=tx.part,
+            final=False,
+            size=tx.size,
+        )
+        tx.changes, tx.size, tx.part = [], 0, tx.part + 1
+        tx.ddl = tx.ddl_schema = tx.ddl_context = None  # the DDL runs once, with part 0
+        return part
+
     def _unfinished(self, tx: Transaction) -> None:
         """A group that ended without XID or COMMIT: a prepared XA transaction (its XA
         PREPARE event ends it). Its outcome comes later, in another group, and a GTID
         position cannot hold "all of this domain but that one": replicating it exactly is
         not possible, and skipping it would lose its rows."""
-        tables = sorted({f"{c.schema}.{c.table}" for c in tx.changes if c.schema != HOTSITE_SCHEMA})
+        tables = _tables_changed(tx)
         if tables:
             raise UnsupportedEventError(
                 f"site {self.site!r}: transaction {tx.gtid} is a prepared XA transaction that"
@@ -186,7 +216,7 @@ class BinlogCapture:
         """A group ending in ROLLBACK carries changes of non-transactional tables that the
         rollback could not undo, mixed with transactional ones it did: which of them
         happened is the engine's knowledge, not the binlog's."""
-        tables = sorted({f"{c.schema}.{c.table}" for c in tx.changes if c.schema != HOTSITE_SCHEMA})
+        tables = _tables_changed(tx)
         if tables:
             raise UnsupportedEventError(
                 f"site {self.site!r}: transaction {tx.gtid} was rolled back after changing"

@@ -103,16 +103,20 @@ class LibrarySource:
             elif self.wants(event.schema, event.table):
                 if isinstance(event, WriteRowsEvent):
                     rows = [(None, row["values"]) for row in event.rows]
-                    yield RowsEvent("i", event.schema, event.table, rows)
+                    yield RowsEvent("i", event.schema, event.table, rows, _size(event))
                 elif isinstance(event, UpdateRowsEvent):
                     rows = [(row["before_values"], row["after_values"]) for row in event.rows]
-                    yield RowsEvent("u", event.schema, event.table, rows)
+                    yield RowsEvent("u", event.schema, event.table, rows, _size(event))
                 elif isinstance(event, DeleteRowsEvent):
                     rows = [(row["values"], None) for row in event.rows]
-                    yield RowsEvent("d", event.schema, event.table, rows)
+                    yield RowsEvent("d", event.schema, event.table, rows, _size(event))
 
 
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value or "")
+
+
+def _size(event: object) -> int:
+    return int(getattr(event, "event_size", 0) or 0)

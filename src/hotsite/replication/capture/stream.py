@@ -72,6 +72,7 @@ class RowsEvent:
     schema: str
     table: str
     rows: list[tuple[Any, Any]]  # (before, after) images; None where there is none
+    size: int = 0  # bytes of the event: what bounds a transaction's parts and the queue
 
 
 Event = GtidEvent | QueryEvent | XidEvent | RowsEvent | None  # None: heartbeat (idle)
@@ -229,7 +230,7 @@ class FastBinlogSource:
             ) from None
         if change == "d":
             rows = [(image, None) for _, image in rows]
-        return RowsEvent(change, table.schema, table.table, rows)
+        return RowsEvent(change, table.schema, table.table, rows, len(body))
 
 
 def _query(body: bytes) -> QueryEvent:
