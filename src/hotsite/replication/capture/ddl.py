@@ -82,11 +82,28 @@ def classify(query: str, default_schema: str, matches: Matches) -> DdlDecision:
             matches,
             f"engine {engine} is not transactional: its changes cannot be applied exactly once",
         )
+    if _unlogged_fk_action(tree):
+        return _refuse_kind(
+            query,
+            tree,
+            default_schema,
+            matches,
+            "it adds a foreign key whose CASCADE / SET NULL changes MariaDB does not log",
+        )
     if isinstance(tree, exp.Drop) and kind == "TABLE":
         return _drop_tables(query, tree, default_schema, matches)
     if isinstance(tree, exp.Alter):
         return _alter(query, tree, default_schema, matches)
     return _all_or_nothing(query, _objects(tree, default_schema), matches)
+
+
+def _unlogged_fk_action(tree: Any) -> bool:
+    for reference in tree.find_all(exp.Reference):
+        for option in reference.args.get("options") or []:
+            text = str(option).upper()
+            if "CASCADE" in text or "SET NULL" in text or "SET DEFAULT" in text:
+                return True
+    return False
 
 
 def _refuse_kind(
