@@ -77,3 +77,30 @@ def test_a_table_renamed_into_the_link_stops_it_with_the_reason(
     one_line_error(
         hotsite(config, "replicate", "--until-caught-up"), "enters the link", "hotsite snapshot"
     )
+
+
+def test_partitioned_tables_and_partition_ddl_replicate(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute(
+        "CREATE TABLE app.p (id INT PRIMARY KEY, v INT) PARTITION BY RANGE (id)"
+        " (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN (200))",
+        "INSERT INTO app.p SELECT seq, seq FROM seq_1_to_150",
+        database="app",
+    )
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute(
+        "ALTER TABLE app.p ADD PARTITION (PARTITION p2 VALUES LESS THAN (300))",
+        "INSERT INTO app.p SELECT seq, seq FROM seq_200_to_250",
+        "ALTER TABLE app.p TRUNCATE PARTITION p0",
+        "UPDATE app.p SET v = v + 1 WHERE id > 120",
+        database="app",
+    )
+    catch_up(config)
+    assert table_checksums(target) == table_checksums(source)
+    assert (
+        target.execute("SHOW CREATE TABLE app.p")[0][1]
+        == source.execute("SHOW CREATE TABLE app.p")[0][1]
+    )

@@ -282,20 +282,54 @@ def _rename_pairs_from_tokens(query: str, default_schema: str) -> list[tuple[Nam
 
 
 def _unparsed(query: str, head: list[str], default_schema: str, matches: Matches) -> DdlDecision:
-    """A statement sqlglot does not know (``ALTER ONLINE TABLE``, triggers, …)."""
+    """A statement sqlglot does not parse (``ALTER ONLINE TABLE``, partition maintenance,
+    triggers …): site-specific kinds are skipped; ``ALTER TABLE`` is read from tokens."""
     if _SITE_SPECIFIC & set(head):
         return DdlDecision(SKIP)
-    # ALTER ONLINE|IGNORE TABLE …: the same statement without the modifier names the
-    # same tables.
-    if len(head) > 2 and head[1] in {"ONLINE", "IGNORE"} and head[2] == "TABLE":
-        words = query.split(None, 2)
-        try:
-            tree = sqlglot.parse_one(f"{words[0]} {words[2]}", read="mysql")
-        except (ParseError, IndexError):
-            tree = None
-        if isinstance(tree, exp.Alter):
-            return _alter(query, tree, default_schema, matches)
+    if head[:1] == ["ALTER"] and "TABLE" in head[:3]:
+        return _alter_from_tokens(query, default_schema, matches)
     return DdlDecision(STOP, reason="hotsite cannot tell which tables this statement changes")
+
+
+def _alter_from_tokens(query: str, default_schema: str, matches: Matches) -> DdlDecision:
+    try:
+        tokens = sqlglot.tokenize(query, read="mysql")
+    except Exception:  # not tokenizable either
+        return DdlDecision(STOP, reason="hotsite cannot read this ALTER TABLE statement")
+    words = [t.text.upper() for t in tokens]
+    at = words.index("TABLE") + 1
+    if words[at : at + 2] == ["IF", "EXISTS"]:
+        at += 2
+    first, at = _token_name(tokens, at, default_schema)
+    names = [first]
+    rest = words[at:]
+    if "RENAME" in rest:
+        return DdlDecision(STOP, reason="hotsite cannot read this ALTER TABLE … RENAME")
+    if "EXCHANGE" in rest and "WITH" in rest:
+        # The partition's rows and the other table's trade places: both must be the link's.
+        with_at = at + rest.index("WITH") + 1
+        if with_at < len(words) and words[with_at] == "TABLE":
+            with_at += 1
+        other, _ = _token_name(tokens, with_at, default_schema)
+        names.append(other)
+    if "ENGINE" in rest:
+        engine_at = rest.index("ENGINE") + 1
+        engine = rest[engine_at + 1] if rest[engine_at : engine_at + 1] == ["="] else ""
+        engine = engine or (rest[engine_at] if engine_at < len(rest) else "")
+        if engine and engine != "INNODB" and matches(*first):
+            return DdlDecision(
+                STOP,
+                reason=f"engine {engine} is not transactional: its changes cannot be"
+                " applied exactly once",
+            )
+    return _all_or_nothing(query, names, matches)
+
+
+def _token_name(tokens: list[Any], at: int, default_schema: str) -> tuple[Name, int]:
+    first = tokens[at].text if at < len(tokens) else ""
+    if at + 2 < len(tokens) and tokens[at + 1].token_type == TokenType.DOT:
+        return (first, tokens[at + 2].text), at + 3
+    return (default_schema, first), at + 1
 
 
 _SITE_SPECIFIC = {

@@ -1,7 +1,8 @@
-"""A snapshot whose source cannot name its GTID position fails before touching the target.
+"""Refusals whose server answer cannot be produced here, given by a stand-in connection.
 
-The source's answer (BINLOG_GTID_POS returning NULL after an event larger than its
-max_allowed_packet) cannot be produced on demand, so a stand-in connection gives it.
+A snapshot whose source cannot name its GTID position fails before touching the target;
+a MySQL source is refused at start. Neither answer (BINLOG_GTID_POS returning NULL after
+an event larger than max_allowed_packet; a MySQL server) can be produced on demand here.
 """
 
 from __future__ import annotations
@@ -53,3 +54,17 @@ def test_unknown_snapshot_position_is_an_error_not_an_empty_position() -> None:
     with pytest.raises(DatabaseError, match="could not tell the GTID position"):
         _consistent_read(_Connection(None), "primary")
     assert str(_consistent_read(_Connection("0-1-5"), "primary")) == "0-1-5"
+
+
+def test_a_mysql_source_is_refused_at_start() -> None:
+    """No MySQL server runs here: a stand-in answers VERSION() as MySQL 8 does."""
+    from hotsite.errors import SourceSettingsError
+    from hotsite.replication.support import _refuse_mysql
+
+    class _Mysql(_Connection):
+        def __init__(self, version: str) -> None:
+            self.answers = {"VERSION()": [(version,)]}
+
+    with pytest.raises(SourceSettingsError, match=r"runs MySQL 8\.0\.36"):
+        _refuse_mysql(_Mysql("8.0.36"), "primary")
+    _refuse_mysql(_Mysql("10.11.9-MariaDB-0+deb12u1-log"), "primary")
