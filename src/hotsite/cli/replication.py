@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hotsite.cli.app import app, console, err_console, project
+from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
 from hotsite.replication.gtid import GtidState
@@ -121,7 +121,7 @@ def _checked_agent(
     with link_lock(config, link):
         agent = LinkAgent(config, link)
         for warning in agent.check():
-            err_console.print(f"[yellow]warning:[/] {warning}")
+            print_warning(warning)
         yield agent
 
 
