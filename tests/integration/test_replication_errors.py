@@ -42,7 +42,11 @@ def test_missing_binlog_settings(mariadb_factory, tmp_path: Path) -> None:  # ty
     target = mariadb_factory()
     source.execute("CREATE DATABASE app")
     config = write_config(tmp_path, source, target)
-    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "binlog_format", "ROW")
+    _one_line_error(
+        hotsite(config, "replicate", "--until-caught-up"),
+        "binlog_format",
+        "set binlog_format=ROW in the server's configuration file ([mariadbd] section)",
+    )
 
 
 def test_table_without_primary_key_is_named(source_and_target: Servers, tmp_path: Path) -> None:

@@ -23,11 +23,12 @@ from hotsite.errors import HotsiteError
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
-from hotsite.replication.capture.checks import check_source
+from hotsite.replication.capture.checks import check_link_source
 from hotsite.replication.capture_process import CaptureJob, run_capture_side
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
-from hotsite.replication.schema import ensure_hotsite_schema, list_tables, require_primary_keys
+from hotsite.replication.privileges import require_target_privileges
+from hotsite.replication.schema import ensure_hotsite_schema
 from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
 from hotsite.replication.stats import StageStats
 
@@ -79,13 +80,15 @@ class LinkAgent:
         """Check the source (settings, keys) and the target; return warnings."""
         conn = connect(self.source_url, self.link.source)
         try:
-            warnings = check_source(conn, self.link.source)
-            require_primary_keys(conn, list_tables(conn, self.matches))
+            warnings, schemas = check_link_source(
+                conn, self.link.source, self.source_url.database, self.link.tables, self.matches
+            )
             ensure_hotsite_schema(conn)
         finally:
             conn.close()
         conn = connect(self.target_url, self.link.target)
         try:
+            require_target_privileges(conn, self.link.target, schemas)
             ensure_hotsite_schema(conn)
         finally:
             conn.close()
