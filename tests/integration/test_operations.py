@@ -3,8 +3,10 @@ behaves when its own files or the servers get in the way."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +175,53 @@ def test_a_missing_privilege_is_named_with_the_grant_that_fixes_it(
         "GRANT DELETE, CREATE, DROP, ALTER, INDEX ON `app`.* TO 'reader'@'127.0.0.1'",
     )
     assert target.execute("SHOW TABLES FROM app") == [], "nothing was written"
+
+
+def _status(config: Path) -> tuple[int, dict[str, Any]]:
+    result = hotsite(config, "status", "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    [report] = json.loads(result.stdout)
+    return result.returncode, report
+
+
+def test_status_only_reads_and_exits_1_for_a_link_in_error(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
+    config = write_config(tmp_path, source, target)
+    code, report = _status(config)
+    assert code == 1 and report["errors"] == [
+        "dr has no position from primary: the first replicate will snapshot"
+    ], report
+    assert target.execute("SHOW DATABASES LIKE 'hotsite'") == [], "status created nothing"
+
+    catch_up(config)
+    code, report = _status(config)
+    assert code == 0 and report["errors"] == [], report
+    assert report["apply"]["position"] == report["source"]["position"]
+
+    # A corrupt journal: reported with the least destructive fix, the rest still read.
+    journal = tmp_path / ".hotsite" / "journal" / "primary-to-dr.db"
+    for leftover in journal.parent.glob("primary-to-dr.db-*"):
+        leftover.unlink()
+    journal.write_bytes(b"not a journal" * 100)
+    code, report = _status(config)
+    assert code == 1, report
+    [error] = report["errors"]
+    assert error.startswith(f"journal {journal} cannot be read"), error
+    assert "move the journal aside: the target's own position rebuilds it" in error
+    assert report["source"]["position"] and report["apply"]["position"], report
+    assert journal.read_bytes() == b"not a journal" * 100, "status wrote nothing into it"
+    # ... and the fix it gives works, without a snapshot.
+    journal.rename(journal.with_suffix(".corrupt"))
+    source.execute("INSERT INTO app.t VALUES (2)")
+    catch_up(config)
+    assert target.execute("SELECT id FROM app.t ORDER BY id") == [(1,), (2,)]
+
+    target.stop()
+    code, report = _status(config)
+    assert code == 1 and report["source"]["position"], report
+    assert any("cannot reach the server" in e for e in report["errors"]), report
+    table = hotsite(config, "status")
+    assert table.returncode == 1 and "cannot reach the server" in table.stdout, table

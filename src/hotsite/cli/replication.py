@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import LinkConfig, ProjectConfig
@@ -155,12 +156,17 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Positions and lag per stage (capture, ship, apply) for every replication link."""
+    """Positions and lag per stage (capture, ship, apply) for every replication link.
+
+    Exit status: 0 every link is healthy, 1 a link has an error (a server unreachable,
+    no position yet, an unreadable journal), 2 a usage or project-file error.
+    """
     config: ProjectConfig = project(ctx)
     reports = [link_report(config, link) for link in config.replication]
+    unhealthy = any(report["errors"] for report in reports)
     if as_json:
         console.print_json(json.dumps(reports, default=str))
-        return
+        raise typer.Exit(1 if unhealthy else 0)
     table = Table("link", "stage", "position", "behind (tx)", "lag", "rate", title="replication")
     for report in reports:
         name = report["link"]
@@ -177,5 +183,7 @@ def status(
             )
             name = ""
         for error in report["errors"]:
-            table.add_row("", "[red]error[/]", error, "", "", "")
+            # Text, not markup: a message may hold '[...]'.
+            table.add_row("", Text("error", style="red"), Text(error), "", "", "")
     console.print(table)
+    raise typer.Exit(1 if unhealthy else 0)
