@@ -70,6 +70,11 @@ class JournalError(HotsiteError):
     """The journal is missing, corrupt or belongs to another link."""
 
 
+class StateError(HotsiteError):
+    """hotsite's own files (the state directory, locks, status, journals) cannot be
+    written: a read-only or full file system, missing permissions."""
+
+
 class LockedError(HotsiteError):
     """Another hotsite process holds the lock this command needs."""
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
-from tests.helpers import catch_up, hotsite, write_config
+from tests.helpers import HOTSITE, catch_up, hotsite, write_config
 
 Servers = tuple[PrivateMariaDB, PrivateMariaDB]
 
@@ -225,3 +225,46 @@ def test_status_only_reads_and_exits_1_for_a_link_in_error(
     assert any("cannot reach the server" in e for e in report["errors"]), report
     table = hotsite(config, "status")
     assert table.returncode == 1 and "cannot reach the server" in table.stdout, table
+
+
+def _read_only(directory: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``hotsite ARGS`` with ``directory`` mounted read-only (root passes permission
+    checks, so a read-only bind mount in a private mount namespace stands in)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(directory),
+         *HOTSITE, "--config", str(config), *args],
+        capture_output=True, text=True, timeout=120, cwd=config.parent,
+    )  # fmt: skip
+
+
+def test_a_read_only_state_directory_is_one_line_naming_it(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
+    config = write_config(tmp_path, source, target)
+    state = tmp_path / ".hotsite"
+    for command in ("replicate", "snapshot"):
+        _one_line_error(
+            _read_only(state, config, command, "--quiet"),
+            f"cannot write {state / 'locks'} (Read-only file system)",
+            "set state_dir in the project file to a writable directory",
+        )
+    assert target.execute("SHOW DATABASES LIKE 'hotsite'") == [], "no server was touched"
+    _one_line_error(
+        _read_only(state, config, "nodes", "list"),
+        f"cannot open the state store {state / 'state.db'}",
+    )
+
+    # The journal's directory alone read-only: named, with the key that moves it.
+    journals = tmp_path / "journals"
+    config.write_text(config.read_text() + "  journal: journals/primary-to-dr.db\n")
+    _one_line_error(
+        _read_only(journals, config, "replicate", "--until-caught-up"),
+        f"cannot write {journals}",
+        "set this link's journal (or state_dir) in the project file",
+    )
+    catch_up(config)  # writable again: nothing was left half-made
+    assert target.execute("SELECT id FROM app.t") == [(1,)]

@@ -34,6 +34,15 @@ def main() -> None:
             " — check that the sites' servers are running, then run the command again"
         )
         sys.exit(2)
+    except OSError as exc:
+        # A file hotsite needs (its state directory, a journal, a key) refused: name it.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(
+            f"{where}{exc.strerror or exc}"
+            " — check that it exists and that hotsite may write there"
+            " (state_dir in the project file moves hotsite's own files)"
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit:

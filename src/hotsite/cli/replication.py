@@ -26,6 +26,7 @@ from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.status import link_report
+from hotsite.statefiles import require_writable_dir
 
 FROM = typer.Option(None, "--from", help="Source site (default: the only link's).")
 TO = typer.Option(None, "--to", help="Target site (default: the only link's).")
@@ -119,11 +120,20 @@ def _checked_agent(
     """The link's agent, its lock held and both databases checked."""
     config = project(ctx)
     link = config.link(source, target)
+    _require_writable_state(config, link)
     with link_lock(config, link):
         agent = LinkAgent(config, link)
         for warning in agent.check():
             print_warning(warning)
         yield agent
+
+
+def _require_writable_state(config: ProjectConfig, link: LinkConfig) -> None:
+    """Before any server is touched: the lock, status and journal directories take files."""
+    require_writable_dir(config.home / "locks")
+    require_writable_dir(config.home / "status")
+    journal_hint = "make it writable, or set this link's journal (or state_dir) in the project file"
+    require_writable_dir(config.journal_path(link).parent, journal_hint)
 
 
 def _run_snapshot(agent: LinkAgent, quiet: bool) -> None:
