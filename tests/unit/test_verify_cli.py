@@ -10,6 +10,8 @@ import pytest
 from rich.console import Console
 
 from hotsite.cli import verify as verify_cli
+from hotsite.config import load
+from hotsite.errors import ConfigError
 from hotsite.replication.verify.report import (
     DIFFERENT_ROWS,
     IDENTICAL,
@@ -85,3 +87,15 @@ def test_table_names_are_never_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any(LONG in line for line in text.splitlines()), text
     assert "…" not in text
     assert text.strip().splitlines()[-1].startswith("identical: 10 rows in 1 tables verified")
+
+
+def test_from_may_name_either_end_of_a_configured_link_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "hotsite.yaml"
+    path.write_text(CONFIG.replace("sites:\n", "sites:\n  third: {database: 'mysql://h:3/app'}\n"))
+    config = load(path)
+    for source, target in (("primary", None), ("primary", "dr"), ("dr", None), ("dr", "primary")):
+        link, authority = verify_cli._pick_link(config, None, source, target)
+        assert (link.source, link.target, authority) == ("primary", "dr", source)
+    for source, target in (("dr", "third"), ("third", "dr"), ("primary", "third")):
+        with pytest.raises(ConfigError, match=r"links in .*: primary->dr"):
+            verify_cli._pick_link(config, None, source, target)
