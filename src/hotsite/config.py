@@ -1,77 +1,27 @@
 """The project file (``hotsite.yaml``) as validated pydantic models.
 
-Errors name the file, the line, the key and what was expected. Database passwords may
-be written as ``${ENV_VAR}`` inside the URL; they are expanded when the URL is parsed
-and never shown: every display of a URL goes through ``DatabaseURL.redacted``.
+Errors name the file, the line, the key and what was expected; every problem of a file
+is reported in one run, one line each. Database passwords may be written as
+``${ENV_VAR}`` inside the URL (see ``dburl``); they are never shown: every display of a
+URL goes through ``DatabaseURL.redacted``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hotsite.errors import ConfigError
+from hotsite.config_checks import link_problems
+from hotsite.dburl import DatabaseURL
+from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
-from hotsite.yamlfile import load_yaml, pydantic_error_message
+from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages
 
+__all__ = ["DatabaseURL", "LinkConfig", "ProjectConfig", "SiteConfig", "load", "table_matcher"]
 DEFAULT_CONFIG = Path("hotsite.yaml")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class DatabaseURL:
-    """Where a site's database is: ``mysql://user:password@host:port/database``."""
-
-    scheme: str
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-    unix_socket: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> DatabaseURL:
-        missing = [name for name in _ENV_REF.findall(url) if name not in os.environ]
-        if missing:
-            raise ValueError(f"environment variable {missing[0]} is not set (used in the URL)")
-        expanded = _ENV_REF.sub(lambda m: os.environ[m.group(1)], url)
-        parts = urlsplit(expanded)
-        if parts.scheme not in ("mysql", "mariadb"):
-            raise ValueError(
-                "expected a URL like mysql://user:password@host:port/database"
-                f" (scheme {parts.scheme or 'missing'!r} is not supported)"
-            )
-        try:
-            port = parts.port or 3306
-        except ValueError:
-            raise ValueError("the port in the database URL is not a number") from None
-        query = parse_qs(parts.query)
-        return cls(
-            scheme="mysql",
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=parts.path.lstrip("/"),
-            unix_socket=query.get("socket", [None])[0],
-        )
-
-    def redacted(self) -> str:
-        secret = ":***" if self.password else ""
-        return f"mysql://{self.user}{secret}@{self.host}:{self.port}/{self.database}"
-
-    def __repr__(self) -> str:  # never let a password reach a log through repr()
-        return f"DatabaseURL({self.redacted()})"
-
-    __str__ = redacted
 
 
 class _Model(BaseModel):
@@ -161,19 +111,6 @@ class ProjectConfig(_Model):
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)
 
-    @model_validator(mode="after")
-    def _links_name_known_sites(self) -> ProjectConfig:
-        for link in self.replication:
-            for site in (link.source, link.target):
-                if site not in self.sites:
-                    known = ", ".join(sorted(self.sites)) or "none"
-                    raise ValueError(
-                        f"replication names site {site!r}, which is not under sites (known: {known})"
-                    )
-            if link.source == link.target:
-                raise ValueError(f"replication from {link.source!r} to itself")
-        return self
-
     @property
     def project_name(self) -> str:
         """The project's identity on shared servers: nodes.project, else the file's directory."""
@@ -189,8 +126,7 @@ class ProjectConfig(_Model):
 
     @property
     def home(self) -> Path:
-        base = self.state_dir or Path(".hotsite")
-        return base if base.is_absolute() else (self.path.parent / base).resolve()
+        return state_home(self.path.parent, self.state_dir)
 
     def site(self, name: str) -> SiteConfig:
         try:
@@ -209,9 +145,8 @@ class ProjectConfig(_Model):
         ]
         if len(matches) == 1:
             return matches[0]
-        if source and target and source in self.sites and target in self.sites:
-            # An explicit pair of known sites needs no replication entry.
-            return LinkConfig.model_validate({"from": source, "to": target})
+        # Only configured links exist: a link made up on the fly from two site names
+        # would replicate tables, with a journal and a position, that nobody declared.
         listed = ", ".join(f"{link.source}->{link.target}" for link in self.replication) or "none"
         if not matches:
             raise ConfigError(
@@ -223,23 +158,75 @@ class ProjectConfig(_Model):
         )
 
     def journal_path(self, link: LinkConfig) -> Path:
-        if link.journal:
-            return link.journal if link.journal.is_absolute() else self.path.parent / link.journal
-        return self.home / "journal" / f"{link.name}.db"
+        return journal_file(self.path.parent, self.home, link)
+
+
+def state_home(base_dir: Path, state_dir: Path | None) -> Path:
+    base = state_dir or Path(".hotsite")
+    return base if base.is_absolute() else (base_dir / base).resolve()
+
+
+def journal_file(base_dir: Path, home: Path, link: LinkConfig) -> Path:
+    if link.journal:
+        journal = link.journal if link.journal.is_absolute() else base_dir / link.journal
+        return journal.resolve()
+    return home / "journal" / f"{link.name}.db"
 
 
 def load(path: Path | None = None) -> ProjectConfig:
-    """Read and validate the project file; ConfigError names the file, line and key."""
+    """Read and validate the project file; ConfigErrors names, for every problem in the
+    file, its line, key and what was expected."""
     path = path or DEFAULT_CONFIG
-    doc = load_yaml(path)
+    doc = load_yaml(path, collect=True)
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sites' key at the top level")
+    problems = list(doc.problems)
+    config: ProjectConfig | None = None
     try:
         config = ProjectConfig.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(pydantic_error_message(doc, exc)) from None
+        problems += pydantic_error_messages(doc, exc)
+    problems += [
+        (doc.line_of(key) or 0, f"{doc.where(key)}: {message}")
+        for key, message in _cross_checks(doc, path.resolve().parent)
+    ]
+    if problems:
+        raise ConfigErrors(problems)
+    assert config is not None
     config.path = path.resolve()
     return config
+
+
+def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]]:
+    """Checks across keys, on the parts that are valid by themselves (see config_checks)."""
+    data: dict[str, Any] = doc.data
+    sites = data.get("sites") if isinstance(data.get("sites"), dict) else {}
+    urls: dict[str, DatabaseURL] = {}
+    for name, site in (sites or {}).items():
+        try:
+            url = SiteConfig.model_validate(site).database
+            if url is not None:
+                urls[name] = DatabaseURL.parse(url)
+        except (ValidationError, ValueError):
+            pass  # reported by the validation of the whole file
+    links: list[tuple[int, LinkConfig]] = []
+    raw_links = data.get("replication")
+    for index, raw in enumerate(raw_links if isinstance(raw_links, list) else []):
+        # Only the keys these checks read: a bad batch size elsewhere in the link must
+        # not hide that the link is a duplicate.
+        keys = ("from", "to", "journal", "server_id")
+        try:
+            if isinstance(raw, dict):
+                link = LinkConfig.model_validate({k: raw[k] for k in keys if k in raw})
+                links.append((index, link))
+        except ValidationError:
+            pass
+    state_dir = data.get("state_dir")
+    home = state_home(base_dir, Path(state_dir) if isinstance(state_dir, str) else None)
+    return link_problems(
+        links, [str(name) for name in sites or {}], urls,
+        lambda link: journal_file(base_dir, home, link), doc,
+    )  # fmt: skip
 
 
 def table_matcher(patterns: list[str], default_schema: str) -> Any:

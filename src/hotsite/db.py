@@ -59,6 +59,29 @@ def error_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def connection_settings(
+    url: DatabaseURL, *, timeout: float = 5.0, read_timeout: float | None = None
+) -> dict[str, Any]:
+    """pymysql keyword arguments for ``url``: the one place a URL becomes a connection.
+
+    Every connection to a site (queries, apply, both binlog decoders) is built from
+    these, so all of them reach the same server the same way (``?socket=`` included).
+    """
+    settings: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.user,
+        "password": url.password,
+        "charset": "utf8mb4",
+        "connect_timeout": timeout,
+    }
+    if url.unix_socket:
+        settings["unix_socket"] = url.unix_socket
+    if read_timeout is not None:
+        settings["read_timeout"] = read_timeout
+    return settings
+
+
 def connect(
     url: DatabaseURL,
     site: str,
@@ -71,15 +94,9 @@ def connect(
     """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
     try:
         return pymysql.connect(
-            host=url.host,
-            port=url.port,
-            user=url.user,
-            password=url.password,
+            **connection_settings(url, timeout=timeout),
             database=database,
-            unix_socket=url.unix_socket,
             autocommit=autocommit,
-            charset="utf8mb4",
-            connect_timeout=timeout,
             init_command="SET time_zone = '+00:00'",
             cursorclass=pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor,
         )

@@ -1,7 +1,7 @@
 """One error hierarchy. Every user-facing error says what is wrong and how to fix it.
 
-The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; nothing
-below the CLI prints or exits. ``recoverable`` errors (a server restarting, a link
+The CLI prints ``str(error)`` as one line (``ConfigErrors``: one line per problem) and
+exits with ``error.exit_code``; nothing below the CLI prints or exits. ``recoverable`` errors (a server restarting, a link
 down) are retried by long-running loops after ``retry_after`` seconds; the others stop
 the command, because retrying cannot fix them.
 """
@@ -27,6 +27,17 @@ class HotsiteError(Exception):
 
 class ConfigError(HotsiteError):
     """The project file or a command-line value is invalid."""
+
+
+class ConfigErrors(ConfigError):
+    """Several problems in one file, reported at once: one line each, in file order.
+
+    ``str()`` has one problem per line; the CLI prints each line as its own error.
+    """
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = [message for _, message in sorted(problems, key=lambda p: p[0])]
+        super().__init__("\n".join(self.problems))
 
 
 class DatabaseError(HotsiteError):
@@ -73,6 +84,11 @@ class ApplyError(HotsiteError):
 
 class JournalError(HotsiteError):
     """The journal is missing, corrupt or belongs to another link."""
+
+
+class StateError(HotsiteError):
+    """hotsite's own files (the state directory, locks, status, journals) cannot be
+    written: a read-only or full file system, missing permissions."""
 
 
 class LockedError(HotsiteError):

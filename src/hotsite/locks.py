@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hotsite.errors import LockedError
+from hotsite.statefiles import cannot_write
 
 
 class FileLock:
@@ -19,8 +20,11 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise cannot_write(exc.filename or self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -30,8 +34,12 @@ class FileLock:
                 f"{self.what} is in use by process {holder}",
                 "wait for it to finish or stop it, then try again",
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:  # the lock is held; only its note of the holder failed
+            os.close(fd)
+            raise cannot_write(self.path, exc) from None
         self._fd = fd
         return self
 

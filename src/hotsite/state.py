@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hotsite.errors import StateError
+from hotsite.statefiles import STATE_DIR_HINT, cannot_write
+
 _SCHEMAS: dict[str, str] = {}
 
 
@@ -25,10 +28,17 @@ def register_schema(name: str, ddl: str) -> None:
 class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._applied: set[str] = set()
-        self.connection()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection()
+        except OSError as exc:
+            raise cannot_write(exc.filename or path, exc) from None
+        except sqlite3.OperationalError as exc:  # 'unable to open database file', read-only
+            raise StateError(
+                f"cannot open the state store {path} ({exc})", STATE_DIR_HINT
+            ) from None
 
     def _apply_schemas(self, conn: sqlite3.Connection) -> None:
         # A module may register its schema after a store was opened (imports are lazy),

@@ -3,6 +3,7 @@ rewritten to the link's tables, or stopped at the event with the reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from hotsite.testing.mariadb import PrivateMariaDB
@@ -104,3 +105,45 @@ def test_partitioned_tables_and_partition_ddl_replicate(
         target.execute("SHOW CREATE TABLE app.p")[0][1]
         == source.execute("SHOW CREATE TABLE app.p")[0][1]
     )
+
+
+def test_create_table_select_keeps_its_rows(source_and_target: Servers, tmp_path: Path) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
+    source.execute("INSERT INTO app.t SELECT seq, seq FROM seq_1_to_500", database="app")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute("CREATE TABLE app.c (PRIMARY KEY (id)) SELECT * FROM app.t WHERE id <= 300")
+    source.execute("INSERT INTO app.c VALUES (1000, 1)")
+    catch_up(config)
+    assert table_checksums(target) == table_checksums(source)
+    assert target.execute("SELECT COUNT(*) FROM app.c") == [(301,)]
+
+
+def test_ddl_runs_in_its_source_session(
+    mariadb_factory: Callable[..., PrivateMariaDB], tmp_path: Path
+) -> None:
+    source = mariadb_factory(**{"sql-mode": "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE"})
+    target = mariadb_factory(**{"sql-mode": "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE"})
+    source.execute("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    # A session that allows zero dates; a client that speaks latin1.
+    source.execute(
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE app.z (id INT PRIMARY KEY, d DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00')",
+    )
+    latin1 = source.connect("app", charset="latin1")
+    with latin1.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE app.l (id INT PRIMARY KEY, v VARCHAR(5) DEFAULT 'é') CHARSET utf8mb4"
+        )
+    latin1.close()
+    source.execute("INSERT INTO app.l (id) VALUES (1)")
+    catch_up(config)
+    for table in ("z", "l"):
+        assert (
+            target.execute(f"SHOW CREATE TABLE app.{table}")[0][1]
+            == source.execute(f"SHOW CREATE TABLE app.{table}")[0][1]
+        )
+    assert target.execute("SELECT HEX(v) FROM app.l") == source.execute("SELECT HEX(v) FROM app.l")

@@ -99,3 +99,61 @@ def test_a_table_made_myisam_while_running_stops_the_link(
     finally:
         kill_group(running)
     assert running.returncode == 2 and "not transactional" in stderr, stderr
+
+
+def test_generated_columns_are_never_written_and_match(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute(
+        "CREATE TABLE app.g (id INT PRIMARY KEY, a INT, v INT AS (a * 2) VIRTUAL,"
+        " s VARCHAR(20) AS (CONCAT('n', a)) STORED, KEY (s))",
+        "INSERT INTO app.g (id, a) VALUES (1, 1), (2, 2)",
+    )
+    config = write_config(tmp_path, source, target)
+    catch_up(config)  # the snapshot
+    source.execute(
+        "INSERT INTO app.g (id, a) VALUES (3, 3)",
+        "UPDATE app.g SET a = a + 10 WHERE id = 1",
+        "DELETE FROM app.g WHERE id = 2",
+    )
+    catch_up(config)
+    assert target.execute("SELECT * FROM app.g ORDER BY id") == source.execute(
+        "SELECT * FROM app.g ORDER BY id"
+    )
+
+
+def test_a_row_bigger_than_half_the_packet_replicates(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    """Values used to travel hex-encoded: a 12 MB row needed a 24 MB statement."""
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.b (id INT PRIMARY KEY, data LONGBLOB)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute(
+        "INSERT INTO app.b VALUES (1, RANDOM_BYTES(1024) ), (2, REPEAT(X'00FF27', 4 << 20))"
+    )
+    catch_up(config)
+    assert target.execute("SELECT id, MD5(data) FROM app.b ORDER BY id") == source.execute(
+        "SELECT id, MD5(data) FROM app.b ORDER BY id"
+    )
+
+
+def test_a_table_without_primary_key_created_while_running_stops_only_its_changes(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute("CREATE TABLE app.nokey (a INT)", "INSERT INTO app.nokey VALUES (1), (2)")
+    source.execute("INSERT INTO app.t VALUES (1)", "DROP TABLE app.nokey")
+    source.execute("INSERT INTO app.t VALUES (2)")
+    result = hotsite(config, "replicate", "--until-caught-up")
+    assert result.returncode == 0, result.stderr
+    assert "app.nokey" in result.stderr and "primary key" in result.stderr
+    assert "snapshot" not in result.stderr
+    assert target.execute("SELECT id FROM app.t ORDER BY id") == [(1,), (2,)]
+    status = hotsite(config, "status", "--json")
+    assert "app.nokey" in status.stdout

@@ -11,7 +11,7 @@ from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers comman
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli import verify as _verify  # noqa: F401
-from hotsite.cli.app import app, err_console
+from hotsite.cli.app import app, print_error
 from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
 
@@ -25,15 +25,22 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except HotsiteError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(exc.exit_code)
     except pymysql.MySQLError as exc:
         # A query failed where no site-specific explanation was added: still one line.
-        err_console.print(
-            f"[bold red]error:[/] a database query failed ({error_reason(exc)})"
-            " — check that the sites' servers are running, then run the command again",
-            highlight=False,
-            soft_wrap=True,
+        print_error(
+            f"a database query failed ({error_reason(exc)})"
+            " — check that the sites' servers are running, then run the command again"
+        )
+        sys.exit(2)
+    except OSError as exc:
+        # A file hotsite needs (its state directory, a journal, a key) refused: name it.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(
+            f"{where}{exc.strerror or exc}"
+            " — check that it exists and that hotsite may write there"
+            " (state_dir in the project file moves hotsite's own files)"
         )
         sys.exit(2)
     except KeyboardInterrupt:
@@ -47,5 +54,5 @@ def main() -> None:
         if show is not None:
             show()
         else:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            print_error(str(exc))
         sys.exit(exc.exit_code)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hotsite import config as config_module
 from hotsite.config import ProjectConfig
@@ -20,6 +21,19 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+
+
+def print_error(message: str) -> None:
+    """``error: ...`` on stderr, one line per line of ``message``.
+
+    Messages are data, not markup: rich would swallow a '[mariadbd]' in them.
+    """
+    for line in message.splitlines() or [""]:
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from hotsite.blueprint.outcome import Event, Observer, Outcome, site_lock
 from hotsite.blueprint.plan import as_dict, describe, summary
 from hotsite.blueprint.site import open_deployment
 from hotsite.blueprint.state import DeploymentStore
-from hotsite.cli.app import app, console, err_console, project
+from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, HotsiteError
 from hotsite.nodes.providers import Providers, open_store
@@ -224,7 +224,7 @@ def down(
         if "secret" not in str(exc):
             raise
         # Teardown commands rarely need secrets; run them without rather than refuse.
-        err_console.print(f"[yellow]warning:[/] {exc}; running teardown without it")
+        print_warning(f"{exc}; running teardown without it")
         deployment, config = _deployment(
             ctx, site, accept_new=accept_new, observer=view, need_secrets=False
         )

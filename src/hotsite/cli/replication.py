@@ -19,12 +19,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from hotsite.cli.app import app, console, err_console, project
+from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.status import link_report
+from hotsite.statefiles import require_writable_dir
 
 FROM = typer.Option(None, "--from", help="Source site (default: the only link's).")
 TO = typer.Option(None, "--to", help="Target site (default: the only link's).")
@@ -125,14 +127,23 @@ def _checked_agent(
     """The link's agent, its lock held and both databases checked."""
     config = project(ctx)
     link = config.link(source, target)
+    _require_writable_state(config, link)
     with link_lock(config, link):
         agent = LinkAgent(config, link)
         try:
             for warning in agent.check(force):
-                err_console.print(f"[yellow]warning:[/] {warning}")
+                print_warning(warning)
             yield agent
         finally:
             agent.close()
+
+
+def _require_writable_state(config: ProjectConfig, link: LinkConfig) -> None:
+    """Before any server is touched: the lock, status and journal directories take files."""
+    require_writable_dir(config.home / "locks")
+    require_writable_dir(config.home / "status")
+    journal_hint = "make it writable, or set this link's journal (or state_dir) in the project file"
+    require_writable_dir(config.journal_path(link).parent, journal_hint)
 
 
 def _run_snapshot(agent: LinkAgent, quiet: bool, force: bool = False) -> None:
@@ -173,12 +184,17 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Positions and lag per stage (capture, ship, apply) for every replication link."""
+    """Positions and lag per stage (capture, ship, apply) for every replication link.
+
+    Exit status: 0 every link is healthy, 1 a link has an error (a server unreachable,
+    no position yet, an unreadable journal), 2 a usage or project-file error.
+    """
     config: ProjectConfig = project(ctx)
     reports = [link_report(config, link) for link in config.replication]
+    unhealthy = any(report["errors"] for report in reports)
     if as_json:
         console.print_json(json.dumps(reports, default=str))
-        return
+        raise typer.Exit(1 if unhealthy else 0)
     table = Table("link", "stage", "position", "behind (tx)", "lag", "rate", title="replication")
     for report in reports:
         name = report["link"]
@@ -195,5 +211,7 @@ def status(
             )
             name = ""
         for error in report["errors"]:
-            table.add_row("", "[red]error[/]", error, "", "", "")
+            # Text, not markup: a message may hold '[...]'.
+            table.add_row("", Text("error", style="red"), Text(error), "", "", "")
     console.print(table)
+    raise typer.Exit(1 if unhealthy else 0)

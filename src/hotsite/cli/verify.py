@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, project
 from hotsite.config import LinkConfig, ProjectConfig
@@ -61,6 +64,7 @@ def verify(
     Exit status: 0 identical, 1 differences found, 2 errors or rows that could not be
     compared at a common replication position.
     """
+    _check_numbers(wait_timeout, chunk_time, max_rows)
     config = project(ctx)
     link, authority = _pick_link(config, link_name, source, target)
     options = VerifyOptions(
@@ -79,6 +83,23 @@ def verify(
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)
+
+
+def _check_numbers(wait_timeout: float, chunk_time: float, max_rows: int) -> None:
+    """One line for a value that cannot work, before any server is contacted."""
+    if not math.isfinite(wait_timeout) or wait_timeout < 0:
+        raise ConfigError(
+            f"--wait-timeout {wait_timeout:g} must be 0 or more seconds",
+            "0 compares only if the target is already at the source's position",
+        )
+    if not math.isfinite(chunk_time) or chunk_time <= 0:
+        raise ConfigError(
+            f"--chunk-time {chunk_time:g} must be more than 0 seconds", "the default is 0.25"
+        )
+    if max_rows < 1:
+        raise ConfigError(
+            f"--max-rows {max_rows} must be 1 or more", "it bounds the rows listed; all are counted"
+        )
 
 
 def _pick_link(
@@ -152,15 +173,16 @@ class _Bar(VerifyProgress):
 
 
 def _print_report(report: VerifyReport) -> None:
-    table = Table(
-        "table", "status", "rows", "chunks", "missing", "extra", "different", "repaired",
-        "time", title=f"verify {report.source} → {report.target}",
-    )  # fmt: skip
+    table = Table(title=f"verify {report.source} → {report.target}")
+    # Table names are never cut: they are what the user greps for and repairs.
+    table.add_column("table", no_wrap=True, overflow="fold")
+    for name in ("status", "rows", "chunks", "missing", "extra", "different", "repaired", "time"):
+        table.add_column(name, no_wrap=name != "status")
     for t in report.tables:
         style = "green" if t.status == IDENTICAL else "red"
         table.add_row(
-            t.table,
-            f"[{style}]{t.status}[/]" + (f" ({t.unsettled} unsettled)" if t.unsettled else ""),
+            Text(t.table),
+            Text(t.status + (f" ({t.unsettled} unsettled)" if t.unsettled else ""), style=style),
             f"{t.rows:,}",
             str(t.chunks),
             str(t.missing),
@@ -169,24 +191,44 @@ def _print_report(report: VerifyReport) -> None:
             str(t.repaired) if report.repair else "-",
             f"{t.seconds:.2f}s",
         )
-    console.print(table)
+    # Off a terminal (cron, a pipe) rich would squeeze the table into 80 columns; print it
+    # at its natural width instead (a console never prints wider than its own width).
+    out = console
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        out = Console(file=console.file, width=max(console.width, natural), color_system=None)
+    out.print(table)
     for t in report.tables:
         for line in t.schema:
-            console.print(f"{t.table}: schema: {line}", highlight=False)
+            _line(f"{t.table}: schema: {line}")
         for diff in sorted(t.diffs, key=lambda d: (d.kind, key_text(d.key))):
             columns = f" ({', '.join(diff.columns)})" if diff.columns else ""
-            console.print(
-                f"{t.table}: {diff.kind} on target: {key_text(diff.key)}{columns}", highlight=False
-            )
+            _line(f"{t.table}: {diff.kind} on target: {key_text(diff.key)}{columns}")
         shown = len(t.diffs)
         if t.differences > shown:
-            console.print(f"{t.table}: … and {t.differences - shown} more rows", highlight=False)
+            _line(f"{t.table}: … and {t.differences - shown} more rows")
+    _line(_summary(report))
+
+
+def _summary(report: VerifyReport) -> str:
+    """The verdict first, with what differs (rows that differ, not rows read), then the
+    work done."""
     rate = report.rows / report.seconds if report.seconds else 0.0
     verdict = {0: "identical", 1: "differences found", 2: "incomplete"}[report.exit_code]
-    repaired = sum(t.repaired for t in report.tables)
-    console.print(
-        f"{verdict}: {report.rows:,} rows in {len(report.tables)} tables verified in"
+    done = (
+        f"{report.rows:,} rows in {len(report.tables)} tables verified in"
         f" {report.seconds:.2f}s ({rate:,.0f} rows/s)"
-        + (f"; {repaired:,} rows repaired" if report.repair else ""),
-        highlight=False,
     )
+    found = ""
+    if report.differing_tables:
+        found = (
+            f"{report.differing_rows:,} rows differ, in {report.differing_tables} of"
+            f" {len(report.tables)} tables; "
+        )
+    repaired = sum(t.repaired for t in report.tables)
+    return f"{verdict}: {found}{done}" + (f"; {repaired:,} rows repaired" if report.repair else "")
+
+
+def _line(text: str) -> None:
+    # One line each, whatever the width: these are data (keys may hold '[...]').
+    console.print(text, highlight=False, markup=False, soft_wrap=True)

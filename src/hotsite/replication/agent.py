@@ -23,7 +23,7 @@ from hotsite.errors import HotsiteError
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
-from hotsite.replication.capture.checks import check_source
+from hotsite.replication.capture.checks import check_link_source
 from hotsite.replication.capture_process import CaptureJob, run_capture_side
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.identity import (
@@ -35,7 +35,8 @@ from hotsite.replication.identity import (
     source_lineage,
 )
 from hotsite.replication.journal import Journal
-from hotsite.replication.schema import ensure_hotsite_schema, list_tables, require_primary_keys
+from hotsite.replication.privileges import require_target_privileges
+from hotsite.replication.schema import ensure_hotsite_schema
 from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
 from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
@@ -105,8 +106,13 @@ class LinkAgent:
                 ends = check_distinct_servers(source, self.link.source, target, self.link.target)
                 check_replica_server_id(self.server_id, *ends, self._other_server_ids())
                 self.guard.acquire()
-                warnings = check_source(source, self.link.source)
-                require_primary_keys(source, list_tables(source, self.matches))
+                warnings, schemas = check_link_source(
+                    source,
+                    self.link.source,
+                    self.source_url.database,
+                    self.link.tables,
+                    self.matches,
+                )
                 check_link_support(
                     source,
                     self.link.source,
@@ -115,6 +121,7 @@ class LinkAgent:
                     self.matches,
                     self.link.decoder,
                 )
+                require_target_privileges(target, self.link.target, schemas)
                 ensure_hotsite_schema(source)
                 self.lineage = source_lineage(source)
                 ensure_hotsite_schema(target)

@@ -67,7 +67,8 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(
                 f"journal {path} cannot be opened ({exc})",
-                "move it aside and run 'hotsite snapshot' to rebuild the target",
+                "move the journal aside: the target's own position rebuilds it"
+                " on the next 'hotsite replicate'",
             ) from None
 
     def close(self) -> None:

@@ -85,17 +85,24 @@ def describe(conn: Any, schema: str, table: str) -> TableInfo:
 
 
 def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
-    """Refuse to start when any selected table lacks a primary key; name them all."""
+    """Refuse to start when any selected table lacks a primary key; name them all.
+
+    Keys are read from information_schema.STATISTICS, which a user with SELECT sees;
+    TABLE_CONSTRAINTS shows nothing to a user whose SELECT is global (MariaDB), and every
+    table then looked keyless.
+    """
+    schemas = sorted({schema for schema, _ in tables})
+    if not schemas:
+        return
+    marks = ", ".join(["%s"] * len(schemas))
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME FROM information_schema.TABLES t"
-            " LEFT JOIN information_schema.TABLE_CONSTRAINTS c"
-            "   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME"
-            "  AND c.CONSTRAINT_TYPE = 'PRIMARY KEY'"
-            " WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.CONSTRAINT_NAME IS NULL"
+            "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS"
+            f" WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA IN ({marks})",
+            schemas,
         )
-        without = {(schema, table) for schema, table in cur.fetchall()}
-    missing = [f"{schema}.{table}" for schema, table in tables if (schema, table) in without]
+        keyed = {(schema, table) for schema, table in cur.fetchall()}
+    missing = [f"{schema}.{table}" for schema, table in tables if (schema, table) not in keyed]
     if missing:
         raise SchemaError(
             f"table{'s' if len(missing) > 1 else ''} without a primary key: {', '.join(missing)}",

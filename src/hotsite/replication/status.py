@@ -3,51 +3,61 @@
 Positions come from the source (``gtid_binlog_pos``), the journal (shipped) and the
 target (``hotsite_applied``), so ``hotsite status`` is right even when no agent runs;
 rates and heartbeat lag come from the running agent's status file when it is fresh.
+
+Status only reads: it creates nothing on the target (no hotsite schema there means no
+position yet), and a part it cannot read (a server down, a corrupt journal) becomes an
+error of that link while everything else is still reported.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
-from hotsite.config import LinkConfig, ProjectConfig
-from hotsite.db import connect, query_value
-from hotsite.errors import HotsiteError
-from hotsite.replication.apply.mysql import read_applied
+import pymysql
+
+from hotsite.config import DatabaseURL, LinkConfig, ProjectConfig
+from hotsite.db import connect, explain, query_value
+from hotsite.errors import HotsiteError, JournalError
+from hotsite.replication.apply.mysql import AppliedPosition, read_applied
 from hotsite.replication.gtid import GtidState
-from hotsite.replication.journal import Journal
-from hotsite.replication.schema import ensure_hotsite_schema
+from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
 
 STALE_AFTER = 5.0  # seconds: an older status file means no agent is running
+# The columns read_applied reads: a table without them predates this version.
+_APPLIED_COLUMNS = {
+    "link_key", "gtid_state", "last_gtid", "journal_seq", "transactions", "ddl_in_progress",
+    "snapshot_state",
+}  # fmt: skip
 
 
 def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
     errors: list[str] = []
     source_pos = shipped = applied = None
+    source_url, target_url = _url(config, link.source, errors), _url(config, link.target, errors)
+    if source_url is not None:
+        try:
+            source_pos = _source_position(source_url, link.source)
+        except HotsiteError as exc:
+            errors.append(str(exc))
     try:
-        conn = connect(config.site(link.source).database_url, link.source)
-        source_pos = GtidState.parse(query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos"))
-        conn.close()
+        shipped = _shipped_position(config.journal_path(link))
     except HotsiteError as exc:
         errors.append(str(exc))
-    path = config.journal_path(link)
-    if path.exists():
-        journal = Journal(path)
-        shipped = journal.source_state()
-        journal.close()
-    try:
-        conn = connect(config.site(link.target).database_url, link.target)
-        ensure_hotsite_schema(conn)
-        position = read_applied(conn, config.link_key(link))
-        conn.close()
-        applied = position.gtid_state if position else None
-        if position is None:
-            errors.append(
-                f"{link.target} has no position from {link.source}: the first replicate will snapshot"
-            )
-    except HotsiteError as exc:
-        errors.append(str(exc))
+    if target_url is not None:
+        try:
+            position = _applied_position(target_url, link.target, config.link_key(link))
+            applied = position.gtid_state if position else None
+            if position is None:
+                errors.append(
+                    f"{link.target} has no position from {link.source}:"
+                    " the first replicate will snapshot"
+                )
+        except HotsiteError as exc:
+            errors.append(str(exc))
 
     agent = _agent_status(config, link) or {}
     running = bool(agent)
@@ -79,6 +89,68 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         "apply": stage(applied, shipped, agent.get("apply", {})),
         "errors": errors,
     }
+
+
+def _url(config: ProjectConfig, site: str, errors: list[str]) -> DatabaseURL | None:
+    try:
+        return config.site(site).database_url
+    except HotsiteError as exc:
+        errors.append(f"site {site!r}: {exc}")
+        return None
+
+
+def _source_position(url: DatabaseURL, site: str) -> GtidState:
+    conn = connect(url, site)
+    try:
+        return GtidState.parse(query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos"))
+    except pymysql.MySQLError as exc:
+        raise explain(exc, url, site) from None
+    finally:
+        conn.close()
+
+
+def _applied_position(url: DatabaseURL, site: str, link_key: str) -> AppliedPosition | None:
+    """The link's position on the target, or None: also when hotsite's table is not there
+    (never replicated) or predates this version (the next replicate upgrades it)."""
+    conn = connect(url, site)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                (HOTSITE_SCHEMA, APPLIED_TABLE),
+            )
+            columns = {str(row[0]).lower() for row in cur.fetchall()}
+        if not columns >= _APPLIED_COLUMNS:
+            return None
+        return read_applied(conn, link_key)
+    except pymysql.MySQLError as exc:
+        raise explain(exc, url, site) from None
+    finally:
+        conn.close()
+
+
+def _shipped_position(path: Path) -> GtidState | None:
+    """The source position the journal reaches, read without writing to it.
+
+    Read-only through sqlite itself rather than ``Journal``, which opens for writing (and
+    would create tables in a file that is not a journal).
+    """
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'source_state'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"journal {path} cannot be read ({exc})",
+            "move the journal aside: the target's own position rebuilds it"
+            " on the next 'hotsite replicate'",
+        ) from None
+    return GtidState.parse(row[0]) if row else None
 
 
 def _agent_status(config: ProjectConfig, link: LinkConfig) -> dict[str, Any] | None:

@@ -1,26 +1,71 @@
-"""Start-up checks of a MariaDB/MySQL source: is it set up for row-based change capture?"""
+"""Start-up checks of a MariaDB/MySQL source: is it set up for row-based change capture,
+does the link find what it should replicate there, may its user read it?"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hotsite.db import query_value
-from hotsite.errors import SourceSettingsError
+from hotsite.errors import DatabaseError, SourceSettingsError
+from hotsite.replication.privileges import require_source_privileges
+from hotsite.replication.schema import list_tables, require_primary_keys
 
+_IN_CONFIG = "in the server's configuration file ([mariadbd] section)"
 # setting -> (required value, how to fix). Values compare case-insensitively.
 _REQUIRED = {
-    "log_bin": ("ON", "start the server with log_bin (e.g. log_bin=binlog in [mariadbd])"),
+    "log_bin": ("ON", f"start the server with log_bin (e.g. log_bin=binlog {_IN_CONFIG})"),
     "binlog_format": (
         "ROW",
-        "set binlog_format=ROW in [mariadbd] (or SET GLOBAL binlog_format='ROW')",
+        f"set binlog_format=ROW {_IN_CONFIG} (or SET GLOBAL binlog_format='ROW')",
     ),
-    "binlog_row_image": ("FULL", "set binlog_row_image=FULL in [mariadbd]"),
+    "binlog_row_image": ("FULL", f"set binlog_row_image=FULL {_IN_CONFIG}"),
     "binlog_row_metadata": (
         "FULL",
-        "set binlog_row_metadata=FULL in [mariadbd] (MariaDB ≥ 10.5, MySQL ≥ 8.0)",
+        f"set binlog_row_metadata=FULL {_IN_CONFIG} (MariaDB ≥ 10.5, MySQL ≥ 8.0)",
     ),
 }
 MIN_RETENTION_SECONDS = 24 * 3600
+
+
+def check_link_source(
+    conn: Any,
+    site: str,
+    database: str,
+    patterns: list[str],
+    matches: Callable[[str, str], bool],
+) -> tuple[list[str], list[str]]:
+    """Everything a link needs of its source, in the order that gives the truest reason.
+
+    Returns the warnings and the schemas the link replicates (the target must be
+    writable there).
+    """
+    warnings = check_source(conn, site)
+    require_database(conn, site, database)
+    tables = list_tables(conn, matches)
+    if not tables:
+        wanted = ", ".join(patterns) or f"{database}.*"
+        warnings.append(
+            f"site {site!r}: no table on the source matches the link's tables ({wanted});"
+            " nothing is replicated until one is created (check replication.tables)"
+        )
+    require_source_privileges(conn, site, tables)
+    require_primary_keys(conn, tables)
+    return warnings, sorted({database} | {schema for schema, _ in tables})
+
+
+def require_database(conn: Any, site: str, database: str) -> None:
+    """The URL's database must exist: replicating a database that is not there would
+    report 'caught up' and 'identical' over nothing."""
+    found = query_value(
+        conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)
+    )
+    if not found:
+        raise DatabaseError(
+            f"site {site!r}: database {database!r} does not exist on the source"
+            " (or its user has no privilege on it)",
+            f"create it, grant the user access, or fix the database name in sites.{site}.database",
+        )
 
 
 def check_source(conn: Any, site: str) -> list[str]:

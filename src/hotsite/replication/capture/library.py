@@ -14,6 +14,7 @@ from pymysqlreplication.event import QueryEvent as LibraryQueryEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from hotsite.config import DatabaseURL
+from hotsite.db import connection_settings
 from hotsite.replication.capture.query_context import QueryContext
 from hotsite.replication.capture.stream import (
     FL_STANDALONE,
@@ -36,13 +37,8 @@ class LibrarySource:
     ) -> None:
         self.wants = wants
         self._stream: BinLogStreamReader | None = BinLogStreamReader(
-            connection_settings={
-                "host": url.host,
-                "port": url.port,
-                "user": url.user,
-                "password": url.password,
-                "connect_timeout": 5,
-            },
+            # The same settings as every other connection: ?socket= included.
+            connection_settings=connection_settings(url),
             server_id=server_id,
             blocking=True,
             resume_stream=True,

@@ -16,6 +16,7 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
+from hotsite.db import connection_settings
 from hotsite.errors import DatabaseUnavailable, HotsiteError, SourceSettingsError
 from hotsite.replication.capture.query_context import QueryContext, parse_status_vars
 from hotsite.replication.capture.rowformat import (
@@ -106,16 +107,10 @@ class FastBinlogSource:
         self._checksum = 0
 
     def open(self) -> None:
+        # A silent link is noticed: the server sends a heartbeat every period.
+        read_timeout = max(10.0, self.heartbeat_period * 10)
         conn = pymysql.connect(
-            host=self.url.host,
-            port=self.url.port,
-            user=self.url.user,
-            password=self.url.password,
-            unix_socket=self.url.unix_socket,
-            connect_timeout=5,
-            # A silent link is noticed: the server sends a heartbeat every period.
-            read_timeout=max(10.0, self.heartbeat_period * 10),
-            autocommit=True,
+            **connection_settings(self.url, read_timeout=read_timeout), autocommit=True
         )
         with conn.cursor() as cur:
             cur.execute("SELECT @@GLOBAL.binlog_checksum")

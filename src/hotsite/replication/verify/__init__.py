@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hotsite.config import LinkConfig, ProjectConfig, table_matcher
 from hotsite.errors import ConfigError, HotsiteError
+from hotsite.replication.capture.checks import require_database
 from hotsite.replication.verify.compare import Settings, Sites, TableVerifier
 from hotsite.replication.verify.inflight import JournalReader
 from hotsite.replication.verify.positions import SourceSite, TargetSite
@@ -83,6 +84,8 @@ def verify_link(
     sites = _open_sites(config, link, options.wait_timeout)
     repair_sites: list[SourceSite | TargetSite] = []
     try:
+        # A source database that is not there would verify as 'identical: 0 rows'.
+        require_database(sites.check_source.conn, link.source, source_url.database)
         # Fail fast, with the reason, when the target is not being fed.
         sites.scan_target.wait_for(sites.scan_source.begin())
         sites.scan_source.end()

@@ -87,6 +87,18 @@ class VerifyReport:
         return sum(t.rows for t in self.tables)
 
     @property
+    def differing_rows(self) -> int:
+        """Rows missing, extra or different on the target (not rows verified)."""
+        return sum(t.differences for t in self.tables)
+
+    @property
+    def differing_tables(self) -> int:
+        """Tables found different (rows, schema, one side only), not those left unsettled."""
+        return sum(
+            t.status in (DIFFERENT_ROWS, SCHEMA, SOURCE_ONLY, TARGET_ONLY) for t in self.tables
+        )
+
+    @property
     def exit_code(self) -> int:
         if any(t.status in (UNSETTLED, NO_KEY) or t.unsettled for t in self.tables):
             return 2
@@ -103,6 +115,7 @@ class VerifyReport:
             "exit_code": self.exit_code,
             "seconds": round(self.seconds, 3),
             "rows": self.rows,
+            "differing_rows": self.differing_rows,
             "repair": self.repair,
             "tables": [_table_json(t) for t in self.tables],
         }

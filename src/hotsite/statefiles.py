@@ -1,0 +1,37 @@
+"""hotsite's own files — the state directory, locks, status files, journals — and one
+clear line when they cannot be written.
+
+A read-only state directory (a remounted file system, a wrong owner) is found before a
+command touches any server, and every later OSError on these files names the path and
+the fix instead of ending in a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from hotsite.errors import StateError
+
+STATE_DIR_HINT = "make it writable, or set state_dir in the project file to a writable directory"
+
+
+def cannot_write(path: Path | str, exc: OSError, hint: str = STATE_DIR_HINT) -> StateError:
+    reason = exc.strerror or type(exc).__name__
+    return StateError(f"cannot write {path} ({reason})", hint)
+
+
+def require_writable_dir(directory: Path, hint: str = STATE_DIR_HINT) -> None:
+    """Create ``directory`` if needed and prove a file can be written in it.
+
+    Tried, not asked (``os.access``): root passes access checks that a read-only
+    mount or an immutable directory still refuses.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hotsite-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise cannot_write(exc.filename or directory, exc, hint) from None
