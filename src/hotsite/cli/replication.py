@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,7 +160,17 @@ def _run_snapshot(agent: LinkAgent, quiet: bool, force: bool = False) -> None:
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
+        # Ctrl-C and SIGTERM stop the snapshot between two batches, not inside the
+        # database driver (an interrupt there leaves a connection it cannot close cleanly).
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
         def progress(table: str, done: int, total: int) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
             if table not in tasks:
                 tasks[table] = bar.add_task(table, total=total)
             bar.update(tasks[table], completed=done, total=total)
@@ -173,6 +184,9 @@ def _run_snapshot(agent: LinkAgent, quiet: bool, force: bool = False) -> None:
                 " the next 'hotsite replicate' or 'hotsite snapshot' reloads it from the start"
             )
             raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     console.print(
         f"snapshot: {result.tables} tables, {result.rows} rows loaded into {agent.link.target}"
         f" in {time.monotonic() - started:.1f}s; streaming resumes at {result.position}"

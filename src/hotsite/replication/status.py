@@ -25,6 +25,7 @@ from hotsite.errors import HotsiteError, JournalError
 from hotsite.replication.apply.mysql import AppliedPosition, read_applied
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
+from hotsite.replication.snapshot import snapshot_state
 
 STALE_AFTER = 5.0  # seconds: an older status file means no agent is running
 # The columns read_applied reads: a table without them predates this version.
@@ -49,9 +50,15 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         errors.append(str(exc))
     if target_url is not None:
         try:
-            position = _applied_position(target_url, link.target, config.link_key(link))
+            position, loading = _applied_position(target_url, link.target, config.link_key(link))
             applied = position.gtid_state if position else None
-            if position is None:
+            if loading:
+                errors.append(
+                    f"{link.target} is incomplete: a snapshot from {link.source} is loading it"
+                    " or was interrupted; the next 'hotsite replicate' or 'hotsite snapshot'"
+                    " reloads it from the start"
+                )
+            elif position is None:
                 errors.append(
                     f"{link.target} has no position from {link.source}:"
                     " the first replicate will snapshot"
@@ -109,9 +116,12 @@ def _source_position(url: DatabaseURL, site: str) -> GtidState:
         conn.close()
 
 
-def _applied_position(url: DatabaseURL, site: str, link_key: str) -> AppliedPosition | None:
+def _applied_position(
+    url: DatabaseURL, site: str, link_key: str
+) -> tuple[AppliedPosition | None, bool]:
     """The link's position on the target, or None: also when hotsite's table is not there
-    (never replicated) or predates this version (the next replicate upgrades it)."""
+    (never replicated) or predates this version (the next replicate upgrades it); and
+    whether a snapshot marked the target as loading."""
     conn = connect(url, site)
     try:
         with conn.cursor() as cur:
@@ -122,8 +132,8 @@ def _applied_position(url: DatabaseURL, site: str, link_key: str) -> AppliedPosi
             )
             columns = {str(row[0]).lower() for row in cur.fetchall()}
         if not columns >= _APPLIED_COLUMNS:
-            return None
-        return read_applied(conn, link_key)
+            return None, False
+        return read_applied(conn, link_key), snapshot_state(conn, link_key) == "loading"
     except pymysql.MySQLError as exc:
         raise explain(exc, url, site) from None
     finally:
