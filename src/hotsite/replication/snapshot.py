@@ -16,6 +16,7 @@ from typing import Any
 from hotsite.config import DatabaseURL
 from hotsite.db import connect, query_value
 from hotsite.errors import DatabaseError
+from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import (
@@ -157,6 +158,7 @@ def _copy_table(
             with target.cursor() as write:
                 write.executemany(insert, rows)
             target.commit()
+            fault_point("snapshot.mid_copy")
             done += len(rows)
             if progress:
                 progress(f"{schema}.{table}", done, max(estimate, done))

@@ -25,6 +25,7 @@ STALE_AFTER = 5.0  # seconds: an older status file means no agent is running
 def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
     errors: list[str] = []
     source_pos = shipped = applied = None
+    mismatches: int | None = None
     try:
         conn = connect(config.site(link.source).database_url, link.source)
         source_pos = GtidState.parse(query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos"))
@@ -42,6 +43,13 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         position = read_applied(conn, config.link_key(link))
         conn.close()
         applied = position.gtid_state if position else None
+        mismatches = position.mismatches if position else None
+        if mismatches:
+            errors.append(
+                f"{link.target}: {mismatches} replicated change(s) found the target row not as"
+                f" {link.source} had it (apply.mismatches): {link.target} had diverged — compare"
+                " with 'hotsite verify', or reload it with 'hotsite snapshot'"
+            )
         if position is None:
             errors.append(
                 f"{link.target} has no position from {link.source}: the first replicate will snapshot"
@@ -76,7 +84,7 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         "source": {"position": str(source_pos) if source_pos is not None else None},
         "capture": stage(captured, source_pos, agent.get("capture", {})),
         "ship": stage(shipped, captured, agent.get("ship", {})),
-        "apply": stage(applied, shipped, agent.get("apply", {})),
+        "apply": {**stage(applied, shipped, agent.get("apply", {})), "mismatches": mismatches},
         "errors": errors,
     }
 
