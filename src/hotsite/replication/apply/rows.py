@@ -20,6 +20,9 @@ Two ways to apply a group of changes:
   rewrite whichever row a unique value collides with), UPDATEs and DELETEs by primary key
   whose affected-row counts (``CLIENT.FOUND_ROWS``: rows matched, not rows changed) tell
   a missing row.
+
+hotsite's own replicated rows (the source's heartbeat) are not counted: no snapshot
+copies them, so the first heartbeat at a new target always finds its row missing.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pymysql
 from hotsite.errors import ApplyError
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.events import DELETE, INSERT, RowChange
-from hotsite.replication.schema import TableInfo
+from hotsite.replication.schema import HOTSITE_SCHEMA, TableInfo
 
 DUPLICATE_KEY = 1062
 _SELECT_CHUNK = 5000
@@ -132,7 +135,8 @@ class RowWriter:
         mismatches: list[Mismatch] = []
         for name, rows in final.items():
             info = self.table(*name)
-            mismatches += self._check_existence(cur, info, first[name])
+            if info.schema != HOTSITE_SCHEMA:
+                mismatches += self._check_existence(cur, info, first[name])
             deleted = [key for key, row in rows.items() if row is None]
             for start in range(0, len(deleted), _DELETE_CHUNK):
                 statement, args = sql.delete_many(info, deleted[start : start + _DELETE_CHUNK])
@@ -278,7 +282,9 @@ class RowWriter:
             raise self._collision(info, after, key_name) from None
 
     @staticmethod
-    def _mismatch(info: TableInfo, key: Key, what: str) -> Mismatch:
+    def _mismatch(info: TableInfo, key: Key, what: str) -> Mismatch | None:
+        if info.schema == HOTSITE_SCHEMA:
+            return None  # hotsite's own rows (heartbeats): no snapshot copies them
         return Mismatch(f"{info.schema}.{info.name}", describe_key(info.primary_key, key), what)
 
     def _collision(self, info: TableInfo, after: dict[str, Any], key_name: str) -> ApplyError:
