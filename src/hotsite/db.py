@@ -90,6 +90,7 @@ def connect(
     autocommit: bool = True,
     streaming: bool = False,
     timeout: float = 5.0,
+    client_flag: int = 0,
 ) -> Any:
     """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
     try:
@@ -99,6 +100,7 @@ def connect(
             autocommit=autocommit,
             init_command="SET time_zone = '+00:00'",
             cursorclass=pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor,
+            client_flag=client_flag,
         )
     except pymysql.MySQLError as exc:
         raise explain(exc, url, site) from None

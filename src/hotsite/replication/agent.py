@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotsite import faults
 from hotsite.config import LinkConfig, ProjectConfig, table_matcher
 from hotsite.db import connect, query_value
-from hotsite.errors import HotsiteError
+from hotsite.errors import DatabaseUnavailable, HotsiteError
+from hotsite.faults import fault_point
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
+from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
 from hotsite.replication.capture_process import CaptureJob, run_capture_side
@@ -43,7 +46,8 @@ from hotsite.replication.support import check_link_support
 
 log = get_logger(__name__)
 APPLY_IDLE_WAIT = 0.002  # seconds between journal polls when caught up
-RETRY_SECONDS = 1.0
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # apply's retry delay: doubled after each failure
+TRIM_EVERY = 10.0  # seconds between journal trims
 
 
 def link_lock(config: ProjectConfig, link: LinkConfig) -> FileLock:
@@ -88,6 +92,8 @@ class LinkAgent:
         self.status = LinkStatus(link=link.name)
         self.apply_stats = StageStats()
         self.error: str | None = None
+        self.apply_mismatches = 0  # changes that found the target row not as the source had it
+        self._apply_trouble: tuple[str, str] | None = None  # (kind, warning) while failing
         self._stop = threading.Event()
         self._process: Any = None
         self._apply_thread: threading.Thread | None = None
@@ -250,10 +256,15 @@ class LinkAgent:
             elif kind == "fatal":
                 self.error = payload
         if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+            if faults.armed() and self._process.exitcode == faults.FAULT_EXIT_STATUS:
+                faults.crash("the capture process hit its fault point")  # die with it
             self.error = self.error or "the capture process exited unexpectedly"
         self.guard.refresh()  # LockedError when another agent took the link meanwhile
         self.apply_stats.tick()
-        self.status.apply = self.apply_stats.as_dict(self.link.heartbeat_interval)
+        self.status.apply = {
+            **self.apply_stats.as_dict(self.link.heartbeat_interval),
+            "mismatches": self.apply_mismatches,
+        }
         self.status.updated_at = time.time()
         self._write_status()
         if self.error:
@@ -287,8 +298,15 @@ class LinkAgent:
 
     def _apply_loop(self) -> None:
         journal = Journal(self.journal_path)
-        applier = MySQLApplier(self.target_url, self.link.target, self.link.source, self.link_key)
+        applier = MySQLApplier(
+            self.target_url,
+            self.link.target,
+            self.link.source,
+            self.link_key,
+            schema_matcher(self.link.tables, self.source_url.database),
+        )
         stats = self.apply_stats
+        delay = RETRY_FIRST
         try:
             while not self._stop.is_set():
                 try:
@@ -297,18 +315,43 @@ class LinkAgent:
                     if not exc.recoverable:
                         self.error = str(exc)
                         return
-                    self._warn(str(exc))
-                    self._stop.wait(RETRY_SECONDS)
+                    if self._apply_trouble is None:
+                        delay = RETRY_FIRST  # a new outage: retry soon, then back off
+                    self._apply_troubled(exc)
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, RETRY_MAX)
         except Exception as exc:  # a bug: stop the agent with the reason
             self.error = f"apply failed: {type(exc).__name__}: {exc}"
         finally:
             applier.close()
             journal.close()
 
+    def _apply_troubled(self, exc: HotsiteError) -> None:
+        """One warning when apply starts failing (or fails differently), not one a retry."""
+        kind = "unreachable" if isinstance(exc, DatabaseUnavailable) else "busy"
+        if self._apply_trouble is not None and self._apply_trouble[0] == kind:
+            return
+        if kind == "unreachable":
+            message = f"target {self.link.target} unreachable: {exc.message}; retrying"
+        else:
+            message = f"target {self.link.target} busy: {exc.message}; retrying"
+        self._apply_trouble = (kind, message)
+        self._warn(message)
+
+    def _apply_recovered(self, kind: str) -> None:
+        if self._apply_trouble is None or self._apply_trouble[0] != kind:
+            return
+        message = self._apply_trouble[1]
+        self._apply_trouble = None
+        self.status.warnings = [w for w in self.status.warnings if w != message]
+        what = "reachable again" if kind == "unreachable" else "applies again"
+        log.warning("replication", message=f"target {self.link.target} {what}")
+
     def _apply_until_stopped(
         self, journal: Journal, applier: MySQLApplier, stats: StageStats
     ) -> None:
         position = applier.open()
+        self._apply_recovered("unreachable")
         if position is None:
             raise HotsiteError(
                 f"site {self.link.target!r} has no replication position from {self.link.source!r}",
@@ -318,7 +361,8 @@ class LinkAgent:
         cursor = cursor if cursor is not None else 0  # unknown: scan, skipping what is covered
         stats.position = str(position.gtid_state)
         stats.transactions = position.transactions
-        trim_at = time.monotonic() + 10
+        self.apply_mismatches = position.mismatches
+        trim_at = time.monotonic() + 1  # soon after a start, then every TRIM_EVERY seconds
         while not self._stop.is_set():
             entries = journal.read(cursor, self.link.batch_transactions, self.link.batch_rows)
             if not entries:
@@ -326,19 +370,22 @@ class LinkAgent:
                 self._stop.wait(APPLY_IDLE_WAIT)
                 continue
             applied = applier.apply(entries)
+            self._apply_recovered("busy")
             now = time.time()
             cursor = entries[-1].seq
             stats.pending = max(0, journal.last_seq() - cursor)
             stats.position = str(applier.position.gtid_state)
             stats.transactions = applier.position.transactions
             stats.rows += sum(tx.row_count for tx in applied)
+            self.apply_mismatches = applier.position.mismatches
             for tx in applied:
                 if tx.heartbeat_ts is not None:
                     stats.saw_heartbeat(tx.heartbeat_ts, now)
             if time.monotonic() > trim_at:
                 stats.oldest_pending_ts = journal.oldest_commit_after(cursor) or 0.0
                 journal.trim(cursor)
-                trim_at = time.monotonic() + 10
+                fault_point("journal.after_trim")
+                trim_at = time.monotonic() + TRIM_EVERY
 
     def _write_status(self) -> None:
         path = status_path(self.config, self.link)

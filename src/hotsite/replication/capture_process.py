@@ -20,6 +20,7 @@ from typing import Any
 from hotsite.config import DatabaseURL, table_matcher
 from hotsite.db import connect, query_value
 from hotsite.errors import HotsiteError
+from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
 from hotsite.replication.events import Transaction
 from hotsite.replication.gtid import Gtid, GtidState
@@ -160,6 +161,7 @@ class CaptureSide:
                     self.ship_position.advance(Gtid.parse(tx.gtid))
             self.journal.append(batch, self.ship_position)
             self._shipped(batch)
+            fault_point("ship.after_append")
             now = time.time()
             self.ship.transactions += sum(tx.final for tx in batch)
             self.ship.rows += sum(tx.row_count for tx in batch)

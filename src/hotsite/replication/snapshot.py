@@ -19,6 +19,7 @@ import pymysql
 from hotsite.config import DatabaseURL
 from hotsite.db import connect, query_value
 from hotsite.errors import DatabaseError, SnapshotRefused
+from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import (
@@ -232,6 +233,7 @@ def _copy_table(
             with target.cursor() as write:
                 write.executemany(insert, rows)
             target.commit()
+            fault_point("snapshot.mid_copy")
             done += len(rows)
             if progress:
                 progress(f"{schema}.{table}", done, max(estimate, done))

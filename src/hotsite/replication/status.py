@@ -31,13 +31,14 @@ STALE_AFTER = 5.0  # seconds: an older status file means no agent is running
 # The columns read_applied reads: a table without them predates this version.
 _APPLIED_COLUMNS = {
     "link_key", "gtid_state", "last_gtid", "journal_seq", "transactions", "ddl_in_progress",
-    "snapshot_state",
+    "snapshot_state", "ddl_fingerprint", "mismatches",
 }  # fmt: skip
 
 
 def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
     errors: list[str] = []
     source_pos = shipped = applied = None
+    mismatches: int | None = None
     source_url, target_url = _url(config, link.source, errors), _url(config, link.target, errors)
     if source_url is not None:
         try:
@@ -52,6 +53,13 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         try:
             position, loading = _applied_position(target_url, link.target, config.link_key(link))
             applied = position.gtid_state if position else None
+            mismatches = position.mismatches if position else None
+            if mismatches:
+                errors.append(
+                    f"{link.target}: {mismatches} replicated change(s) found the target row not"
+                    f" as {link.source} had it (apply.mismatches): {link.target} had diverged —"
+                    " compare with 'hotsite verify', or reload it with 'hotsite snapshot'"
+                )
             if loading:
                 errors.append(
                     f"{link.target} is incomplete: a snapshot from {link.source} is loading it"
@@ -93,7 +101,7 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         "source": {"position": str(source_pos) if source_pos is not None else None},
         "capture": stage(captured, source_pos, agent.get("capture", {})),
         "ship": stage(shipped, captured, agent.get("ship", {})),
-        "apply": stage(applied, shipped, agent.get("apply", {})),
+        "apply": {**stage(applied, shipped, agent.get("apply", {})), "mismatches": mismatches},
         "errors": errors,
     }
 

@@ -3,27 +3,33 @@
 Consecutive source transactions are grouped into one target transaction when apply is
 behind, and the position reached (``hotsite.hotsite_applied``) is written in that same
 target transaction: after a crash of anything, apply resumes from that row with
-nothing lost and nothing applied twice. Within a group, each key's changes collapse to
-its final state (one multi-row upsert and one delete per table), which keeps the target
-consistent at every group boundary. Tables with unique keys besides the primary key
-are applied change by change instead, because collapsing could reorder two rows that
-swap a unique value.
+nothing lost and nothing applied twice. How rows are written, and how changes that find
+the target diverged are counted (``mismatches``, in the same row), is in rows.py; how a
+DDL statement interrupted by a crash is told apart from one that never ran, in ddl.py.
+
+Errors say what to do: a lock wait or deadlock on the target, or the target going away,
+is recoverable (the agent retries); anything else the target refuses stops the link.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, explain
-from hotsite.errors import ApplyError, HotsiteError
+from hotsite.db import connect, error_reason, explain, is_unavailable
+from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError
+from hotsite.faults import fault_point
 from hotsite.logs import get_logger
-from hotsite.replication.apply import statements as sql
-from hotsite.replication.events import DELETE, INSERT, RowChange, Transaction
+from hotsite.replication.apply import ddl as ddl_check
+from hotsite.replication.apply.rows import Mismatch, RowWriter
+from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import JournalEntry
 from hotsite.replication.schema import (
@@ -37,10 +43,17 @@ from hotsite.replication.schema import (
 
 log = get_logger(__name__)
 
-# DDL errors that mean "this statement already took effect" when it is replayed after
-# a crash between the DDL and the position update (DDL commits on its own in MySQL).
-_ALREADY_APPLIED_DDL_ERRORS = {1050, 1051, 1054, 1060, 1061, 1091, 1146, 1022, 1826}
-_DELETE_CHUNK = 1000
+LOCK_WAIT_TIMEOUT = 1205
+DEADLOCK = 1213
+_MISMATCHES_LOGGED = 10  # per group; the rest are summed up in one line
+# Values a server error message may quote: never shown (rows stay out of logs and status).
+_QUOTED_VALUE = re.compile(r"((?:Duplicate entry|value:?) )'.*?'(?=\s+for\s|\s*$)")
+
+
+class TargetBusy(ApplyError):
+    """A lock wait, a deadlock, an earlier DDL still running on the target: retried."""
+
+    recoverable = True
 
 
 @dataclass
@@ -50,32 +63,49 @@ class AppliedPosition:
     journal_seq: int
     transactions: int
     ddl_in_progress: str
+    ddl_fingerprint: str = ""
+    mismatches: int = 0
 
 
 class MySQLApplier:
-    def __init__(self, url: DatabaseURL, site: str, origin: str, link_key: str) -> None:
+    def __init__(
+        self,
+        url: DatabaseURL,
+        site: str,
+        origin: str,
+        link_key: str,
+        replicated_schema: Callable[[str], bool] | None = None,
+    ) -> None:
         self.url = url
         self.site = site
         self.origin = origin
         self.link_key = link_key
+        # which target schemas a DDL fingerprint covers besides the DDL's own
+        self.replicated_schema = replicated_schema or (lambda schema: schema == url.database)
         self.conn: Any = None
         self.position = AppliedPosition(GtidState(), "", 0, 0, "")
         self._tables: dict[tuple[str, str], TableInfo] = {}
+        self._rows = RowWriter(site, self._table)
 
     # --- connection and position -------------------------------------------------
 
     def open(self) -> AppliedPosition | None:
         """Connect and read the applied position; None when nothing was ever applied."""
         self.close()
-        self.conn = connect(self.url, self.site, autocommit=True)
-        with self.conn.cursor() as cur:
-            # Checks already ran on the source; zero must stay zero in AUTO_INCREMENT columns.
-            cur.execute("SET SESSION foreign_key_checks = 0")
-            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
-        ensure_hotsite_schema(self.conn)
-        self.conn.autocommit(False)
-        position = read_applied(self.conn, self.link_key)
-        self.conn.commit()
+        # FOUND_ROWS: an UPDATE reports the rows it matched, so 0 means "no such row".
+        self.conn = connect(self.url, self.site, autocommit=True, client_flag=CLIENT.FOUND_ROWS)
+        try:
+            with self.conn.cursor() as cur:
+                # Checks already ran on the source; zero must stay zero in AUTO_INCREMENT columns.
+                cur.execute("SET SESSION foreign_key_checks = 0")
+                cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+            ensure_hotsite_schema(self.conn)
+            self.conn.autocommit(False)
+            position = read_applied(self.conn, self.link_key)
+            self.conn.commit()
+        except pymysql.MySQLError as exc:  # the target went away again while we set up
+            self.close()
+            raise self._explain(exc) from None
         if position:
             self.position = position
         self._tables.clear()
@@ -118,63 +148,151 @@ class MySQLApplier:
         except pymysql.MySQLError as exc:
             self._rollback()
             raise self._explain(exc) from None
+        except HotsiteError:
+            self._rollback()
+            raise
         return applied
 
     def _commit_group(self, group: list[Transaction], last_seq: int) -> None:
         changes = [change for tx in group for change in tx.changes]
+        mismatches: list[Mismatch] = []
         with self.conn.cursor() as cur:
             if changes:
                 if self._collapsible(changes):
-                    self._apply_collapsed(cur, changes)
+                    mismatches = self._rows.apply_collapsed(cur, changes)
                 else:
-                    self._apply_in_order(cur, changes)
+                    mismatches = self._rows.apply_in_order(cur, changes)
             state = self.position.gtid_state.copy()
             for tx in group:
                 state.advance(Gtid.parse(tx.gtid))
-            self._write_position(cur, state, group[-1], last_seq, len(group), "")
+            total = self.position.mismatches + len(mismatches)
+            self._write_position(cur, state, group[-1], last_seq, len(group), mismatches=total)
+        fault_point("apply.before_commit")
         self.conn.commit()
-        self._advance(state, group[-1].gtid, last_seq, len(group), "")
+        fault_point("apply.after_commit")
+        self._advance(state, group[-1].gtid, last_seq, len(group), mismatches=total)
+        if mismatches:
+            self._report(mismatches)
+
+    def _report(self, mismatches: list[Mismatch]) -> None:
+        for m in mismatches[:_MISMATCHES_LOGGED]:
+            log.warning(
+                "target row not as the source had it; the source's row was written",
+                site=self.site,
+                table=m.table,
+                key=m.key,
+                change=m.what,
+            )
+        if len(mismatches) > _MISMATCHES_LOGGED:
+            log.warning(
+                "more target rows not as the source had them",
+                site=self.site,
+                more=len(mismatches) - _MISMATCHES_LOGGED,
+                total=self.position.mismatches,
+            )
 
     def _apply_ddl(self, tx: Transaction, seq: int) -> None:
+        statement = _text(tx.ddl)
         state = self.position.gtid_state.copy()
         state.advance(Gtid.parse(tx.gtid))
-        replaying = self.position.ddl_in_progress == tx.gtid
-        with self.conn.cursor() as cur:
-            # Mark the DDL before running it: DDL commits by itself, so after a crash we
-            # must know whether an "already exists" error means replay or divergence.
-            self._write_position(
-                cur, self.position.gtid_state, None, self.position.journal_seq, 0, tx.gtid
-            )
-            self.conn.commit()
-            try:
-                if tx.ddl_schema:
-                    cur.execute(f"USE {quote(tx.ddl_schema)}")
-                cur.execute(tx.ddl)
-            except pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args else None
-                if not (replaying and code in _ALREADY_APPLIED_DDL_ERRORS):
-                    raise
-                log.info("ddl already applied before a crash", gtid=tx.gtid)
-            self._tables.clear()
-            self._write_position(cur, state, tx, seq, 1, "")
-        self.conn.commit()
-        self._advance(state, tx.gtid, seq, 1, "")
-
-    def _advance(self, state: GtidState, gtid: str, seq: int, count: int, ddl: str) -> None:
         p = self.position
-        self.position = AppliedPosition(state, gtid, seq, p.transactions + count, ddl)
+        # A fingerprint taken before an earlier attempt that may have run the statement.
+        before = p.ddl_fingerprint if p.ddl_in_progress == tx.gtid else ""
+        if before == ddl_check.DDL_FAILED:
+            before = ""  # it failed before: run it again (the user may have fixed the target)
+        with self.conn.cursor() as cur:
+            took_effect = False
+            if before:
+                if ddl_check.still_running(cur, statement):
+                    raise TargetBusy(
+                        f"site {self.site!r}: DDL {tx.gtid} from before a lost connection is"
+                        " still running on the target",
+                        "waiting for it to end before judging whether it took effect",
+                    )
+                took_effect = self._fingerprint(cur, tx) != before
+            if took_effect:
+                log.warning("ddl took effect before a crash; not run again", gtid=tx.gtid)
+            else:
+                if not before:
+                    # Mark the DDL and fingerprint the schema before running it: DDL commits
+                    # by itself, so after a crash this row tells whether it took effect.
+                    fingerprint = self._fingerprint(cur, tx)
+                    self._write_ddl_mark(cur, tx.gtid, fingerprint)
+                    self.conn.commit()
+                fault_point("apply.ddl.before_run")
+                self._run_ddl(cur, tx)
+            self._tables.clear()
+            fault_point("apply.ddl.before_position")
+            self._write_position(cur, state, tx, seq, 1, mismatches=p.mismatches)
+        self.conn.commit()
+        self._advance(state, tx.gtid, seq, 1, mismatches=p.mismatches)
+
+    def _run_ddl(self, cur: Any, tx: Transaction) -> None:
+        try:
+            if tx.ddl_schema:
+                cur.execute(f"USE {quote(tx.ddl_schema)}")
+            cur.execute(tx.ddl)
+        except pymysql.MySQLError as exc:
+            error = self._explain(exc)
+            if error.recoverable:
+                raise error from None
+            # Stays stopped on every restart: the statement is tried again, and refused
+            # again, until the target is fixed (or reloaded by a snapshot).
+            self._write_ddl_mark(cur, tx.gtid, ddl_check.DDL_FAILED)
+            self.conn.commit()
+            raise ApplyError(
+                f"site {self.site!r}: the target refused DDL {tx.gtid}"
+                f" {ddl_check.shown(_text(tx.ddl))!r}: {_without_values(error_reason(exc))}",
+                f"fix the target schema so that this statement can run on {self.site!r}, then"
+                " run 'hotsite replicate' again (it retries the statement); or run"
+                " 'hotsite snapshot' to reload the target",
+            ) from None
+
+    def _fingerprint(self, cur: Any, tx: Transaction) -> str:
+        return ddl_check.fingerprint(cur, tx.ddl_schema, self.replicated_schema)
+
+    def _write_ddl_mark(self, cur: Any, gtid: str, fingerprint: str) -> None:
+        p = self.position
+        self._write_position(
+            cur, p.gtid_state, None, p.journal_seq, 0, gtid, fingerprint, p.mismatches
+        )
+        self.position = AppliedPosition(
+            p.gtid_state,
+            p.last_gtid,
+            p.journal_seq,
+            p.transactions,
+            gtid,
+            fingerprint,
+            p.mismatches,
+        )
+
+    def _advance(self, state: GtidState, gtid: str, seq: int, count: int, mismatches: int) -> None:
+        p = self.position
+        self.position = AppliedPosition(
+            state, gtid, seq, p.transactions + count, "", "", mismatches
+        )
 
     def _write_position(
-        self, cur: Any, state: GtidState, last: Transaction | None, seq: int, count: int, ddl: str
+        self,
+        cur: Any,
+        state: GtidState,
+        last: Transaction | None,
+        seq: int,
+        count: int,
+        ddl: str = "",
+        fingerprint: str = "",
+        mismatches: int = 0,
     ) -> None:
         cur.execute(
             f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
             " (link_key, origin, gtid_state, last_gtid, journal_seq, transactions, source_commit_ts, applied_at,"
-            " ddl_in_progress) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ddl_in_progress, ddl_fingerprint, mismatches)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE gtid_state = VALUES(gtid_state), last_gtid = VALUES(last_gtid),"
             " journal_seq = VALUES(journal_seq), transactions = VALUES(transactions),"
             " source_commit_ts = VALUES(source_commit_ts), applied_at = VALUES(applied_at),"
-            " ddl_in_progress = VALUES(ddl_in_progress)",
+            " ddl_in_progress = VALUES(ddl_in_progress), ddl_fingerprint = VALUES(ddl_fingerprint),"
+            " mismatches = VALUES(mismatches)",
             (
                 self.link_key,
                 self.origin,
@@ -185,10 +303,12 @@ class MySQLApplier:
                 last.commit_ts if last else 0,
                 time.time(),
                 ddl,
+                fingerprint,
+                mismatches,
             ),
         )
 
-    # --- row changes ---------------------------------------------------------------
+    # --- tables --------------------------------------------------------------------
 
     def _table(self, schema: str, table: str) -> TableInfo:
         key = (schema, table)
@@ -208,65 +328,6 @@ class MySQLApplier:
         tables = {(c.schema, c.table) for c in changes}
         return not any(self._table(s, t).has_other_unique_keys for s, t in tables)
 
-    def _apply_collapsed(self, cur: Any, changes: list[RowChange]) -> None:
-        final: dict[tuple[str, str], dict[tuple[Any, ...], dict[str, Any] | None]] = {}
-        for change in changes:
-            info = self._table(change.schema, change.table)
-            rows = final.setdefault((change.schema, change.table), {})
-            pk = info.primary_key
-            if change.kind == INSERT:
-                after = change.after or {}
-                rows[tuple(after[c] for c in pk)] = after
-            elif change.kind == DELETE:
-                before = change.before or {}
-                rows[tuple(before[c] for c in pk)] = None
-            else:
-                before, after = change.before or {}, change.after or {}
-                old_key, new_key = tuple(before[c] for c in pk), tuple(after[c] for c in pk)
-                if old_key != new_key:
-                    rows[old_key] = None
-                rows[new_key] = after
-        for (schema, table), rows in final.items():
-            info = self._table(schema, table)
-            deleted = [key for key, row in rows.items() if row is None]
-            for start in range(0, len(deleted), _DELETE_CHUNK):
-                statement, args = sql.delete_many(info, deleted[start : start + _DELETE_CHUNK])
-                cur.execute(statement, args)
-            by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
-            for row in rows.values():
-                if row is not None:
-                    by_columns.setdefault(tuple(row), []).append(
-                        [sql.db_value(v) for v in row.values()]
-                    )
-            for columns, values in by_columns.items():
-                cur.executemany(sql.upsert_sql(info.qualified, columns), values)
-
-    def _apply_in_order(self, cur: Any, changes: list[RowChange]) -> None:
-        run: list[list[Any]] = []
-        run_sql = ""
-        for change in changes:
-            info = self._table(change.schema, change.table)
-            if change.kind == INSERT:
-                row = change.after or {}
-                statement = sql.upsert_sql(info.qualified, tuple(row))
-                args = [sql.db_value(v) for v in row.values()]
-            elif change.kind == DELETE:
-                before = change.before or {}
-                statement = sql.delete_one_sql(info.qualified, info.primary_key)
-                args = [sql.db_value(before[c]) for c in info.primary_key]
-            else:
-                before, after = change.before or {}, change.after or {}
-                statement = sql.update_sql(info.qualified, tuple(after), info.primary_key)
-                args = [sql.db_value(v) for v in after.values()]
-                args += [sql.db_value(before[c]) for c in info.primary_key]
-            if statement != run_sql and run:
-                cur.executemany(run_sql, run)
-                run = []
-            run_sql = statement
-            run.append(args)
-        if run:
-            cur.executemany(run_sql, run)
-
     # --- errors --------------------------------------------------------------------
 
     def _rollback(self) -> None:
@@ -276,12 +337,42 @@ class MySQLApplier:
             pass
 
     def _explain(self, exc: pymysql.MySQLError) -> HotsiteError:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code == LOCK_WAIT_TIMEOUT:
+            return TargetBusy(
+                f"site {self.site!r}: a replicated change waited too long for a row lock"
+                " another session holds on the target",
+                "retrying; the change applies once that session commits or rolls back",
+            )
+        if code == DEADLOCK:
+            return TargetBusy(
+                f"site {self.site!r}: a replicated change was chosen as a deadlock victim"
+                " on the target",
+                "retrying",
+            )
         error = explain(exc, self.url, self.site)
         if error.recoverable:
             return error
+        if is_unavailable(exc):  # a connection that broke earlier and was used again
+            return DatabaseUnavailable(
+                f"site {self.site!r} database {self.url.redacted()}: the connection was lost",
+                "check that it is running and that host and port are right",
+            )
         return ApplyError(
-            f"site {self.site!r}: the target refused a replicated change: {error.message}"
+            f"site {self.site!r}: the target refused a replicated change:"
+            f" {_without_values(error.message)}"
         )
+
+
+def _text(ddl: str | bytes | None) -> str:
+    """A DDL statement as text for messages and checks (its bytes may not be utf8)."""
+    if isinstance(ddl, bytes):
+        return ddl.decode("utf8", "replace")
+    return ddl or ""
+
+
+def _without_values(message: str) -> str:
+    return _QUOTED_VALUE.sub(r"\1'...'", message)
 
 
 def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
@@ -289,11 +380,14 @@ def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
     is still loading the target)."""
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT gtid_state, last_gtid, journal_seq, transactions, ddl_in_progress"
-            f" FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE} WHERE link_key = %s AND snapshot_state = ''",
+            "SELECT gtid_state, last_gtid, journal_seq, transactions, ddl_in_progress,"
+            f" ddl_fingerprint, mismatches FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
+            " WHERE link_key = %s AND snapshot_state = ''",
             (link_key,),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    return AppliedPosition(GtidState.parse(row[0]), row[1], int(row[2]), int(row[3]), row[4])
+    return AppliedPosition(
+        GtidState.parse(row[0]), row[1], int(row[2]), int(row[3]), row[4], row[5], int(row[6])
+    )

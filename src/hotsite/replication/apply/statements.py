@@ -1,4 +1,5 @@
-"""SQL for applying row images: upserts, deletes by key, ordered inserts/updates.
+"""SQL for applying row images: upserts, deletes by key, ordered inserts/updates, and
+the one existence query per table and batch that finds rows not as the source had them.
 
 Statements are built once per (table, columns) and cached: the apply loop only binds
 values. Multi-row forms let pymysql send a whole run of changes in one round trip.
@@ -57,4 +58,16 @@ def delete_many(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list
     tuple_marks = "(" + ", ".join(["%s"] * len(info.primary_key)) + ")"
     cols = ", ".join(quote(c) for c in info.primary_key)
     sql = f"DELETE FROM {info.qualified} WHERE ({cols}) IN ({', '.join([tuple_marks] * len(keys))})"
+    return sql, [db_value(v) for key in keys for v in key]
+
+
+def select_keys(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """The primary keys of the target rows among ``keys``: one ``WHERE pk IN (...)``."""
+    cols = ", ".join(quote(c) for c in info.primary_key)
+    if len(info.primary_key) == 1:
+        marks = ", ".join(["%s"] * len(keys))
+        sql = f"SELECT {cols} FROM {info.qualified} WHERE {cols} IN ({marks})"
+        return sql, [db_value(k[0]) for k in keys]
+    tuple_marks = "(" + ", ".join(["%s"] * len(info.primary_key)) + ")"
+    sql = f"SELECT {cols} FROM {info.qualified} WHERE ({cols}) IN ({', '.join([tuple_marks] * len(keys))})"
     return sql, [db_value(v) for key in keys for v in key]

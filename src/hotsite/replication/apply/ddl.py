@@ -1,0 +1,92 @@
+"""DDL at the target: did a statement take effect before a crash? A schema fingerprint says.
+
+DDL commits by itself, so its position cannot be written in the same transaction. Before
+running one, apply records a fingerprint of the target schemas it may touch together
+with the statement's GTID (``ddl_in_progress``). Replayed after a crash, the statement
+is skipped when the fingerprint changed (it took effect) and run when it did not.
+Comparing fingerprints instead of guessing from error codes matters for statements that
+succeed twice with different results: ``RENAME TABLE a TO t, b TO a, t TO b`` swaps the
+tables back, ``ALTER TABLE t ADD INDEX (c)`` adds a second index ``c_2``.
+
+The fingerprint hashes the structural rows of information_schema (SCHEMATA, TABLES,
+COLUMNS, STATISTICS: never row counts, sizes or times, which change with data) and
+InnoDB's table ids (``INNODB_SYS_TABLES``), which tell two tables of the same shape
+apart: a swap of identical tables changes nothing else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+
+# ddl_fingerprint of a statement that failed at the target: run it again on restart
+# (the user may have fixed the target), never take a changed schema for its effect.
+DDL_FAILED = "failed"
+_STATEMENT_SHOWN = 200
+
+_QUERIES = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_COLLATION, CREATE_OPTIONS,"
+    " TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({})"
+    " ORDER BY TABLE_SCHEMA, TABLE_NAME",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE,"
+    " COLUMN_DEFAULT, COLLATION_NAME, EXTRA, COLUMN_COMMENT FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, NON_UNIQUE, COLUMN_NAME,"
+    " SUB_PART, INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({})"
+    " ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+)
+_TABLE_IDS = (
+    "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES"
+    " WHERE SUBSTRING_INDEX(NAME, '/', 1) IN ({}) ORDER BY NAME"
+)
+
+
+def schema_matcher(patterns: list[str], default_schema: str) -> Callable[[str], bool]:
+    """Whether a schema holds tables a link's patterns ('app.*', 'app.orders') may select."""
+    schemas = [p.split(".", 1)[0].lower() for p in patterns] or [default_schema.lower()]
+    return lambda schema: any(fnmatch.fnmatchcase(schema.lower(), s) for s in schemas)
+
+
+def fingerprint(cur: Any, ddl_schema: str | None, replicated: Callable[[str], bool]) -> str:
+    """A hash of the structure of the DDL's default schema and the link's schemas."""
+    cur.execute(
+        "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME"
+        " FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME"
+    )
+    schemata = [row for row in cur.fetchall() if row[0] == ddl_schema or replicated(row[0])]
+    digest = hashlib.sha256(repr(schemata).encode())
+    names = [row[0] for row in schemata]
+    if names:
+        marks = ", ".join(["%s"] * len(names))
+        for query in _QUERIES:
+            cur.execute(query.format(marks), names)
+            digest.update(repr(cur.fetchall()).encode())
+        try:
+            cur.execute(_TABLE_IDS.format(marks), names)
+            digest.update(repr(cur.fetchall()).encode())
+        except pymysql.err.OperationalError:
+            pass  # no PROCESS privilege: the information_schema rows still tell most DDL
+    return digest.hexdigest()
+
+
+def still_running(cur: Any, ddl: str) -> bool:
+    """Whether an earlier session (ours, before a lost connection) still runs the statement:
+    its effect cannot be judged until it ends."""
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+        " WHERE INFO = %s AND ID <> CONNECTION_ID()",
+        (ddl,),
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def shown(ddl: str) -> str:
+    """The statement on one line, cut to about 200 characters for an error message."""
+    text = re.sub(r"\s+", " ", ddl).strip()
+    return text if len(text) <= _STATEMENT_SHOWN else text[: _STATEMENT_SHOWN - 3] + "..."

@@ -1,0 +1,297 @@
+"""Row changes onto the target, and the changes whose target row was not as expected.
+
+A *mismatch* is a change whose target row is not as the source's before-image implies:
+an INSERT of a key the target already has, an UPDATE or DELETE of a key it does not
+have. The target then had diverged before this change (someone wrote to it, or it was
+restored); apply counts and reports each one, and makes the row the change names equal
+to the source's after-image. It never writes any other row: a change that would collide
+with another target row on a unique key stops the link (``UniqueKeyCollision``).
+
+Two ways to apply a group of changes:
+
+- **collapsed** (tables whose only unique key is the primary key): each key's changes
+  collapse to its final state, written with one multi-row upsert and one delete per
+  table. Mismatches are found with one ``SELECT pk ... WHERE pk IN (...)`` per table and
+  group, compared with what each key's first change in the group implies (first change
+  an INSERT: absent; an UPDATE or DELETE: present). An upsert can only overwrite the row
+  of its own key here, as there is no other unique key to collide on.
+- **in order** (tables with other unique keys, where collapsing could reorder two rows
+  swapping a unique value): change by change, plain INSERTs (never upserts, which would
+  rewrite whichever row a unique value collides with), UPDATEs and DELETEs by primary key
+  whose affected-row counts (``CLIENT.FOUND_ROWS``: rows matched, not rows changed) tell
+  a missing row.
+
+hotsite's own replicated rows (the source's heartbeat) are not counted: no snapshot
+copies them, so the first heartbeat at a new target always finds its row missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from hotsite.errors import ApplyError
+from hotsite.replication.apply import statements as sql
+from hotsite.replication.events import DELETE, INSERT, RowChange
+from hotsite.replication.schema import HOTSITE_SCHEMA, TableInfo
+
+DUPLICATE_KEY = 1062
+_SELECT_CHUNK = 5000
+_DELETE_CHUNK = 1000
+_SAVEPOINT = "hotsite_run"
+_KEY_IN_MESSAGE = re.compile(r"for key '([^']*)'\s*$")
+
+INSERT_OF_EXISTING = "insert of a key the target already has"
+UPDATE_OF_MISSING = "update of a row the target does not have"
+DELETE_OF_MISSING = "delete of a row the target does not have"
+MOVE_ONTO_EXISTING = "key change onto a key the target already has"
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One change that found its target row not as the source had it (no row values)."""
+
+    table: str  # schema.table
+    key: str  # the primary key, e.g. "id=5"
+    what: str
+
+
+class UniqueKeyCollision(ApplyError):
+    """A change would overwrite another target row holding the same unique value."""
+
+
+def describe_key(columns: tuple[str, ...], values: Key) -> str:
+    """``id=5`` or ``(shop, num)=(1, 7)``; long values cut, so a key never shows a whole value."""
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    if len(columns) == 1:
+        return f"{columns[0]}={short(values[0])}"
+    return f"({', '.join(columns)})=({', '.join(short(v) for v in values)})"
+
+
+def duplicate_key_name(exc: BaseException) -> str | None:
+    """The unique key a duplicate-key error names (never the duplicated value), else None."""
+    if not isinstance(exc, pymysql.MySQLError) or not exc.args or exc.args[0] != DUPLICATE_KEY:
+        return None
+    found = _KEY_IN_MESSAGE.search(str(exc.args[1]) if len(exc.args) > 1 else "")
+    return found.group(1).rsplit(".", 1)[-1] if found else "?"
+
+
+def _same_insert(a: RowChange, b: RowChange) -> bool:
+    return (
+        a.table == b.table and a.schema == b.schema and tuple(a.after or {}) == tuple(b.after or {})
+    )
+
+
+def _normalized(key: Key) -> Key:
+    # The server compares keys by collation: 'Abc ' finds 'abc' under the default
+    # case-insensitive, space-padded collations. Only the count depends on this.
+    return tuple(v.rstrip(" ").casefold() if isinstance(v, str) else v for v in key)
+
+
+class RowWriter:
+    def __init__(self, site: str, table: Callable[[str, str], TableInfo]) -> None:
+        self.site = site
+        self.table = table
+
+    # --- collapsed (primary key only) ----------------------------------------------
+
+    def apply_collapsed(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
+        final: dict[tuple[str, str], dict[Key, dict[str, Any] | None]] = {}
+        # per key, its first change in the group: what the target must hold before it
+        first: dict[tuple[str, str], dict[Key, str]] = {}
+        for change in changes:
+            name = (change.schema, change.table)
+            pk = self.table(*name).primary_key
+            rows = final.setdefault(name, {})
+            expect = first.setdefault(name, {})
+            if change.kind == INSERT:
+                after = change.after or {}
+                key = tuple(after[c] for c in pk)
+                expect.setdefault(key, INSERT_OF_EXISTING)
+                rows[key] = after
+            elif change.kind == DELETE:
+                before = change.before or {}
+                key = tuple(before[c] for c in pk)
+                expect.setdefault(key, DELETE_OF_MISSING)
+                rows[key] = None
+            else:
+                before, after = change.before or {}, change.after or {}
+                old_key, new_key = tuple(before[c] for c in pk), tuple(after[c] for c in pk)
+                expect.setdefault(old_key, UPDATE_OF_MISSING)
+                if old_key != new_key:
+                    expect.setdefault(new_key, MOVE_ONTO_EXISTING)
+                    rows[old_key] = None
+                rows[new_key] = after
+        mismatches: list[Mismatch] = []
+        for name, rows in final.items():
+            info = self.table(*name)
+            if info.schema != HOTSITE_SCHEMA:
+                mismatches += self._check_existence(cur, info, first[name])
+            deleted = [key for key, row in rows.items() if row is None]
+            for start in range(0, len(deleted), _DELETE_CHUNK):
+                statement, args = sql.delete_many(info, deleted[start : start + _DELETE_CHUNK])
+                cur.execute(statement, args)
+            by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+            for row in rows.values():
+                if row is not None:
+                    by_columns.setdefault(tuple(row), []).append(
+                        [sql.db_value(v) for v in row.values()]
+                    )
+            for columns, values in by_columns.items():
+                cur.executemany(sql.upsert_sql(info.qualified, columns), values)
+        return mismatches
+
+    def _check_existence(self, cur: Any, info: TableInfo, expect: dict[Key, str]) -> list[Mismatch]:
+        keys = list(expect)
+        present: set[Key] = set()
+        for start in range(0, len(keys), _SELECT_CHUNK):
+            statement, args = sql.select_keys(info, keys[start : start + _SELECT_CHUNK])
+            cur.execute(statement, args)
+            present.update(_normalized(row) for row in cur.fetchall())
+        name = f"{info.schema}.{info.name}"
+        return [
+            Mismatch(name, describe_key(info.primary_key, key), what)
+            for key, what in expect.items()
+            # INSERT_OF_EXISTING and MOVE_ONTO_EXISTING expect no row; the others one
+            if (_normalized(key) in present) != (what in (UPDATE_OF_MISSING, DELETE_OF_MISSING))
+        ]
+
+    # --- in source order (other unique keys) -----------------------------------------
+
+    def apply_in_order(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
+        mismatches: list[Mismatch | None] = []
+        run: list[RowChange] = []  # consecutive INSERTs into one table with the same columns
+        for change in changes:
+            info = self.table(change.schema, change.table)
+            if change.kind == INSERT:
+                if run and not _same_insert(run[-1], change):
+                    mismatches += self._insert_run(cur, run)
+                    run = []
+                run.append(change)
+                continue
+            if run:
+                mismatches += self._insert_run(cur, run)
+                run = []
+            if change.kind == DELETE:
+                mismatches.append(self._delete_one(cur, info, change))
+            else:
+                mismatches.append(self._update_one(cur, info, change))
+        if run:
+            mismatches += self._insert_run(cur, run)
+        return [m for m in mismatches if m is not None]
+
+    def _insert_run(self, cur: Any, run: list[RowChange]) -> list[Mismatch | None]:
+        info = self.table(run[0].schema, run[0].table)
+        if len(run) == 1:
+            return [self._insert_one(cur, info, run[0])]
+        # One multi-row INSERT; pymysql may split it into several statements, so a
+        # savepoint lets a duplicate key anywhere in it be retried row by row.
+        cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            cur.executemany(
+                sql.insert_sql(info.qualified, tuple(run[0].after or {})),
+                [[sql.db_value(v) for v in (c.after or {}).values()] for c in run],
+            )
+            return []
+        except pymysql.MySQLError as exc:
+            if duplicate_key_name(exc) is None:
+                raise
+        cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        return [self._insert_one(cur, info, change) for change in run]
+
+    def _insert_one(
+        self, cur: Any, info: TableInfo, change: RowChange, counted: bool = False
+    ) -> Mismatch | None:
+        after = change.after or {}
+        try:
+            cur.execute(
+                sql.insert_sql(info.qualified, tuple(after)),
+                [sql.db_value(v) for v in after.values()],
+            )
+            return None
+        except pymysql.MySQLError as exc:
+            key_name = duplicate_key_name(exc)
+            if key_name is None:
+                raise
+            if key_name != "PRIMARY":
+                raise self._collision(info, after, key_name) from None
+        # The target already has a row with this key: the row the change names.
+        key = tuple(after[c] for c in info.primary_key)
+        self._execute(
+            cur,
+            info,
+            after,
+            sql.update_sql(info.qualified, tuple(after), info.primary_key),
+            [*(sql.db_value(v) for v in after.values()), *(sql.db_value(v) for v in key)],
+        )
+        return None if counted else self._mismatch(info, key, INSERT_OF_EXISTING)
+
+    def _update_one(self, cur: Any, info: TableInfo, change: RowChange) -> Mismatch | None:
+        before, after = change.before or {}, change.after or {}
+        pk = info.primary_key
+        old_key, new_key = tuple(before[c] for c in pk), tuple(after[c] for c in pk)
+        statement = sql.update_sql(info.qualified, tuple(after), pk)
+        args = [*(sql.db_value(v) for v in after.values()), *(sql.db_value(v) for v in old_key)]
+        mismatch = None
+        try:
+            matched = cur.execute(statement, args)
+        except pymysql.MySQLError as exc:
+            key_name = duplicate_key_name(exc)
+            if key_name is None:
+                raise
+            if key_name != "PRIMARY":
+                raise self._collision(info, after, key_name) from None
+            # The key moves onto a key the target has and the source had not: that
+            # target row is the one the change names by its new key.
+            cur.execute(sql.delete_one_sql(info.qualified, pk), [sql.db_value(v) for v in new_key])
+            mismatch = self._mismatch(info, new_key, MOVE_ONTO_EXISTING)
+            matched = self._execute(cur, info, after, statement, args)
+        if matched:
+            return mismatch
+        self._insert_one(cur, info, change, counted=True)
+        return mismatch or self._mismatch(info, old_key, UPDATE_OF_MISSING)
+
+    def _delete_one(self, cur: Any, info: TableInfo, change: RowChange) -> Mismatch | None:
+        before = change.before or {}
+        key = tuple(before[c] for c in info.primary_key)
+        deleted = cur.execute(
+            sql.delete_one_sql(info.qualified, info.primary_key), [sql.db_value(v) for v in key]
+        )
+        return None if deleted else self._mismatch(info, key, DELETE_OF_MISSING)
+
+    def _execute(
+        self, cur: Any, info: TableInfo, after: dict[str, Any], statement: str, args: list[Any]
+    ) -> int:
+        """Run a write of the row ``after``; a duplicate key on any key is a collision."""
+        try:
+            return int(cur.execute(statement, args))
+        except pymysql.MySQLError as exc:
+            key_name = duplicate_key_name(exc)
+            if key_name is None:
+                raise
+            raise self._collision(info, after, key_name) from None
+
+    @staticmethod
+    def _mismatch(info: TableInfo, key: Key, what: str) -> Mismatch | None:
+        if info.schema == HOTSITE_SCHEMA:
+            return None  # hotsite's own rows (heartbeats): no snapshot copies them
+        return Mismatch(f"{info.schema}.{info.name}", describe_key(info.primary_key, key), what)
+
+    def _collision(self, info: TableInfo, after: dict[str, Any], key_name: str) -> ApplyError:
+        key = describe_key(info.primary_key, tuple(after[c] for c in info.primary_key))
+        return UniqueKeyCollision(
+            f"site {self.site!r}: {info.schema}.{info.name}: the change to row {key} collides"
+            f" with another target row on unique key {key_name!r}; nothing was overwritten",
+            f"the target has diverged from the source: fix or delete that other row on"
+            f" {self.site!r} and run 'hotsite replicate' again, or run 'hotsite snapshot'",
+        )
