@@ -7,6 +7,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
+from hotsite.binary_literals import send_bytes_as_binary
 from hotsite.config import DatabaseURL
 from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
 
@@ -94,7 +95,7 @@ def connect(
 ) -> Any:
     """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             **connection_settings(url, timeout=timeout),
             database=database,
             autocommit=autocommit,
@@ -102,6 +103,7 @@ def connect(
             cursorclass=pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor,
             client_flag=client_flag,
         )
+        return send_bytes_as_binary(conn)
     except pymysql.MySQLError as exc:
         raise explain(exc, url, site) from None
 

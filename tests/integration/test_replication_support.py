@@ -126,13 +126,14 @@ def test_generated_columns_are_never_written_and_match(
 def test_a_row_bigger_than_half_the_packet_replicates(
     source_and_target: Servers, tmp_path: Path
 ) -> None:
-    """Values used to travel hex-encoded: a 12 MB row needed a 24 MB statement."""
+    """Values used to travel hex-encoded: a 9 MB row needed an 18 MB statement, over the
+    default 16 MB max_allowed_packet that the source itself satisfied."""
     source, target = source_and_target
     source.execute("CREATE TABLE app.b (id INT PRIMARY KEY, data LONGBLOB)")
     config = write_config(tmp_path, source, target)
     catch_up(config)
     source.execute(
-        "INSERT INTO app.b VALUES (1, RANDOM_BYTES(1024) ), (2, REPEAT(X'00FF27', 4 << 20))"
+        "INSERT INTO app.b VALUES (1, RANDOM_BYTES(1024)), (2, REPEAT(RANDOM_BYTES(1024), 9 << 10))"
     )
     catch_up(config)
     assert target.execute("SELECT id, MD5(data) FROM app.b ORDER BY id") == source.execute(
@@ -157,3 +158,17 @@ def test_a_table_without_primary_key_created_while_running_stops_only_its_change
     assert target.execute("SELECT id FROM app.t ORDER BY id") == [(1,), (2,)]
     status = hotsite(config, "status", "--json")
     assert "app.nokey" in status.stdout
+
+
+def test_a_row_too_big_for_the_targets_packet_stops_with_the_setting_to_change(
+    source_and_target: Servers, tmp_path: Path
+) -> None:
+    """Bytes that all need escaping grow to 5/3 of their size: 12 MB becomes 20 MB."""
+    source, target = source_and_target
+    source.execute("CREATE TABLE app.b (id INT PRIMARY KEY, data LONGBLOB)")
+    config = write_config(tmp_path, source, target)
+    catch_up(config)
+    source.execute("INSERT INTO app.b VALUES (1, REPEAT(X'00FF27', 4 << 20))")
+    one_line_error(
+        hotsite(config, "replicate", "--until-caught-up"), "app.b", "set max_allowed_packet="
+    )

@@ -304,6 +304,7 @@ class LinkAgent:
             self.link.source,
             self.link_key,
             schema_matcher(self.link.tables, self.source_url.database),
+            warn=self._warn,
         )
         stats = self.apply_stats
         delay = RETRY_FIRST

@@ -30,7 +30,7 @@ from hotsite.replication.stats import StageStats
 
 SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
-QUEUE_BYTES = 64 << 20  # … and their binlog bytes: memory stays bounded whatever the rows
+QUEUE_BYTES = 16 << 20  # … and their binlog bytes (~8x that in Python objects): bounded memory
 RETRY_SECONDS = 1.0
 
 

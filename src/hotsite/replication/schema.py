@@ -24,6 +24,10 @@ LOOP_MARKER_TABLES = frozenset({APPLIED_TABLE, REPAIR_TABLE})
 SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys", HOTSITE_SCHEMA}
 
 
+class NoPrimaryKey(SchemaError):
+    """The table has no primary key: its rows cannot be found again exactly."""
+
+
 @dataclass(frozen=True)
 class TableInfo:
     schema: str
@@ -31,6 +35,10 @@ class TableInfo:
     columns: tuple[str, ...]
     primary_key: tuple[str, ...]
     has_other_unique_keys: bool
+    # Columns the server computes (VIRTUAL / STORED): never written by apply.
+    generated: frozenset[str] = frozenset()
+    # The target has triggers on it: apply it change by change, so each fires per change.
+    has_triggers: bool = False
 
     @property
     def qualified(self) -> str:
@@ -59,11 +67,19 @@ def describe(conn: Any, schema: str, table: str) -> TableInfo:
     """Columns in order and the primary key; SchemaError when the table has none."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+            "SELECT COLUMN_NAME, IS_GENERATED FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
             (schema, table),
         )
-        columns = tuple(row[0] for row in cur.fetchall())
+        described = cur.fetchall()
+        columns = tuple(row[0] for row in described)
+        generated = frozenset(row[0] for row in described if str(row[1]).upper() == "ALWAYS")
+        cur.execute(
+            "SELECT 1 FROM information_schema.TRIGGERS"
+            " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s LIMIT 1",
+            (schema, table),
+        )
+        has_triggers = cur.fetchone() is not None
         cur.execute(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
             " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0"
@@ -77,11 +93,11 @@ def describe(conn: Any, schema: str, table: str) -> TableInfo:
         raise SchemaError(f"table {schema}.{table} does not exist")
     primary = unique.pop("PRIMARY", None)
     if not primary:
-        raise SchemaError(
+        raise NoPrimaryKey(
             f"table {schema}.{table} has no primary key",
             "add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of replication.tables",
         )
-    return TableInfo(schema, table, columns, tuple(primary), bool(unique))
+    return TableInfo(schema, table, columns, tuple(primary), bool(unique), generated, has_triggers)
 
 
 def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
@@ -133,10 +149,15 @@ def ensure_hotsite_schema(conn: Any) -> None:
             # changes whose target row was not as the source's before-image said
             " mismatches BIGINT NOT NULL DEFAULT 0,"
             # 'loading' while a snapshot fills the target: the target is incomplete
-            " snapshot_state VARCHAR(16) NOT NULL DEFAULT ''"
+            " snapshot_state VARCHAR(16) NOT NULL DEFAULT '',"
+            # changes left out per table (no primary key), as JSON: {"app.t": 3}
+            " skipped TEXT NULL"
             ") ENGINE=InnoDB"
         )
         _upgrade_applied_table(cur)
+        cur.execute(
+            f"ALTER TABLE {HOTSITE_SCHEMA}.{APPLIED_TABLE} ADD COLUMN IF NOT EXISTS skipped TEXT NULL"
+        )
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{IDENTITY_TABLE} ("
             " id TINYINT NOT NULL PRIMARY KEY,"

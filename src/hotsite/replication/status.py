@@ -31,7 +31,7 @@ STALE_AFTER = 5.0  # seconds: an older status file means no agent is running
 # The columns read_applied reads: a table without them predates this version.
 _APPLIED_COLUMNS = {
     "link_key", "gtid_state", "last_gtid", "journal_seq", "transactions", "ddl_in_progress",
-    "snapshot_state", "ddl_fingerprint", "mismatches",
+    "snapshot_state", "ddl_fingerprint", "mismatches", "skipped",
 }  # fmt: skip
 
 
@@ -59,6 +59,14 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
                     f"{link.target}: {mismatches} replicated change(s) found the target row not"
                     f" as {link.source} had it (apply.mismatches): {link.target} had diverged —"
                     " compare with 'hotsite verify', or reload it with 'hotsite snapshot'"
+                )
+            if position is not None and position.skipped:
+                left_out = ", ".join(
+                    f"{t} ({n} changes)" for t, n in sorted(position.skipped.items())
+                )
+                errors.append(
+                    f"{link.target}: changes of tables without a primary key are not replicated:"
+                    f" {left_out}; add a primary key or leave them out of replication.tables"
                 )
             if loading:
                 errors.append(

@@ -13,21 +13,24 @@ is recoverable (the agent retries); anything else the target refuses stops the l
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
 from pymysql.constants import CLIENT
 
+from hotsite.binary_literals import literal_size
 from hotsite.config import DatabaseURL
 from hotsite.db import connect, error_reason, explain, is_unavailable
-from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError
+from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError, JournalError
 from hotsite.faults import fault_point
 from hotsite.logs import get_logger
 from hotsite.replication.apply import ddl as ddl_check
+from hotsite.replication.apply.prepare import prepare
 from hotsite.replication.apply.rows import Mismatch, RowWriter
 from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
@@ -35,6 +38,7 @@ from hotsite.replication.journal import JournalEntry
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HOTSITE_SCHEMA,
+    NoPrimaryKey,
     TableInfo,
     describe,
     ensure_hotsite_schema,
@@ -44,6 +48,7 @@ from hotsite.replication.schema import (
 log = get_logger(__name__)
 
 LOCK_WAIT_TIMEOUT = 1205
+PACKET_TOO_LARGE = 1153
 DEADLOCK = 1213
 _MISMATCHES_LOGGED = 10  # per group; the rest are summed up in one line
 # Values a server error message may quote: never shown (rows stay out of logs and status).
@@ -65,6 +70,7 @@ class AppliedPosition:
     ddl_in_progress: str
     ddl_fingerprint: str = ""
     mismatches: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # changes left out, per table
 
 
 class MySQLApplier:
@@ -75,17 +81,24 @@ class MySQLApplier:
         origin: str,
         link_key: str,
         replicated_schema: Callable[[str], bool] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self.site = site
         self.origin = origin
         self.link_key = link_key
+        self.warn = warn  # where the agent collects warnings for 'hotsite status'
         # which target schemas a DDL fingerprint covers besides the DDL's own
         self.replicated_schema = replicated_schema or (lambda schema: schema == url.database)
         self.conn: Any = None
         self.position = AppliedPosition(GtidState(), "", 0, 0, "")
         self._tables: dict[tuple[str, str], TableInfo] = {}
+        self._keyless: set[tuple[str, str]] = set()
         self._rows = RowWriter(site, self._table)
+        # A transaction that travels in parts, written but not committed yet:
+        # (gtid, its last part written, the mismatches found so far).
+        self._open_parts: tuple[str, int, list[Mismatch]] | None = None
+        self.max_packet = 0
 
     # --- connection and position -------------------------------------------------
 
@@ -99,6 +112,15 @@ class MySQLApplier:
                 # Checks already ran on the source; zero must stay zero in AUTO_INCREMENT columns.
                 cur.execute("SET SESSION foreign_key_checks = 0")
                 cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+                # The session a DDL's own (from the source) is swapped with, and back.
+                cur.execute(
+                    "SET @hotsite_sql_mode = @@SESSION.sql_mode,"
+                    " @hotsite_client = @@SESSION.character_set_client,"
+                    " @hotsite_connection = @@SESSION.collation_connection,"
+                    " @hotsite_server = @@SESSION.collation_server"
+                )
+                cur.execute("SELECT @@GLOBAL.max_allowed_packet")
+                self.max_packet = int(cur.fetchone()[0])
             ensure_hotsite_schema(self.conn)
             self.conn.autocommit(False)
             position = read_applied(self.conn, self.link_key)
@@ -109,6 +131,8 @@ class MySQLApplier:
         if position:
             self.position = position
         self._tables.clear()
+        self._keyless.clear()
+        self._open_parts = None  # the server rolled back whatever was open
         return position
 
     def close(self) -> None:
@@ -122,7 +146,11 @@ class MySQLApplier:
     # --- applying ------------------------------------------------------------------
 
     def apply(self, entries: list[JournalEntry]) -> list[Transaction]:
-        """Apply entries in order; returns the transactions applied (skipping duplicates)."""
+        """Apply entries in order; returns the transactions applied (skipping duplicates).
+
+        A transaction in parts may stay open when the entries end before its last part;
+        the next call goes on with it (a reconnect rolls it back and starts it again).
+        """
         applied: list[Transaction] = []
         group: list[Transaction] = []
         last_seq = self.position.journal_seq
@@ -132,12 +160,24 @@ class MySQLApplier:
                 gtid = Gtid.parse(tx.gtid)
                 if self.position.gtid_state.covers(gtid):
                     continue  # applied before a crash or a journal rebuild
-                if tx.ddl is not None:
+                if tx.ddl is None:
+                    self._prepare(tx)  # (after the DDL, for a DDL with rows)
+                if self._open_parts is not None or tx.part or not tx.final:
                     if group:
                         self._commit_group(group, last_seq)
                         applied += group
                         group = []
-                    self._apply_ddl(tx, entry.seq)
+                    if self._apply_part(tx, entry.seq):
+                        applied.append(tx)
+                elif tx.ddl is not None:
+                    if group:
+                        self._commit_group(group, last_seq)
+                        applied += group
+                        group = []
+                    self._apply_ddl(tx, entry.seq, rows_follow=bool(tx.changes))
+                    if tx.changes:  # CREATE TABLE … SELECT: its rows, with the position
+                        self._prepare(tx)
+                        self._commit_group([tx], entry.seq)
                     applied.append(tx)
                 else:
                     group.append(tx)
@@ -147,21 +187,89 @@ class MySQLApplier:
                 applied += group
         except pymysql.MySQLError as exc:
             self._rollback()
-            raise self._explain(exc) from None
+            raise self._oversized(entries, exc) or self._explain(exc) from None
         except HotsiteError:
             self._rollback()
             raise
         return applied
 
+    def _prepare(self, tx: Transaction) -> None:
+        for table in prepare(tx, self._table_with_key, self.position.skipped):
+            message = (
+                f"site {self.site!r}: table {table} has no primary key: its changes are not"
+                " replicated (counted in 'hotsite status'); add a primary key or leave the"
+                " table out of replication.tables"
+            )
+            log.warning("changes left out", message=message)
+            if self.warn is not None:
+                self.warn(message)
+
+    def _apply_part(self, tx: Transaction, seq: int) -> bool:
+        """Write one part of a big transaction into the open target transaction; commit it
+        with the position at its final part (True then)."""
+        if tx.part == 0:
+            if self._open_parts is not None:
+                raise self._broken_parts(tx, "a new transaction began before the last ended")
+            if tx.ddl is not None:
+                self._apply_ddl(tx, seq, rows_follow=True)
+                self._prepare(tx)
+            self._open_parts = (tx.gtid, 0, [])
+        elif self._open_parts is None or self._open_parts[:2] != (tx.gtid, tx.part - 1):
+            raise self._broken_parts(tx, f"part {tx.part} does not follow the parts before it")
+        gtid, _, mismatches = self._open_parts
+        with self.conn.cursor() as cur:
+            mismatches = mismatches + self._write_changes(cur, tx.changes)
+        self._open_parts = (gtid, tx.part, mismatches)
+        if not tx.final:
+            return False
+        self._open_parts = None
+        with self.conn.cursor() as cur:
+            state = self.position.gtid_state.copy()
+            state.advance(Gtid.parse(tx.gtid))
+            total = self.position.mismatches + len(mismatches)
+            self._write_position(cur, state, tx, seq, 1, mismatches=total)
+        fault_point("apply.before_commit")
+        self.conn.commit()
+        fault_point("apply.after_commit")
+        self._advance(state, tx.gtid, seq, 1, mismatches=total)
+        if mismatches:
+            self._report(mismatches)
+        return True
+
+    def _broken_parts(self, tx: Transaction, why: str) -> HotsiteError:
+        return JournalError(
+            f"journal of {self.origin}->{self.site}: transaction {tx.gtid} is not whole ({why})",
+            "move the journal aside: the target's own position rebuilds it",
+        )
+
+    def _oversized(
+        self, entries: list[JournalEntry], exc: pymysql.MySQLError
+    ) -> HotsiteError | None:
+        """A statement bigger than the target's max_allowed_packet closes the connection:
+        not an outage to wait out, but a setting to change (looked for only on error)."""
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if not self.max_packet or not (code == PACKET_TOO_LARGE or is_unavailable(exc)):
+            return None
+        for entry in entries:
+            if entry.rows == 0:
+                continue
+            for change in entry.transaction().changes:
+                row = change.after or change.before or {}
+                size = sum(literal_size(v) for v in row.values())
+                if size + 1024 > self.max_packet:
+                    return ApplyError(
+                        f"site {self.site!r}: a row of {change.schema}.{change.table} is"
+                        f" {size / 2**20:.1f} MiB, more than the target's max_allowed_packet"
+                        f" ({self.max_packet / 2**20:.0f} MiB) lets one statement carry",
+                        f"set max_allowed_packet={int(size * 1.1) + 2**20} (or more) on"
+                        f" {self.site!r}'s server (SET GLOBAL and its configuration file)",
+                    )
+        return None
+
     def _commit_group(self, group: list[Transaction], last_seq: int) -> None:
         changes = [change for tx in group for change in tx.changes]
-        mismatches: list[Mismatch] = []
         with self.conn.cursor() as cur:
-            if changes:
-                if self._collapsible(changes):
-                    mismatches = self._rows.apply_collapsed(cur, changes)
-                else:
-                    mismatches = self._rows.apply_in_order(cur, changes)
+            mismatches = self._write_changes(cur, changes)
             state = self.position.gtid_state.copy()
             for tx in group:
                 state.advance(Gtid.parse(tx.gtid))
@@ -173,6 +281,13 @@ class MySQLApplier:
         self._advance(state, group[-1].gtid, last_seq, len(group), mismatches=total)
         if mismatches:
             self._report(mismatches)
+
+    def _write_changes(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
+        if not changes:
+            return []
+        if self._collapsible(changes):
+            return self._rows.apply_collapsed(cur, changes)
+        return self._rows.apply_in_order(cur, changes)
 
     def _report(self, mismatches: list[Mismatch]) -> None:
         for m in mismatches[:_MISMATCHES_LOGGED]:
@@ -191,7 +306,11 @@ class MySQLApplier:
                 total=self.position.mismatches,
             )
 
-    def _apply_ddl(self, tx: Transaction, seq: int) -> None:
+    def _apply_ddl(self, tx: Transaction, seq: int, rows_follow: bool = False) -> None:
+        """Run a DDL statement exactly once. With ``rows_follow`` (CREATE TABLE … SELECT, or
+        the first part of a big transaction) its rows come next, in the target transaction
+        that writes the position; until then the DDL's mark stays, so a crash in between
+        finds the statement done (its fingerprint changed) and goes on with the rows."""
         statement = _text(tx.ddl)
         state = self.position.gtid_state.copy()
         state.advance(Gtid.parse(tx.gtid))
@@ -222,6 +341,9 @@ class MySQLApplier:
                 fault_point("apply.ddl.before_run")
                 self._run_ddl(cur, tx)
             self._tables.clear()
+            self._keyless.clear()
+            if rows_follow:
+                return
             fault_point("apply.ddl.before_position")
             self._write_position(cur, state, tx, seq, 1, mismatches=p.mismatches)
         self.conn.commit()
@@ -231,7 +353,21 @@ class MySQLApplier:
         try:
             if tx.ddl_schema:
                 cur.execute(f"USE {quote(tx.ddl_schema)}")
-            cur.execute(tx.ddl)
+            session = _source_session(tx.ddl_context)
+            if session:
+                # The statement means what its session on the source made it mean.
+                cur.execute("SET SESSION " + ", ".join(f"{n} = %s" for n, _ in session),
+                            [value for _, value in session])  # fmt: skip
+            try:
+                cur.execute(tx.ddl)
+            finally:
+                if session:
+                    cur.execute(
+                        "SET SESSION sql_mode = @hotsite_sql_mode,"
+                        " character_set_client = @hotsite_client,"
+                        " collation_connection = @hotsite_connection,"
+                        " collation_server = @hotsite_server"
+                    )
         except pymysql.MySQLError as exc:
             error = self._explain(exc)
             if error.recoverable:
@@ -264,12 +400,13 @@ class MySQLApplier:
             gtid,
             fingerprint,
             p.mismatches,
+            p.skipped,
         )
 
     def _advance(self, state: GtidState, gtid: str, seq: int, count: int, mismatches: int) -> None:
         p = self.position
         self.position = AppliedPosition(
-            state, gtid, seq, p.transactions + count, "", "", mismatches
+            state, gtid, seq, p.transactions + count, "", "", mismatches, p.skipped
         )
 
     def _write_position(
@@ -286,13 +423,13 @@ class MySQLApplier:
         cur.execute(
             f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
             " (link_key, origin, gtid_state, last_gtid, journal_seq, transactions, source_commit_ts, applied_at,"
-            " ddl_in_progress, ddl_fingerprint, mismatches)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ddl_in_progress, ddl_fingerprint, mismatches, skipped)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE gtid_state = VALUES(gtid_state), last_gtid = VALUES(last_gtid),"
             " journal_seq = VALUES(journal_seq), transactions = VALUES(transactions),"
             " source_commit_ts = VALUES(source_commit_ts), applied_at = VALUES(applied_at),"
             " ddl_in_progress = VALUES(ddl_in_progress), ddl_fingerprint = VALUES(ddl_fingerprint),"
-            " mismatches = VALUES(mismatches)",
+            " mismatches = VALUES(mismatches), skipped = VALUES(skipped)",
             (
                 self.link_key,
                 self.origin,
@@ -305,6 +442,7 @@ class MySQLApplier:
                 ddl,
                 fingerprint,
                 mismatches,
+                json.dumps(self.position.skipped) if self.position.skipped else None,
             ),
         )
 
@@ -324,9 +462,30 @@ class MySQLApplier:
             self._tables[key] = info
         return info
 
+    def _table_with_key(self, schema: str, table: str) -> TableInfo | None:
+        """The table's description, or None when it has no primary key."""
+        key = (schema, table)
+        if key in self._keyless:
+            return None
+        if key not in self._tables:
+            try:
+                self._tables[key] = describe(self.conn, schema, table)
+            except NoPrimaryKey:
+                self._keyless.add(key)
+                return None
+            except HotsiteError:
+                pass  # _table says what is wrong
+        return self._table(schema, table)
+
     def _collapsible(self, changes: list[RowChange]) -> bool:
+        """Collapsing is exact for tables whose only unique key is the primary key and on
+        which the target has no triggers (a trigger must fire once per source change)."""
         tables = {(c.schema, c.table) for c in changes}
-        return not any(self._table(s, t).has_other_unique_keys for s, t in tables)
+        for schema, table in tables:
+            info = self._table(schema, table)
+            if info.has_other_unique_keys or info.has_triggers:
+                return False
+        return True
 
     # --- errors --------------------------------------------------------------------
 
@@ -364,6 +523,15 @@ class MySQLApplier:
         )
 
 
+def _source_session(context: list[int | None] | None) -> list[tuple[str, int]]:
+    """``SET SESSION`` assignments for a DDL's source session (numbers, as the server
+    takes them: the sql_mode bit set, collation ids)."""
+    if not context:
+        return []
+    names = ("sql_mode", "character_set_client", "collation_connection", "collation_server")
+    return [(name, value) for name, value in zip(names, context, strict=False) if value is not None]
+
+
 def _text(ddl: str | bytes | None) -> str:
     """A DDL statement as text for messages and checks (its bytes may not be utf8)."""
     if isinstance(ddl, bytes):
@@ -381,7 +549,7 @@ def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT gtid_state, last_gtid, journal_seq, transactions, ddl_in_progress,"
-            f" ddl_fingerprint, mismatches FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
+            f" ddl_fingerprint, mismatches, skipped FROM {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
             " WHERE link_key = %s AND snapshot_state = ''",
             (link_key,),
         )
@@ -389,5 +557,12 @@ def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
     if row is None:
         return None
     return AppliedPosition(
-        GtidState.parse(row[0]), row[1], int(row[2]), int(row[3]), row[4], row[5], int(row[6])
+        GtidState.parse(row[0]),
+        row[1],
+        int(row[2]),
+        int(row[3]),
+        row[4],
+        row[5],
+        int(row[6]),
+        json.loads(row[7]) if row[7] else {},
     )

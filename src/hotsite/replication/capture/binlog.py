@@ -37,7 +37,7 @@ from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 
 POSITION_NOT_IN_BINLOG = 1236
 # A transaction's rows are handed on in parts of about this many binlog bytes.
-PART_BYTES = 4 << 20
+PART_BYTES = 2 << 20
 
 _DML = re.compile(
     r"^\s*(?:/\*.*?\*/\s*)*(INSERT|REPLACE|UPDATE|DELETE|LOAD\s+(?:DATA|XML))\b", re.I | re.S
