@@ -76,7 +76,7 @@ def test_changes_onto_a_diverged_target_are_counted_and_the_source_row_wins(
         assert any(key in line and what in line for line in warnings.splitlines()), warnings
 
     status = hotsite(config, "status", "--json")
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # a diverged target is not healthy
     report = json.loads(status.stdout)[0]
     assert report["apply"]["mismatches"] == 3
     assert any("mismatches" in error for error in report["errors"]), report["errors"]

@@ -140,11 +140,11 @@ def test_snapshot_while_source_keeps_writing(source_and_target: Servers, tmp_pat
     load.create(initial_rows=20000)
     target.execute(
         "CREATE TABLE app.items (id INT PRIMARY KEY)", "INSERT INTO app.items VALUES (-1)"
-    )  # stale
+    )  # stale, and not this link's: overwritten only when asked to
     config = write_config(tmp_path, source, target)
     load.start()
     try:
-        result = hotsite(config, "snapshot", "--quiet")
+        result = hotsite(config, "snapshot", "--quiet", "--force")
         assert result.returncode == 0, result.stderr
     finally:
         load.stop()
