@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from hotsite import config as config_module
 from hotsite.config import ProjectConfig
+from hotsite.private import sharing_warnings
 
 app = typer.Typer(
     name="hotsite",
@@ -45,6 +46,8 @@ class Context:
     def config(self) -> ProjectConfig:
         if self._config is None:
             self._config = config_module.load(self.config_path)
+            for warning in sharing_warnings(self._config.path.parent, self._config.home):
+                print_warning(warning)
         return self._config
 
 

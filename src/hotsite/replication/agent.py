@@ -22,6 +22,7 @@ from hotsite.db import connect, query_value
 from hotsite.errors import HotsiteError
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
+from hotsite.private import write_private
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
 from hotsite.replication.capture_process import CaptureJob, run_capture_side
@@ -341,11 +342,9 @@ class LinkAgent:
                 trim_at = time.monotonic() + 10
 
     def _write_status(self) -> None:
-        path = status_path(self.config, self.link)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.status.__dict__, default=str))
-        tmp.replace(path)
+        write_private(
+            status_path(self.config, self.link), json.dumps(self.status.__dict__, default=str)
+        )
 
 
 def status_path(config: ProjectConfig, link: LinkConfig) -> Path:
