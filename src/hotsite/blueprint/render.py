@@ -20,6 +20,7 @@ from typing import Any
 
 from hotsite.blueprint.model import Blueprint
 from hotsite.errors import ConfigError
+from hotsite.redaction import check_secret_length, redact
 
 _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+|\*)\]")
@@ -76,10 +77,7 @@ class Values:
         return ctx
 
     def redact(self, text: str) -> str:
-        for value in self.secrets.values():
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return redact(text, self.secrets.values())
 
 
 def resolve_inputs(
@@ -114,6 +112,9 @@ def read_secrets(blueprint: Blueprint) -> dict[str, str]:
                 f"secret {name!r}: environment variable {secret.env} is not set",
                 f"export {secret.env}=... before running hotsite",
             )
+        too_short = check_secret_length(name, value, f"environment variable {secret.env}")
+        if too_short:
+            raise ConfigError(too_short, f"export a longer {secret.env} before running hotsite")
         values[name] = value
     return values
 
