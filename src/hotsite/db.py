@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pymysql
@@ -9,6 +10,7 @@ import pymysql.cursors
 
 from hotsite.config import DatabaseURL
 from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
+from hotsite.tls import client_context
 
 # MySQL/MariaDB error codes we explain rather than pass through.
 ACCESS_DENIED = 1045
@@ -16,6 +18,7 @@ UNKNOWN_DATABASE = 1049
 CANNOT_CONNECT = 2003
 SERVER_GONE = 2006
 LOST_CONNECTION = 2013
+TLS_REFUSED = 2026  # CR_SSL_CONNECTION_ERROR: TLS asked for, the server offers none
 SERVER_SHUTDOWN = 1053
 CONNECTION_KILLED = 1927
 UNAVAILABLE_CODES = {
@@ -40,6 +43,19 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
             f"{where}: access denied for user {url.user!r}",
             f"check the user and password in the project file (sites.{site}.database)",
         )
+    if code == TLS_REFUSED:
+        return DatabaseError(
+            f"{where}: the server does not offer TLS, and this site requires it",
+            f"enable TLS on the server (ssl_cert, ssl_key), or remove TLS and require_tls"
+            f" from sites.{site}",
+        )
+    tls_failure = _tls_failure(exc)
+    if tls_failure is not None:
+        return DatabaseError(
+            f"{where}: {tls_failure} ({url.tls.describe()})",
+            f"sites.{site}.tls.ca (or ?ssl_ca=) must be the CA that signed the server's"
+            " certificate, and the certificate must name the URL's host",
+        )
     if code == UNKNOWN_DATABASE:
         return DatabaseError(
             f"{where}: database {url.database!r} does not exist",
@@ -51,6 +67,17 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
             "check that it is running and that host and port are right",
         )
     return DatabaseError(f"{where}: {error_reason(exc)}")
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """What went wrong in a TLS handshake (pymysql wraps it in a 'cannot connect')."""
+    original = getattr(exc, "original_exception", exc)
+    if isinstance(original, ssl.SSLCertVerificationError):
+        reason = original.verify_message or original.reason or "verify failed"
+        return f"the server's TLS certificate is refused: {reason}"
+    if isinstance(original, ssl.SSLError):
+        return f"the TLS handshake failed: {original.reason or original}"
+    return None
 
 
 def error_reason(exc: BaseException) -> str:
@@ -65,7 +92,10 @@ def connection_settings(
     """pymysql keyword arguments for ``url``: the one place a URL becomes a connection.
 
     Every connection to a site (queries, apply, both binlog decoders) is built from
-    these, so all of them reach the same server the same way (``?socket=`` included).
+    these, so all of them reach the same server the same way (``?socket=`` included)
+    and, for a TLS site, all of them verify it the same way: pymysql given a context
+    requires TLS (a server without it is refused with error 2026) and the context
+    checks the certificate and the host name (see ``hotsite.tls``).
     """
     settings: dict[str, Any] = {
         "host": url.host,
@@ -77,6 +107,8 @@ def connection_settings(
     }
     if url.unix_socket:
         settings["unix_socket"] = url.unix_socket
+    if url.tls.enabled:
+        settings["ssl"] = client_context(url.tls, url.redacted())
     if read_timeout is not None:
         settings["read_timeout"] = read_timeout
     return settings
