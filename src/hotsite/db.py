@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -80,10 +81,25 @@ def _tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+# Server messages that quote row data ("Duplicate entry 'ann@example.org' for key
+# 'email'", "Incorrect string value: '\xF0...' for column ..."): the value is hidden,
+# the key or column that names the problem is kept. Errors reach the status file, the
+# log and the terminal; rows of the databases do not. The server does not escape quotes
+# inside the value, so each pattern runs to the text that follows it (greedy: a value
+# holding "' for key '" still ends at the last one).
+_QUOTED_VALUES = [
+    re.compile(r"(Duplicate entry ').*(' for key ')", re.S),
+    re.compile(r"(value: ').*(' for column )", re.S),
+    re.compile(r"(Truncated incorrect [^']* value: ').*(')$", re.S),
+]
+
+
 def error_reason(exc: BaseException) -> str:
-    if len(exc.args) >= 2:
-        return str(exc.args[1])
-    return str(exc) or type(exc).__name__
+    """The server's message, with any row value it quotes hidden."""
+    text = str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+    for pattern in _QUOTED_VALUES:
+        text = pattern.sub(r"\1…\2", text)
+    return text
 
 
 def connection_settings(

@@ -78,3 +78,24 @@ def test_a_blueprint_secret_too_short_to_hide_is_refused(
     assert "abc" not in str(caught.value).replace("'ab' in 'grab'", "")
     monkeypatch.setenv("HS_TEST_PW", "abcdefgh")
     assert read_secrets(load_blueprint(path)) == {"pw": "abcdefgh"}
+
+
+def test_server_errors_show_the_key_not_the_row_values() -> None:
+    import pymysql
+
+    from hotsite.db import explain
+    from hotsite.dburl import DatabaseURL
+
+    url = DatabaseURL.parse("mysql://hs:pw-Secret-1@db.example/app")
+    cases = {
+        "Duplicate entry 'ann@example.org' for key 'email'": "Duplicate entry '…' for key 'email'",
+        # The server does not escape quotes in the value.
+        "Duplicate entry 'o'brien' for key 'x' for key 'name'": "Duplicate entry '…' for key 'name'",
+        "Incorrect string value: '\\xF0\\x9F' for column `app`.`t`.`c` at row 1": (
+            "Incorrect string value: '…' for column `app`.`t`.`c` at row 1"
+        ),
+        "Truncated incorrect DOUBLE value: '4111 1111'": "Truncated incorrect DOUBLE value: '…'",
+    }
+    for message, shown in cases.items():
+        error = explain(pymysql.err.IntegrityError(1062, message), url, "dr")
+        assert str(error) == f"site 'dr' database mysql://hs:***@db.example:3306/app: {shown}"
