@@ -33,6 +33,12 @@ class StateStore:
         self._applied: set[str] = set()
         try:
             private_sqlite(path)  # 0600, and so its -wal/-shm (see hotsite.private)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StateError(
+                f"cannot open the state store {path} ({reason})", STATE_DIR_HINT
+            ) from None
+        try:
             self.connection()
         except OSError as exc:
             raise cannot_write(exc.filename or path, exc) from None
