@@ -49,11 +49,7 @@ def private_file(path: Path) -> Path:
     """Make sure ``path`` exists with mode 0600 (created empty if missing; an existing
     file of ours that others may read is tightened)."""
     private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    try:
-        _tighten(fd)
-    finally:
-        os.close(fd)
+    _tighten_path(path, os.O_RDWR | os.O_CREAT)
     return path
 
 
@@ -63,16 +59,19 @@ def private_sqlite(path: Path) -> Path:
     version left readable are tightened."""
     private_file(path)
     for suffix in SQLITE_COMPANIONS:
-        companion = path.with_name(path.name + suffix)
         try:
-            fd = os.open(companion, os.O_RDONLY | os.O_CLOEXEC)
+            _tighten_path(path.with_name(path.name + suffix), os.O_RDONLY)
         except FileNotFoundError:
             continue
-        try:
-            _tighten(fd)
-        finally:
-            os.close(fd)
     return path
+
+
+def _tighten_path(path: Path, flags: int) -> None:
+    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    try:
+        _tighten(fd)
+    finally:
+        os.close(fd)
 
 
 def open_private(path: Path) -> int:
