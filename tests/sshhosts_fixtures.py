@@ -19,10 +19,35 @@ import yaml
 from hotsite.testing.sshhosts import SSHD, SSHHost, SSHHostFactory
 
 
+def missing_for_ssh_hosts() -> str | None:
+    """Why SSH test hosts cannot be made on this machine, or None."""
+    if os.geteuid() != 0:
+        return "SSH test hosts are network namespaces: they need root"
+    if not shutil.which("ip"):
+        return "SSH test hosts need iproute2 (`ip`; scripts/bootstrap installs it)"
+    if not Path(SSHD).exists():
+        return "SSH test hosts need openssh-server (`sshd`; scripts/bootstrap installs it)"
+    return None
+
+
+def needs_commands(*commands: str) -> pytest.MarkDecorator:
+    """Skip, naming them, when commands a test runs are not installed."""
+    missing = [c for c in commands if not shutil.which(c) and not Path(f"/usr/sbin/{c}").exists()]
+    return pytest.mark.skipif(
+        bool(missing), reason=f"needs {', '.join(missing)} (scripts/bootstrap installs it)"
+    )
+
+
+needs_ssh_hosts = pytest.mark.skipif(
+    missing_for_ssh_hosts() is not None, reason=missing_for_ssh_hosts() or ""
+)
+
+
 @pytest.fixture
 def ssh_hosts(tmp_path: Path) -> Iterator[SSHHostFactory]:
-    if os.geteuid() != 0 or not shutil.which("ip") or not Path(SSHD).exists():
-        pytest.skip("SSH test hosts need root, iproute2 and openssh-server (scripts/bootstrap)")
+    reason = missing_for_ssh_hosts()
+    if reason:
+        pytest.skip(reason)
     factory = SSHHostFactory(tmp_path / "sshhosts")
     try:
         yield factory

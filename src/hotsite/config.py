@@ -8,16 +8,18 @@ URL goes through ``DatabaseURL.redacted``.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.config_checks import link_problems
-from hotsite.dburl import DatabaseURL
+from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
+from hotsite.tls import TLSSettings, check_complete, checked_path
 from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages
 
 __all__ = ["DatabaseURL", "LinkConfig", "ProjectConfig", "SiteConfig", "load", "table_matcher"]
@@ -26,6 +28,30 @@ DEFAULT_CONFIG = Path("hotsite.yaml")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TLSConfig(_Model):
+    """TLS files (PEM, absolute paths) for connections to a site's database."""
+
+    ca: str | None = Field(
+        default=None,
+        description="CA certificate(s) that signed the server's; default: the system's trust store",
+    )
+    cert: str | None = Field(default=None, description="client certificate, if the server asks")
+    key: str | None = Field(default=None, description="its private key; default: in the cert file")
+
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _absolute(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else checked_path(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TLSConfig:
+        check_complete(self.settings())
+        return self
+
+    def settings(self) -> TLSSettings:
+        return TLSSettings(ca=self.ca, cert=self.cert, key=self.key)
 
 
 class SiteConfig(_Model):
@@ -37,6 +63,12 @@ class SiteConfig(_Model):
     blueprint: Path | None = None
     driver: str = "local"
     inputs: dict[str, Any] = Field(default_factory=dict)
+    tls: TLSConfig | None = Field(default=None, description="TLS to this site's database")
+    require_tls: bool | None = Field(
+        default=None,
+        description="refuse a plaintext connection to this site's database; default: the"
+        " project's require_tls",
+    )
 
     @field_validator("database")
     @classmethod
@@ -45,13 +77,34 @@ class SiteConfig(_Model):
             DatabaseURL.parse(value)  # raises ValueError with a clear message
         return value
 
+    @model_validator(mode="after")
+    def _has_a_purpose(self) -> SiteConfig:
+        if self.database is None and self.blueprint is None:
+            raise ValueError(
+                "a site needs a 'database' (mysql://user:password@host:port/db, to replicate"
+                " it) or a 'blueprint' (a file, to bring it up); add one of the two"
+            )
+        if self.database is not None and self.tls is not None:
+            url = DatabaseURL.parse(self.database)
+            url.tls.merged(self.tls.settings(), "in the URL and under tls:")
+            if url.unix_socket:
+                raise ValueError(SOCKET_AND_TLS)
+        return self
+
     @property
     def database_url(self) -> DatabaseURL:
+        """The URL with the site's TLS settings (``tls:``, ``require_tls``) merged in."""
         if self.database is None:
             raise ConfigError(
                 "this site has no database URL", "set sites.<site>.database in the project file"
             )
-        return DatabaseURL.parse(self.database)
+        url = DatabaseURL.parse(self.database)
+        tls = url.tls
+        if self.tls is not None:
+            tls = tls.merged(self.tls.settings(), "in the URL and under tls:")
+        if self.require_tls:
+            tls = dataclasses.replace(tls, required=True)
+        return dataclasses.replace(url, tls=tls)
 
 
 class LinkConfig(_Model):
@@ -107,9 +160,25 @@ class ProjectConfig(_Model):
     replication: list[LinkConfig] = Field(default_factory=list)
     state_dir: Path | None = Field(default=None, description="default: .hotsite next to the file")
     nodes: NodesConfig = Field(default_factory=NodesConfig, description="see docs/nodes.md")
+    require_tls: bool = Field(
+        default=False,
+        description="every site's database over verified TLS, unless the site says otherwise",
+    )
+    control_tls: TLSConfig | None = Field(
+        default=None,
+        description="reserved for the controller/agent HTTP channel (not used yet); validated"
+        " like a site's tls",
+    )
 
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)
+
+    @model_validator(mode="after")
+    def _inherit_require_tls(self) -> ProjectConfig:
+        for site in self.sites.values():
+            if site.require_tls is None:
+                site.require_tls = self.require_tls
+        return self
 
     @property
     def project_name(self) -> str:
@@ -223,10 +292,22 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
             pass
     state_dir = data.get("state_dir")
     home = state_home(base_dir, Path(state_dir) if isinstance(state_dir, str) else None)
-    return link_problems(
+    problems = link_problems(
         links, [str(name) for name in sites or {}], urls,
         lambda link: journal_file(base_dir, home, link), doc,
     )  # fmt: skip
+    for name, parsed in urls.items():
+        required = (sites or {})[name].get("require_tls")
+        if parsed.unix_socket and (required or (required is None and data.get("require_tls"))):
+            problems.append(
+                (
+                    ("sites", name, "database"),
+                    "TLS is required (require_tls), but the database URL uses ?socket= (a local"
+                    f" connection; TLS is for TCP); use host and port, or set"
+                    f" sites.{name}.require_tls: false",
+                )
+            )
+    return problems
 
 
 def table_matcher(patterns: list[str], default_schema: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import ssl
 from typing import Any
 
 import pymysql
@@ -10,6 +12,7 @@ import pymysql.cursors
 from hotsite.binary_literals import send_bytes_as_binary
 from hotsite.config import DatabaseURL
 from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
+from hotsite.tls import client_context
 
 # MySQL/MariaDB error codes we explain rather than pass through.
 ACCESS_DENIED = 1045
@@ -17,6 +20,7 @@ UNKNOWN_DATABASE = 1049
 CANNOT_CONNECT = 2003
 SERVER_GONE = 2006
 LOST_CONNECTION = 2013
+TLS_REFUSED = 2026  # CR_SSL_CONNECTION_ERROR: TLS asked for, the server offers none
 SERVER_SHUTDOWN = 1053
 CONNECTION_KILLED = 1927
 UNAVAILABLE_CODES = {
@@ -41,6 +45,19 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
             f"{where}: access denied for user {url.user!r}",
             f"check the user and password in the project file (sites.{site}.database)",
         )
+    if code == TLS_REFUSED:
+        return DatabaseError(
+            f"{where}: the server does not offer TLS, and this site requires it",
+            f"enable TLS on the server (ssl_cert, ssl_key), or remove TLS and require_tls"
+            f" from sites.{site}",
+        )
+    tls_failure = _tls_failure(exc)
+    if tls_failure is not None:
+        return DatabaseError(
+            f"{where}: {tls_failure} ({url.tls.describe()})",
+            f"sites.{site}.tls.ca (or ?ssl_ca=) must be the CA that signed the server's"
+            " certificate, and the certificate must name the URL's host",
+        )
     if code == UNKNOWN_DATABASE:
         return DatabaseError(
             f"{where}: database {url.database!r} does not exist",
@@ -54,10 +71,36 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
     return DatabaseError(f"{where}: {error_reason(exc)}")
 
 
+def _tls_failure(exc: BaseException) -> str | None:
+    """What went wrong in a TLS handshake (pymysql wraps it in a 'cannot connect')."""
+    original = getattr(exc, "original_exception", exc)
+    if isinstance(original, ssl.SSLCertVerificationError):
+        reason = original.verify_message or original.reason or "verify failed"
+        return f"the server's TLS certificate is refused: {reason}"
+    if isinstance(original, ssl.SSLError):
+        return f"the TLS handshake failed: {original.reason or original}"
+    return None
+
+
+# Server messages that quote row data ("Duplicate entry 'ann@example.org' for key
+# 'email'", "Incorrect string value: '\xF0...' for column ..."): the value is hidden,
+# the key or column that names the problem is kept. Errors reach the status file, the
+# log and the terminal; rows of the databases do not. The server does not escape quotes
+# inside the value, so each pattern runs to the text that follows it (greedy: a value
+# holding "' for key '" still ends at the last one).
+_QUOTED_VALUES = [
+    re.compile(r"(Duplicate entry ').*(' for key ')", re.S),
+    re.compile(r"(value: ').*(' for column )", re.S),
+    re.compile(r"(Truncated incorrect [^']* value: ').*(')$", re.S),
+]
+
+
 def error_reason(exc: BaseException) -> str:
-    if len(exc.args) >= 2:
-        return str(exc.args[1])
-    return str(exc) or type(exc).__name__
+    """The server's message, with any row value it quotes hidden."""
+    text = str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+    for pattern in _QUOTED_VALUES:
+        text = pattern.sub(r"\1…\2", text)
+    return text
 
 
 def connection_settings(
@@ -66,7 +109,10 @@ def connection_settings(
     """pymysql keyword arguments for ``url``: the one place a URL becomes a connection.
 
     Every connection to a site (queries, apply, both binlog decoders) is built from
-    these, so all of them reach the same server the same way (``?socket=`` included).
+    these, so all of them reach the same server the same way (``?socket=`` included)
+    and, for a TLS site, all of them verify it the same way: pymysql given a context
+    requires TLS (a server without it is refused with error 2026) and the context
+    checks the certificate and the host name (see ``hotsite.tls``).
     """
     settings: dict[str, Any] = {
         "host": url.host,
@@ -78,6 +124,8 @@ def connection_settings(
     }
     if url.unix_socket:
         settings["unix_socket"] = url.unix_socket
+    if url.tls.enabled:
+        settings["ssl"] = client_context(url.tls, url.redacted())
     if read_timeout is not None:
         settings["read_timeout"] = read_timeout
     return settings

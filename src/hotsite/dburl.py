@@ -1,4 +1,7 @@
-"""Database URLs: ``mysql://user:password@host:port/database[?socket=/path]``.
+"""Database URLs: ``mysql://user:password@host:port/database[?options]``.
+
+Options: ``socket=/path`` (a Unix socket instead of host and port) and the TLS files
+``ssl_ca=``, ``ssl_cert=``, ``ssl_key=`` (absolute paths; see ``hotsite.tls``).
 
 The URL is split into its parts *before* ``${ENV_VAR}`` references are expanded, so a
 password read from the environment may hold any character (``@ / # % : ?``) without
@@ -14,6 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
+
+from hotsite.tls import NO_TLS, URL_OPTIONS, TLSSettings, check_complete, checked_path
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SCHEMES = ("mysql", "mariadb")
@@ -36,6 +41,7 @@ class DatabaseURL:
     password: str
     database: str
     unix_socket: str | None = None
+    tls: TLSSettings = NO_TLS
 
     @classmethod
     def parse(cls, url: str) -> DatabaseURL:
@@ -62,6 +68,7 @@ class DatabaseURL:
             )
         if not _DATABASE_NAME.match(database):
             raise ValueError(f"the database name in the URL is not a plain name; {_ENCODE_HINT}")
+        unix_socket, tls = _options(parts.query)
         return cls(
             scheme="mysql",
             host=host or "127.0.0.1",
@@ -69,7 +76,8 @@ class DatabaseURL:
             user=_expand(raw_user, "user") or "root",
             password=_expand(raw_password, "password"),
             database=database,
-            unix_socket=_socket(parts.query),
+            unix_socket=unix_socket,
+            tls=tls,
         )
 
     def redacted(self) -> str:
@@ -114,19 +122,35 @@ def _host_and_port(hostport: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _socket(query: str) -> str | None:
-    """The only option a URL may carry, ``?socket=/path``; anything else is refused."""
-    sockets: list[str] = []
+def _options(query: str) -> tuple[str | None, TLSSettings]:
+    """``?socket=/path`` and the TLS files; anything else is refused."""
+    known = ("socket", *URL_OPTIONS)
+    given: dict[str, str] = {}
     for item in query.split("&") if query else []:
         name, equals, value = item.partition("=")
-        if name != "socket":
+        if name not in known:
             shown = name if name.isidentifier() else "…"
             raise ValueError(
-                f"unknown option ?{shown} in the database URL (known: ?socket=/path/to/mysqld.sock)"
+                f"unknown option ?{shown} in the database URL (known: ?socket=/path/to/mysqld.sock,"
+                " ?ssl_ca=, ?ssl_cert=, ?ssl_key=)"
             )
         if not equals or not value:
-            raise ValueError("?socket= in the database URL needs a path")
-        sockets.append(_expand(value, "socket path"))
-    if len(sockets) > 1:
-        raise ValueError("the database URL gives ?socket= twice")
-    return sockets[0] if sockets else None
+            raise ValueError(f"?{name}= in the database URL needs a path")
+        if name in given:
+            raise ValueError(f"the database URL gives ?{name}= twice")
+        given[name] = _expand(value, f"{name} path")
+    paths = {
+        field: checked_path(given[opt], field) for opt, field in URL_OPTIONS.items() if opt in given
+    }
+    tls = TLSSettings(ca=paths.get("ca"), cert=paths.get("cert"), key=paths.get("key"))
+    check_complete(tls)
+    socket = given.get("socket")
+    if socket is not None and tls.enabled:
+        raise ValueError(SOCKET_AND_TLS)
+    return socket, tls
+
+
+SOCKET_AND_TLS = (
+    "TLS is for TCP connections, but the database URL uses ?socket= (a local connection);"
+    " use host and port, or leave TLS out for this site"
+)

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hotsite.errors import LockedError
+from hotsite.private import FILE_MODE, private_dir
 from hotsite.statefiles import cannot_write
 
 
@@ -21,8 +22,8 @@ class FileLock:
 
     def acquire(self) -> FileLock:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as exc:
             raise cannot_write(exc.filename or self.path, exc) from None
         try:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|key_material|credential", re.I)
-_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@")
+from hotsite.redaction import MASK, SECRET_KEYS, redact_urls
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key):
-            event[key] = "***"
+        if SECRET_KEYS.search(key):
+            event[key] = MASK
         elif isinstance(value, str):
-            event[key] = _URL_PASSWORD.sub(r"\1***@", value)
+            event[key] = redact_urls(value)
     return event
 
 

@@ -1,6 +1,6 @@
 """The state store: what hotsite has done and owns (nodes, leases, host keys, runs...).
 
-One SQLite file (``<home>/state.db``) in WAL mode, so readers never block the writer
+One SQLite file (``<home>/state.db``, private: mode 0600) in WAL mode, so readers never block the writer
 and a crash never leaves half a record: every change goes through ``transaction()``.
 Modules declare their own tables with ``register_schema``; the store creates them on
 open, so a module's schema lives beside the code that uses it.
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hotsite.errors import StateError
+from hotsite.private import private_sqlite
 from hotsite.statefiles import STATE_DIR_HINT, cannot_write
 
 _SCHEMAS: dict[str, str] = {}
@@ -31,7 +32,13 @@ class StateStore:
         self._local = threading.local()
         self._applied: set[str] = set()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(path)  # 0600, and so its -wal/-shm (see hotsite.private)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StateError(
+                f"cannot open the state store {path} ({reason})", STATE_DIR_HINT
+            ) from None
+        try:
             self.connection()
         except OSError as exc:
             raise cannot_write(exc.filename or path, exc) from None

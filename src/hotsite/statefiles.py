@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from hotsite.errors import StateError
+from hotsite.private import private_dir
 
 STATE_DIR_HINT = "make it writable, or set state_dir in the project file to a writable directory"
 
@@ -29,7 +30,7 @@ def require_writable_dir(directory: Path, hint: str = STATE_DIR_HINT) -> None:
     mount or an immutable directory still refuses.
     """
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         fd, probe = tempfile.mkstemp(prefix=".hotsite-probe-", dir=directory)
         os.close(fd)
         os.unlink(probe)

@@ -90,3 +90,41 @@ def test_unknown_provider_is_an_error_at_plan_time(tmp_path: Path) -> None:
     plan = hotsite(config, "plan", "primary")
     assert plan.returncode == 1
     assert "bp.yaml:4: nodes.box: unknown node provider 'rack9'" in plan.stderr
+
+
+def test_outputs_only_after_a_successful_up(tmp_path: Path) -> None:
+    config = make(tmp_path)
+    good = (tmp_path / "bp.yaml").read_text()
+    (tmp_path / "bp.yaml").write_text(good.replace("echo hi >", "false && echo hi >"))
+    assert hotsite(config, "up", "primary", "-q").returncode == 1
+    for args in ((), ("--json",)):
+        out = hotsite(config, "outputs", "primary", *args)
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr.strip() == (
+            "error: site 'primary' has no outputs (status: failed): only a successful `up`"
+            " records them, and `down` clears them — run hotsite up primary"
+        )
+    (tmp_path / "bp.yaml").write_text(good)
+    assert hotsite(config, "up", "primary", "-q").returncode == 0
+    assert "where = 127.0.0.1:" in hotsite(config, "outputs", "primary").stdout
+    # A later failed `up` keeps the outputs of the last good one, and says so.
+    (tmp_path / "bp.yaml").write_text(good.replace("echo hi >", "false && echo hello >"))
+    assert hotsite(config, "up", "primary", "-q").returncode == 1
+    out = hotsite(config, "outputs", "primary")
+    assert out.returncode == 0 and "where = 127.0.0.1:" in out.stdout
+    assert "warning: the last `up` of site 'primary' did not finish (status: failed)" in out.stderr
+    hotsite(config, "down", "primary", "-q")
+
+
+def test_a_project_directory_others_may_write_to_gets_one_warning(tmp_path: Path) -> None:
+    config = make(tmp_path)
+    tmp_path.chmod(0o777)
+    try:
+        out = hotsite(config, "plan", "primary")
+    finally:
+        tmp_path.chmod(0o700)
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: the project directory {tmp_path} is writable by other users (mode 0777);"
+        f" they could change the project file and the scripts it runs: chmod go-w {tmp_path}"
+    ]

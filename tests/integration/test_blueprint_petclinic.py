@@ -18,12 +18,18 @@ import pytest
 import yaml
 
 from tests.helpers import HOTSITE, hotsite
+from tests.sshhosts_fixtures import missing_for_ssh_hosts, needs_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "petclinic"
 PASSWORD = "pc-Secret-9431"
 
 sshhosts = pytest.importorskip("hotsite.testing.sshhosts")
+# Real hosts (namespaces running sshd) with MariaDB and HAProxy from this machine.
+pytestmark = [
+    pytest.mark.skipif(missing_for_ssh_hosts() is not None, reason=missing_for_ssh_hosts() or ""),
+    needs_commands("mariadbd", "mariadb", "haproxy"),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)

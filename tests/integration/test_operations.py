@@ -230,7 +230,7 @@ def test_status_only_reads_and_exits_1_for_a_link_in_error(
 def _read_only(directory: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``hotsite ARGS`` with ``directory`` mounted read-only (root passes permission
     checks, so a read-only bind mount in a private mount namespace stands in)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # as hotsite makes it
     script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
     return subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(directory),

@@ -19,6 +19,7 @@ from hotsite.remote import RemoteSession, history, hostkeys
 from hotsite.remote.ssh import SSHTransport
 from hotsite.state import StateStore
 from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
+from tests.sshhosts_fixtures import needs_commands, needs_ssh_hosts
 
 
 def node_for(host: SSHHost, name: str | None = None, **fields: object) -> Node:
@@ -139,7 +140,9 @@ def test_refused_key_and_unreachable_host_fail_fast(
     started = time.monotonic()
     with pytest.raises(UnreachableError, match=r"silent .*unreachable"):
         asyncio.run(SSHTransport.connect(silent, store, ssh, accept_new=True))
-    assert time.monotonic() - started < 5
+    # The 2 s connect timeout applies, not the kernel's (over two minutes of SYN
+    # retries): a bound with room for a loaded machine still tells the two apart.
+    assert time.monotonic() - started < 2 + 20
 
 
 def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: StateStore) -> None:
@@ -150,21 +153,25 @@ def test_fan_out_is_concurrent_and_bounded(ssh_hosts: SSHHostFactory, store: Sta
 
     async def go() -> list[object]:
         async with RemoteSession(store, ssh) as session:
-            return await session.run_all(nodes, "date +%s.%N; sleep 0.5")  # type: ignore[return-value]
+            return await session.run_all(nodes, "date +%s.%N; sleep 1; date +%s.%N")  # type: ignore[return-value]
 
-    started = time.monotonic()
     outcomes = asyncio.run(go())
-    elapsed = time.monotonic() - started
     failed = [o for o in outcomes if not o.ok]  # type: ignore[attr-defined]
     assert [o.node.name for o in failed] == [hosts[3].name]  # type: ignore[attr-defined]
     assert isinstance(failed[0].error, UnreachableError)  # type: ignore[attr-defined]
     (entry,) = history.query(store, node=hosts[3].name)
     assert entry.command == f"connect {hosts[3].address}:22" and entry.exit_status is None
     assert "unreachable over SSH" in (entry.error or "")
-    # 7 commands of 0.5 s with at most 4 at once: two waves, not seven, not one.
-    assert 1.0 <= elapsed < 6, elapsed  # generous: CI machines are busy
-    starts = sorted(float(o.result.stdout) for o in outcomes if o.ok)  # type: ignore[attr-defined]
-    assert starts[4] - starts[0] >= 0.45
+    # Bounded and concurrent, from when each command ran on its host (all hosts share
+    # this machine's clock), not from how long the whole took on a loaded machine: at
+    # most 4 of the 7 commands at once, and more than one at a time.
+    spans = [
+        tuple(float(t) for t in o.result.stdout.split())  # type: ignore[attr-defined]
+        for o in outcomes
+        if o.ok  # type: ignore[attr-defined]
+    ]
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert 2 <= most <= 4, spans
 
 
 def test_session_reconnects_after_the_node_restarts(
@@ -189,6 +196,7 @@ def test_session_reconnects_after_the_node_restarts(
     asyncio.run(go())
 
 
+@needs_ssh_hosts
 def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:
     factory = SSHHostFactory(tmp_path / "hosts")
     hosts = factory.create(3)
@@ -203,6 +211,7 @@ def test_namespaces_are_removed_after_stop(tmp_path: Path) -> None:
         assert pid is not None and not Path(f"/proc/{pid}").exists()
 
 
+@needs_commands("nft")
 def test_jump_host_reaches_nodes_the_controller_cannot(
     ssh_hosts: SSHHostFactory, store: StateStore
 ) -> None:
@@ -246,6 +255,7 @@ def test_jump_host_reaches_nodes_the_controller_cannot(
         asyncio.run(SSHTransport.connect(node_for(inner[0], ssh_jump=bastion.address), store, ssh))
 
 
+@needs_ssh_hosts
 def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
@@ -273,6 +283,7 @@ def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
     assert bridge not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
 
 
+@needs_commands("ssh-agent", "ssh-add")
 def test_keys_from_ssh_agent(
     ssh_hosts: SSHHostFactory, store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

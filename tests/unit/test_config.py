@@ -177,9 +177,17 @@ def test_config_errors_keep_file_order(tmp_path: Path) -> None:
     assert str(error) == "a\nb" and error.exit_code == 2
 
 
-def test_url_options_other_than_socket_are_refused_by_name(tmp_path: Path) -> None:
+def test_unknown_url_options_are_refused_by_name(tmp_path: Path) -> None:
     found = problems(tmp_path, "sites:\n  primary: {database: 'mysql://u@h/app?sslmode=x'}\n")
     assert found == [
         ":2: sites.primary.database: unknown option ?sslmode in the database URL"
-        " (known: ?socket=/path/to/mysqld.sock)"
+        " (known: ?socket=/path/to/mysqld.sock, ?ssl_ca=, ?ssl_cert=, ?ssl_key=)"
+    ]
+
+
+def test_a_site_needs_a_database_or_a_blueprint(tmp_path: Path) -> None:
+    found = problems(tmp_path, SITES + "  web: {driver: local}\n")
+    assert found == [
+        ":4: sites.web: a site needs a 'database' (mysql://user:password@host:port/db, to"
+        " replicate it) or a 'blueprint' (a file, to bring it up); add one of the two"
     ]

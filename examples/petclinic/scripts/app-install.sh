@@ -2,7 +2,7 @@
 # site must come up when the primary's region and its package mirrors are down.
 # Pure-Python wheels are zip files; unpacking them is a complete install (unzip if the
 # node has it, it is cheaper than starting Python on every node at once).
-APP={{ inputs.app_dir }}
+APP={{ inputs.app_dir | safe_dir | quote }}
 command -v python3 >/dev/null || { echo "python3 is missing on this node"; exit 1; }
 ls "$APP"/wheelhouse/*.whl >/dev/null 2>&1 ||
   { echo "no wheels in $APP/wheelhouse: run examples/petclinic/make-wheelhouse"; exit 1; }

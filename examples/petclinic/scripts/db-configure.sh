@@ -1,6 +1,10 @@
 # MariaDB for PetClinic: its own datadir, port and socket under DB_DIR, binlog ready
 # for hotsite replication (ROW, FULL image, FULL metadata, a server_id per site).
-DIR={{ inputs.db_dir }}
+DIR={{ inputs.db_dir | safe_dir | quote }}
+PORT={{ inputs.db_port | quote }}
+SERVER_ID={{ inputs.server_id | quote }}
+# Values go into shell variables first: expanded in the here-document below, their
+# text is never run (a value written straight into it would be: `$(...)`).
 mkdir -p "$DIR"
 cat > "$DIR/my.cnf" <<CNF
 [mariadbd]
@@ -8,14 +12,14 @@ datadir=$DIR/data
 socket=$DIR/mysqld.sock
 pid-file=$DIR/mysqld.pid
 log-error=$DIR/error.log
-port={{ inputs.db_port }}
+port=$PORT
 bind-address=0.0.0.0
-server-id={{ inputs.server_id }}
+server-id=$SERVER_ID
 log-bin=binlog
 binlog-format=ROW
 binlog-row-image=FULL
 binlog-row-metadata=FULL
-gtid-domain-id={{ inputs.server_id }}
+gtid-domain-id=$SERVER_ID
 skip-name-resolve=1
 innodb-buffer-pool-size=64M
 innodb-log-file-size=16M

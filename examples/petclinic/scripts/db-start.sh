@@ -2,7 +2,7 @@
 # it already runs; then wait until it answers.
 # A dead process stays a zombie until its parent reaps it; kill -0 would call it alive.
 alive() { s=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
-DIR={{ inputs.db_dir }}
+DIR={{ inputs.db_dir | safe_dir | quote }}
 PATH=$PATH:/usr/sbin
 if [ -f "$DIR/mysqld.pid" ] && alive "$(cat "$DIR/mysqld.pid")"; then
   exit 0

@@ -157,8 +157,9 @@ class Deployment(Teardown):
             await self._run_services(plan, outcome)
             await self._remove(plan.removals, record, outcome)
             await self._release([record.nodes[n] for n in plan.release])
-            outcome.outputs = desired.outputs
-            self.records.set_outputs(self.site, desired.outputs)
+            if outcome.ok:  # outputs name a serving site, or nothing (docs/blueprints.md)
+                outcome.outputs = desired.outputs
+                self.records.set_outputs(self.site, desired.outputs)
         finally:
             self.records.set_site(self.site, "up" if outcome.ok else "failed")
             await self._close()

@@ -18,6 +18,7 @@ from typing import Any
 from hotsite.blueprint.model import DOWN_STEPS, UP_STEPS, Blueprint, Service
 from hotsite.blueprint.render import NodeView, RenderError, Values, render, render_value
 from hotsite.nodes.base import NodeSpec
+from hotsite.shellsafe import removable_dir
 from hotsite.traffic.haproxy import Backend, HAProxySite, lifecycle, render_config
 
 PENDING = "(known after up)"
@@ -168,8 +169,13 @@ def _haproxy_site(
         for view in values.nodes.get(backend_group, [])
     )
     admin = spec.admin_port
+    directory = render(spec.dir, ctx, f"{where}.dir")
+    try:
+        removable_dir(directory)  # `down` removes it with rm -rf
+    except ValueError as exc:
+        raise RenderError(f"{where}.dir: refused: {exc}") from None
     return HAProxySite(
-        directory=render(spec.dir, ctx, f"{where}.dir"),
+        directory=directory,
         frontend_port=_port(render(str(spec.port), ctx, f"{where}.port"), where),
         backends=backends,
         health_path=spec.health,
@@ -218,6 +224,12 @@ def place(
         (blueprint.base_dir / u.src, render(u.dest, ctx, f"{where}.uploads.dest"))
         for u in service.uploads
     ]
+    for index, (src, dest) in enumerate(uploads):
+        if src.is_dir():  # the upload replaces the tree: `rm -rf DEST` first
+            try:
+                removable_dir(dest)
+            except ValueError as exc:
+                raise RenderError(f"{where}.uploads.{index}.dest: refused: {exc}") from None
     if uploads or files:
         steps["upload"] = RenderedStep(
             name="upload",

@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.errors import ConfigError
+from hotsite.shellsafe import SHELL_NAME
+from hotsite.traffic.haproxy import DEFAULT_DIR as HAPROXY_DIR
 from hotsite.yamlfile import YamlDocument, load_yaml, pydantic_error_message
 
 # The order `up` runs a service's steps in; `down` runs stop then uninstall.
@@ -80,7 +82,9 @@ class HAProxy(_Model):
     backends: str = Field(description="name of the service whose nodes serve the traffic")
     backend_port: int | str
     health: str | None = Field(default="/health", description="HTTP path checked; null = TCP")
-    dir: str = Field(default="/opt/hotsite-haproxy", description="config, pid and socket")
+    dir: str = Field(
+        default=HAPROXY_DIR, description="config, pid, socket and log, on the node; removed by down"
+    )
     admin_port: int | str | None = Field(default=None, description="stats page, if any")
 
 
@@ -98,6 +102,18 @@ class Service(_Model):
     uninstall: Step | None = None
     check: Check | None = None
     haproxy: HAProxy | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _shell_names(cls, env: dict[str, str]) -> dict[str, str]:
+        # Each key becomes `export KEY=...` in a shell: only a variable name may be one.
+        for key in env:
+            if not SHELL_NAME.match(key):
+                raise ValueError(
+                    f"{key!r} is not a shell variable name (letters, digits and _,"
+                    " not starting with a digit)"
+                )
+        return env
 
     @field_validator("install", "configure", "start", "reload", "stop", "uninstall", mode="before")
     @classmethod

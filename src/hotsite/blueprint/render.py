@@ -1,9 +1,14 @@
 """Values in a blueprint: ``{{ inputs.port }}``, ``{{ nodes.db[0].address }}``, secrets.
 
 A deliberately small template language (no loops, no code): a dotted path with list
-indexes, ``[*]`` to take an attribute of every item, and two filters, ``join("sep")``
-and ``default(value)``. Enough to wire a site together, small enough that a typo gives
-an error naming the key rather than an empty string.
+indexes, ``[*]`` to take an attribute of every item, and four filters: ``join("sep")``,
+``default(value)``, ``quote`` (one shell word: ``shlex.quote``; a list becomes one
+quoted word per item) and ``safe_dir`` (the value must be a directory a step may
+``rm -rf``: absolute, not ``/``, no ``..``). Enough to wire a site together, small
+enough that a typo gives an error naming the key rather than an empty string.
+
+Values are text, not shell: a step that puts one into a command line writes
+``{{ inputs.dir | quote }}``, or an input holding a space or a ``;`` changes the command.
 
 Secrets are allowed only in ``env`` values: commands and files that reach the node's
 command log never contain them, and ``redact`` scrubs them from any output we keep.
@@ -15,15 +20,20 @@ import ast
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from hotsite.blueprint.model import Blueprint
 from hotsite.errors import ConfigError
+from hotsite.redaction import check_secret_length, redact
+from hotsite.shellsafe import removable_dir
 
 _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+|\*)\]")
-_FILTER = re.compile(r"^(join|default)\((.*)\)$")
+_FILTER = re.compile(r"^(join|default|quote|safe_dir)(?:\((.*)\))?$", re.S)
+_FILTERS = "join, default, quote, safe_dir"
+_ARGUMENTS = {"join": True, "default": True, "quote": False, "safe_dir": False}
 
 
 class RenderError(ConfigError):
@@ -76,10 +86,7 @@ class Values:
         return ctx
 
     def redact(self, text: str) -> str:
-        for value in self.secrets.values():
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return redact(text, self.secrets.values())
 
 
 def resolve_inputs(
@@ -114,6 +121,9 @@ def read_secrets(blueprint: Blueprint) -> dict[str, str]:
                 f"secret {name!r}: environment variable {secret.env} is not set",
                 f"export {secret.env}=... before running hotsite",
             )
+        too_short = check_secret_length(name, value, f"environment variable {secret.env}")
+        if too_short:
+            raise ConfigError(too_short, f"export a longer {secret.env} before running hotsite")
         values[name] = value
     return values
 
@@ -174,8 +184,13 @@ def _sizes(groups: dict[str, list[Any]]) -> str:
 def _apply_filter(value: Any, spec: str, where: str) -> Any:
     match = _FILTER.match(spec.strip())
     if not match:
-        raise RenderError(f"{where}: unknown filter {spec.strip()!r} (known: join, default)")
+        raise RenderError(f"{where}: unknown filter {spec.strip()!r} (known: {_FILTERS})")
     name, raw = match.groups()
+    if not _ARGUMENTS[name]:
+        if raw is not None and raw.strip():
+            raise RenderError(f"{where}: filter {name} takes no argument")
+        return _quote(value) if name == "quote" else _safe_dir(value, where)
+    raw = raw or ""
     try:
         arg = ast.literal_eval(raw.strip()) if raw.strip() else ""
     except (ValueError, SyntaxError):
@@ -183,6 +198,23 @@ def _apply_filter(value: Any, spec: str, where: str) -> Any:
     if name == "join":
         return str(arg).join(str(v) for v in value)
     return arg if value in (None, "") else value
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(shlex.quote(_text(v)) for v in value)
+    return shlex.quote(_text(value))
+
+
+def _safe_dir(value: Any, where: str) -> str:
+    try:
+        return removable_dir("" if value is None else str(value))
+    except ValueError as exc:
+        raise RenderError(f"{where}: refused as a directory to remove: {exc}") from None
 
 
 def _evaluate(expression: str, ctx: dict[str, Any], where: str) -> Any:

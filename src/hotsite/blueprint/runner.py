@@ -65,8 +65,12 @@ def step_lock(node: str, service: str) -> str:
     return '"${TMPDIR:-/tmp}"/' + shlex.quote(f".hotsite-{node}-{service}.lock")
 
 
-def output_tail(result: CommandResult, lines: int = TAIL_LINES) -> str:
-    text = (result.stdout.rstrip() + "\n" + result.stderr.rstrip()).strip()
+def output_tail(
+    result: CommandResult, redact: Callable[[str], str], lines: int = TAIL_LINES
+) -> str:
+    """The last lines of a command's output, secrets masked *before* the cut (a secret
+    holding a newline, cut in two, would no longer match)."""
+    text = redact((result.stdout.rstrip() + "\n" + result.stderr.rstrip()).strip())
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -143,7 +147,7 @@ class NodeSession:
                 service,
                 step.name,
                 f"exit status {result.exit_status}",
-                self.redact(output_tail(result)),
+                output_tail(result, self.redact),
             )
 
     async def upload(self, service: str, step: RenderedStep) -> None:
@@ -158,7 +162,11 @@ class NodeSession:
         result = await self.run(service, "upload", prepare, timeout=60)
         if not result.ok:
             raise StepFailed(
-                self.node.name, service, "upload", "cannot create directories", output_tail(result)
+                self.node.name,
+                service,
+                "upload",
+                "cannot create directories",
+                output_tail(result, self.redact),
             )
         started = time.time()
         try:
@@ -201,7 +209,7 @@ class NodeSession:
                 service,
                 "check",
                 f"{check.kind} check {check.target} did not pass within {check.timeout:g}s",
-                self.redact(output_tail(result)),
+                output_tail(result, self.redact),
             )
 
 

@@ -75,7 +75,7 @@ class Teardown:
                         removal.service,
                         step,
                         f"exit status {result.exit_status}",
-                        self.values.redact(output_tail(result)),
+                        output_tail(result, self.values.redact),
                     )
             # The step lock (see NodeSession.run): nothing of the service stays behind.
             await session.run(

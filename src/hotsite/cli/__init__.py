@@ -11,7 +11,7 @@ from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers comman
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli import verify as _verify  # noqa: F401
-from hotsite.cli.app import app, print_error
+from hotsite.cli.app import command, print_error
 from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
 
@@ -21,7 +21,7 @@ def main() -> None:
     try:
         # Without standalone mode click returns a command's typer.Exit code instead of
         # exiting with it.
-        code = app(standalone_mode=False)
+        code = command()(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except HotsiteError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,6 +13,7 @@ from rich.markup import escape
 
 from hotsite import config as config_module
 from hotsite.config import ProjectConfig
+from hotsite.private import sharing_warnings
 
 app = typer.Typer(
     name="hotsite",
@@ -45,6 +48,8 @@ class Context:
     def config(self) -> ProjectConfig:
         if self._config is None:
             self._config = config_module.load(self.config_path)
+            for warning in sharing_warnings(self._config.path.parent, self._config.home):
+                print_warning(warning)
         return self._config
 
 
@@ -66,3 +71,41 @@ def project(ctx: typer.Context) -> ProjectConfig:
     obj = ctx.find_object(Context)
     assert obj is not None
     return obj.config
+
+
+def command() -> Any:
+    """The click command behind ``app``, with its help made readable (see ``tidy_help``)."""
+    built = typer.main.get_command(app)
+    tidy_help(built)
+    return built
+
+
+def tidy_help(cmd: Any) -> None:
+    """Two things typer's rich help gets wrong for this code base, fixed in place:
+
+    - docstrings are hard-wrapped at 100 columns, and the rich help keeps their line
+      breaks, so sentences broke mid-way at a fixed column; each paragraph is joined into
+      one line here and rich wraps it to the terminal (a paragraph that starts with
+      ``\\b`` keeps its lines, as in click);
+    - a flag takes no value, yet its type column read ``<bool>``: flags show none.
+    """
+    if cmd.help:
+        cmd.help = _joined(cmd.help)
+    if cmd.short_help:
+        cmd.short_help = _joined(cmd.short_help)
+    # Duck-typed: typer vendors its own copy of click, whose classes are not click's.
+    # --help is made (and then cached) on first use, from a context: make it now.
+    help_option = cmd.get_help_option(cmd.context_class(cmd, info_name=cmd.name))
+    for param in [*cmd.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(cmd, "commands", {}).values():
+        tidy_help(sub)
+
+
+def _joined(text: str) -> str:
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+        for p in paragraphs
+    )

@@ -241,17 +241,25 @@ def outputs(
     site: str = SITE,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """The site's outputs (its URL...) as of the last `up`."""
+    """The site's outputs (its URL...) as rendered by its last successful `up`."""
     config: ProjectConfig = project(ctx)
     config.site(site)
     record = DeploymentStore(open_store(config.home)).load(site)
+    if not record.outputs:
+        # Only a successful `up` records outputs: a script must not be handed the URL of
+        # a site whose load balancer never started.
+        raise HotsiteError(
+            f"site {site!r} has no outputs (status: {record.status}): only a successful"
+            " `up` records them, and `down` clears them",
+            f"run hotsite up {site}",
+        )
+    if record.status != "up":
+        print_warning(
+            f"the last `up` of site {site!r} did not finish (status: {record.status});"
+            " these outputs are from the last one that succeeded"
+        )
     if as_json:
         console.print_json(json.dumps(record.outputs))
-        return
-    if not record.outputs:
-        console.print(
-            f"site {site} has no outputs (status: {record.status}); run hotsite up {site}"
-        )
         return
     for key, value in record.outputs.items():
         console.print(f"{key} = {value}", highlight=False, soft_wrap=True)

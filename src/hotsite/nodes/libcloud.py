@@ -23,7 +23,7 @@ from hotsite.logs import get_logger
 from hotsite.nodes import probe, records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import LibcloudProvider
-from hotsite.remote.history import redact
+from hotsite.redaction import redact
 
 log = get_logger(__name__)
 
@@ -87,8 +87,9 @@ class LibcloudDriver(NodeDriver):
                 raise
             except Exception as exc:  # Libcloud raises many types; all end here as one line
                 text = str(exc) or str(getattr(exc, "message", "")) or repr(exc)
+                # Masked before it is cut: a credential at the cut would keep its start.
+                text = redact(text, self._credentials)
                 message = text.splitlines()[0][:300] if text else type(exc).__name__
-                message = redact(message, self._credentials)
                 raise DriverError(
                     f"{self.settings.provider} ({self.provider}): {what} failed: {message}",
                     "check the provider's credentials, region and quotas",

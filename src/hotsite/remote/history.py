@@ -4,16 +4,17 @@ Poor troubleshooting logs are the top complaint about the tools hotsite replaces
 each run records node, site, step (set by the blueprint engine), command, exit status,
 duration, start time and the tail of stdout/stderr. Secrets never get here: values the
 caller passes as environment or as ``secrets`` are replaced by ``***`` in the command
-and in the output before anything is written.
+and in the output before anything is written — masked first, then cut to the tail, so
+a secret at the cut cannot leave its end behind (see ``hotsite.redaction``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hotsite.redaction import redact, tail
 from hotsite.state import StateStore, register_schema
 
 TAIL_CHARS = 4000  # per stream; enough for the error at the end of a failed install
@@ -59,17 +60,6 @@ class LogEntry:
         return asdict(self)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value (longest first, so overlaps go too) by ``***``."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def tail(text: str, limit: int = TAIL_CHARS) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]
-
-
 def record(store: StateStore, **entry: Any) -> None:
     """Write one entry (see ``record_many`` for the fields)."""
     record_many(store, [entry])
@@ -94,8 +84,8 @@ def record_many(store: StateStore, entries: list[dict[str, Any]]) -> None:
                 redact(error, hidden) if error else None,
                 e["duration"],
                 e["started_at"],
-                redact(tail(e.get("stdout", "")), hidden),
-                redact(tail(e.get("stderr", "")), hidden),
+                tail(redact(e.get("stdout", ""), hidden), TAIL_CHARS),
+                tail(redact(e.get("stderr", ""), hidden), TAIL_CHARS),
             )
         )
     with store.transaction() as conn:

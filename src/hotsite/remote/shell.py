@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import shlex
 
+from hotsite.shellsafe import SHELL_NAME
+
 # ``$(cat)`` reads the export lines up to EOF; then the command runs in a fresh shell
 # (the login shell, as a plain command does) so its own syntax errors are its own.
 # The input ends with a marker: if the client dies while sending it, sshd still closes
@@ -36,7 +38,7 @@ def wrap(
     if env:
         lines = []
         for key, value in env.items():
-            if not key.replace("_", "a").isalnum() or key[0].isdigit():
+            if not SHELL_NAME.match(key):
                 raise ValueError(f"invalid environment variable name {key!r}")
             lines.append(f"export {key}={shlex.quote(value)}")
         if cwd:

@@ -24,6 +24,7 @@ from hotsite.errors import DatabaseUnavailable, HotsiteError
 from hotsite.faults import fault_point
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
+from hotsite.private import write_private
 from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
@@ -389,11 +390,9 @@ class LinkAgent:
                 trim_at = time.monotonic() + TRIM_EVERY
 
     def _write_status(self) -> None:
-        path = status_path(self.config, self.link)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.status.__dict__, default=str))
-        tmp.replace(path)
+        write_private(
+            status_path(self.config, self.link), json.dumps(self.status.__dict__, default=str)
+        )
 
 
 def status_path(config: ProjectConfig, link: LinkConfig) -> Path:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotsite.errors import JournalError
+from hotsite.private import private_sqlite
 from hotsite.replication import events
 from hotsite.replication.gtid import Gtid, GtidState
 
@@ -54,7 +55,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(path)  # whole rows: 0600, and so its -wal/-shm
             self._conn = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
             )

@@ -16,6 +16,9 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from hotsite.shellsafe import removable_dir
+
+DEFAULT_DIR = "/opt/hotsite-haproxy"  # on the load balancer's node
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -36,6 +39,13 @@ class HAProxySite:
     health_path: str | None = "/health"
     admin_port: int | None = None
     name: str = "site"
+
+    def __post_init__(self) -> None:
+        # `uninstall` is `rm -rf DIR`: never an empty, relative or root directory.
+        try:
+            removable_dir(self.directory)
+        except ValueError as exc:
+            raise ValueError(f"the HAProxy directory is refused: {exc}") from None
 
     @property
     def config_path(self) -> str:
