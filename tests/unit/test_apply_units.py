@@ -12,7 +12,7 @@ import pytest
 
 from hotsite import faults
 from hotsite.replication.apply import statements as sql
-from hotsite.replication.apply.ddl import schema_matcher, shown
+from hotsite.replication.apply.ddl import schema_matcher, shown, took_effect
 from hotsite.replication.apply.mysql import _without_values
 from hotsite.replication.apply.rows import describe_key, duplicate_key_name
 from hotsite.replication.schema import TableInfo
@@ -87,6 +87,12 @@ def test_ddl_helpers() -> None:
     replicated = schema_matcher(["app.*", "shop.orders"], "ignored")
     assert replicated("app") and replicated("SHOP") and not replicated("audit")
     assert schema_matcher([], "app")("app")
+    same, ids, no_ids = "a" * 32, "1" * 32, "0" * 32
+    assert not took_effect(same + ids, same + ids)
+    assert took_effect(same + ids, same + "2" * 32), "a swap shows in the table ids only"
+    assert took_effect(same + ids, "b" * 32 + ids)
+    assert not took_effect(same + ids, same + no_ids), "ids unreadable now: structure decides"
+    assert not took_effect(same + no_ids, same + ids)
 
 
 def test_fault_specs() -> None:

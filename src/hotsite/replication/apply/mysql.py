@@ -210,7 +210,7 @@ class MySQLApplier:
                         " still running on the target",
                         "waiting for it to end before judging whether it took effect",
                     )
-                took_effect = self._fingerprint(cur, tx) != before
+                took_effect = ddl_check.took_effect(before, self._fingerprint(cur, tx))
             if took_effect:
                 log.warning("ddl took effect before a crash; not run again", gtid=tx.gtid)
             else:
