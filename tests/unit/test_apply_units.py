@@ -13,7 +13,7 @@ import pytest
 from hotsite import faults
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.apply.ddl import schema_matcher, shown, took_effect
-from hotsite.replication.apply.mysql import _without_values
+from hotsite.replication.apply.errors import without_values
 from hotsite.replication.apply.rows import describe_key, duplicate_key_name
 from hotsite.replication.schema import TableInfo
 
@@ -72,10 +72,10 @@ def test_texts_name_keys_never_values() -> None:
         "PRIMARY"
     )
     assert duplicate_key_name(pymysql.err.OperationalError(1205, "Lock wait")) is None
-    assert _without_values("Duplicate entry 'me@x' for key 'uq_email'") == (
+    assert without_values("Duplicate entry 'me@x' for key 'uq_email'") == (
         "Duplicate entry '...' for key 'uq_email'"
     )
-    assert _without_values("Incorrect integer value: 'abc' for column `a`.`t`.`n` at row 1") == (
+    assert without_values("Incorrect integer value: 'abc' for column `a`.`t`.`n` at row 1") == (
         "Incorrect integer value: '...' for column `a`.`t`.`n` at row 1"
     )
 

@@ -7,13 +7,13 @@ nothing lost and nothing applied twice. How rows are written, and how changes th
 the target diverged are counted (``mismatches``, in the same row), is in rows.py; how a
 DDL statement interrupted by a crash is told apart from one that never ran, in ddl.py.
 
-Errors say what to do: a lock wait or deadlock on the target, or the target going away,
-is recoverable (the agent retries); anything else the target refuses stops the link.
+Errors say what to do (errors.py): a lock wait or deadlock on the target, or the target
+going away, is recoverable (the agent retries); anything else the target refuses stops
+the link.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +23,12 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, error_reason, explain, is_unavailable
-from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError
+from hotsite.db import connect, error_reason
+from hotsite.errors import ApplyError, HotsiteError
 from hotsite.faults import fault_point
 from hotsite.logs import get_logger
 from hotsite.replication.apply import ddl as ddl_check
+from hotsite.replication.apply.errors import TargetBusy, explain_target_error, without_values
 from hotsite.replication.apply.rows import Mismatch, RowWriter
 from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
@@ -43,17 +44,7 @@ from hotsite.replication.schema import (
 
 log = get_logger(__name__)
 
-LOCK_WAIT_TIMEOUT = 1205
-DEADLOCK = 1213
 _MISMATCHES_LOGGED = 10  # per group; the rest are summed up in one line
-# Values a server error message may quote: never shown (rows stay out of logs and status).
-_QUOTED_VALUE = re.compile(r"((?:Duplicate entry|value:?) )'.*?'(?=\s+for\s|\s*$)")
-
-
-class TargetBusy(ApplyError):
-    """A lock wait, a deadlock, an earlier DDL still running on the target: retried."""
-
-    recoverable = True
 
 
 @dataclass
@@ -243,7 +234,7 @@ class MySQLApplier:
             self.conn.commit()
             raise ApplyError(
                 f"site {self.site!r}: the target refused DDL {tx.gtid}"
-                f" {ddl_check.shown(tx.ddl or '')!r}: {_without_values(error_reason(exc))}",
+                f" {ddl_check.shown(tx.ddl or '')!r}: {without_values(error_reason(exc))}",
                 f"fix the target schema so that this statement can run on {self.site!r}, then"
                 " run 'hotsite replicate' again (it retries the statement); or run"
                 " 'hotsite snapshot' to reload the target",
@@ -255,7 +246,14 @@ class MySQLApplier:
     def _write_ddl_mark(self, cur: Any, gtid: str, fingerprint: str) -> None:
         p = self.position
         self._write_position(
-            cur, p.gtid_state, None, p.journal_seq, 0, gtid, fingerprint, p.mismatches
+            cur,
+            p.gtid_state,
+            None,
+            p.journal_seq,
+            0,
+            mismatches=p.mismatches,
+            ddl=gtid,
+            fingerprint=fingerprint,
         )
         self.position = AppliedPosition(
             p.gtid_state,
@@ -280,9 +278,10 @@ class MySQLApplier:
         last: Transaction | None,
         seq: int,
         count: int,
+        *,
+        mismatches: int,  # the cumulative count: required, a default would reset it
         ddl: str = "",
         fingerprint: str = "",
-        mismatches: int = 0,
     ) -> None:
         cur.execute(
             f"INSERT INTO {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
@@ -338,31 +337,7 @@ class MySQLApplier:
             pass
 
     def _explain(self, exc: pymysql.MySQLError) -> HotsiteError:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        if code == LOCK_WAIT_TIMEOUT:
-            return TargetBusy(
-                f"site {self.site!r}: a replicated change waited too long for a row lock"
-                " another session holds on the target",
-                "retrying; the change applies once that session commits or rolls back",
-            )
-        if code == DEADLOCK:
-            return TargetBusy(
-                f"site {self.site!r}: a replicated change was chosen as a deadlock victim"
-                " on the target",
-                "retrying",
-            )
-        error = explain(exc, self.url, self.site)
-        if error.recoverable:
-            return error
-        if is_unavailable(exc):  # a connection that broke earlier and was used again
-            return DatabaseUnavailable(
-                f"site {self.site!r} database {self.url.redacted()}: the connection was lost",
-                "check that it is running and that host and port are right",
-            )
-        return ApplyError(
-            f"site {self.site!r}: the target refused a replicated change:"
-            f" {_without_values(error.message)}"
-        )
+        return explain_target_error(exc, self.url, self.site)
 
 
 def _keep_in_lists_as_ranges(cur: Any) -> None:
@@ -373,10 +348,6 @@ def _keep_in_lists_as_ranges(cur: Any) -> None:
         cur.execute("SET SESSION in_predicate_conversion_threshold = 0")
     except pymysql.err.OperationalError:
         pass
-
-
-def _without_values(message: str) -> str:
-    return _QUOTED_VALUE.sub(r"\1'...'", message)
 
 
 def read_applied(conn: Any, link_key: str) -> AppliedPosition | None:
