@@ -11,9 +11,10 @@ Two ways to apply a group of changes:
 
 - **collapsed** (tables whose only unique key is the primary key): each key's changes
   collapse to its final state, written with one multi-row upsert and one delete per
-  table. Mismatches are found with one ``SELECT pk ... WHERE pk IN (...)`` per table and
+  table. Mismatches are found with one ``SELECT ... WHERE pk IN (...)`` per table and
   group, compared with what each key's first change in the group implies (first change
-  an INSERT: absent; an UPDATE or DELETE: present). An upsert can only overwrite the row
+  an INSERT: absent; an UPDATE or DELETE: present): counted by the server first, the
+  keys themselves read only when a count is off. An upsert can only overwrite the row
   of its own key here, as there is no other unique key to collide on.
 - **in order** (tables with other unique keys, where collapsing could reorder two rows
   swapping a unique value): change by change, plain INSERTs (never upserts, which would
@@ -49,6 +50,7 @@ INSERT_OF_EXISTING = "insert of a key the target already has"
 UPDATE_OF_MISSING = "update of a row the target does not have"
 DELETE_OF_MISSING = "delete of a row the target does not have"
 MOVE_ONTO_EXISTING = "key change onto a key the target already has"
+_EXPECT_PRESENT = (UPDATE_OF_MISSING, DELETE_OF_MISSING)  # the others expect no row
 
 Key = tuple[Any, ...]
 
@@ -141,29 +143,52 @@ class RowWriter:
             for start in range(0, len(deleted), _DELETE_CHUNK):
                 statement, args = sql.delete_many(info, deleted[start : start + _DELETE_CHUNK])
                 cur.execute(statement, args)
-            by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+            by_columns: dict[tuple[str, ...], list[str]] = {}
+            literal = sql.row_literal
             for row in rows.values():
                 if row is not None:
                     by_columns.setdefault(tuple(row), []).append(
-                        [sql.db_value(v) for v in row.values()]
+                        literal(cur.connection, row.values())
                     )
             for columns, values in by_columns.items():
-                cur.executemany(sql.upsert_sql(info.qualified, columns), values)
+                prefix, suffix = sql.upsert_parts(info.qualified, columns)
+                for statement in sql.multi_row(prefix, values, suffix):
+                    cur.execute(statement)
         return mismatches
 
     def _check_existence(self, cur: Any, info: TableInfo, expect: dict[Key, str]) -> list[Mismatch]:
-        keys = list(expect)
-        present: set[Key] = set()
-        for start in range(0, len(keys), _SELECT_CHUNK):
-            statement, args = sql.select_keys(info, keys[start : start + _SELECT_CHUNK])
-            cur.execute(statement, args)
-            present.update(_normalized(row) for row in cur.fetchall())
+        """Mismatches among the group's first changes per key. One statement counts the
+        keys expected present and those expected absent; only when a count is off are
+        the keys themselves fetched (the common case parses two numbers, not rows)."""
+        present = [k for k, what in expect.items() if what in _EXPECT_PRESENT]
+        absent = [k for k, what in expect.items() if what not in _EXPECT_PRESENT]
+        chunks = [
+            (keys[start : start + _SELECT_CHUNK], wanted)
+            for keys, wanted in ((present, True), (absent, False))
+            for start in range(0, len(keys), _SELECT_CHUNK)
+        ]
+        if not chunks:
+            return []
+        statement, args = sql.count_keys(info, [keys for keys, _ in chunks])
+        cur.execute(statement, args)
+        counts = cur.fetchone()
+        mismatches: list[Mismatch] = []
+        for (keys, wanted), count in zip(chunks, counts, strict=True):
+            if int(count) != (len(keys) if wanted else 0):
+                mismatches += self._find_mismatches(cur, info, keys, wanted, expect)
+        return mismatches
+
+    def _find_mismatches(
+        self, cur: Any, info: TableInfo, keys: list[Key], wanted: bool, expect: dict[Key, str]
+    ) -> list[Mismatch]:
+        statement, args = sql.select_keys(info, keys)
+        cur.execute(statement, args)
+        found = {_normalized(row) for row in cur.fetchall()}
         name = f"{info.schema}.{info.name}"
         return [
-            Mismatch(name, describe_key(info.primary_key, key), what)
-            for key, what in expect.items()
-            # INSERT_OF_EXISTING and MOVE_ONTO_EXISTING expect no row; the others one
-            if (_normalized(key) in present) != (what in (UPDATE_OF_MISSING, DELETE_OF_MISSING))
+            Mismatch(name, describe_key(info.primary_key, key), expect[key])
+            for key in keys
+            if (_normalized(key) in found) != wanted
         ]
 
     # --- in source order (other unique keys) -----------------------------------------
