@@ -359,6 +359,15 @@ class LinkAgent:
                 f"site {self.link.target!r} has no replication position from {self.link.source!r}",
                 "run 'hotsite snapshot' first",
             )
+        # The target may have gone back in time while we were away from it (restored from
+        # a backup while apply reconnected): never scan past what the journal lost.
+        reason = journal.distrust(position.gtid_state)
+        if reason is not None:
+            raise HotsiteError(
+                f"site {self.link.target!r}: the journal can no longer feed the target ({reason})",
+                "run 'hotsite replicate' again: it restarts the journal at the target's"
+                " position and re-reads the rest from the source",
+            )
         cursor = journal.seq_of(position.last_gtid) if position.last_gtid else None
         cursor = cursor if cursor is not None else 0  # unknown: scan, skipping what is covered
         stats.position = str(position.gtid_state)

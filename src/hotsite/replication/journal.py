@@ -151,6 +151,15 @@ class Journal:
           from a backup, a lagging replica was promoted): its base is past the target;
         - its recorded source position is ahead of its entries (a damaged journal).
         """
+        # One read transaction: ship appends entries and their position together, and a
+        # read between two of its commits would see one without the other.
+        self._conn.execute("BEGIN")
+        try:
+            return self._distrust(applied)
+        finally:
+            self._conn.execute("COMMIT")
+
+    def _distrust(self, applied: GtidState) -> str | None:
         state, base = self.source_state(), self.base_state()
         if state is None:
             return "the journal is new"
