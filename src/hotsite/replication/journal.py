@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,24 +94,30 @@ class Journal:
             )
             for tx in batch
         ]
+        with self._writing() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO transactions"
+                " (gtid, part, final, commit_ts, shipped_at, rows, heartbeat, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._set_meta("source_state", source_state)
+        return len(rows)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it or nothing, a full disk said in one line."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO transactions"
-                    " (gtid, part, final, commit_ts, shipped_at, rows, heartbeat, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._set_meta("source_state", source_state)
+                yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise _storage_error(self.path, exc) from None
-        return len(rows)
 
     def _set_meta(self, key: str, state: GtidState) -> None:
         self._conn.execute(
@@ -133,15 +140,10 @@ class Journal:
 
     def reset(self, source_state: GtidState) -> None:
         """Empty the journal and start it at ``source_state`` (after a snapshot)."""
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._writing() as conn:
             conn.execute("DELETE FROM transactions")
             self._set_meta("source_state", source_state)
             self._set_meta("base_state", source_state)
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise _storage_error(self.path, exc) from None
 
     def distrust(self, applied: GtidState) -> str | None:
         """Why the journal cannot feed a target that has applied ``applied``; None if it can.
@@ -238,29 +240,17 @@ class Journal:
         """Forget applied transactions, keeping the newest ``keep`` for inspection; the base
         position moves past what is forgotten, in the same SQLite transaction."""
         cutoff = applied_seq - keep
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                base = self.base_state() or GtidState()
-                for (gtid,) in conn.execute(
-                    "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
-                    " WHERE seq <= ? AND final = 1"
-                    " GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))",
-                    (cutoff,),
-                ):
-                    base.advance(Gtid.parse(gtid))
-                deleted = conn.execute(
-                    "DELETE FROM transactions WHERE seq <= ?", (cutoff,)
-                ).rowcount
-                if deleted:
-                    self._set_meta("base_state", base)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise _storage_error(self.path, exc) from None
+        with self._writing() as conn:
+            base = self.base_state() or GtidState()
+            for (gtid,) in conn.execute(
+                "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"
+                " WHERE seq <= ? AND final = 1 GROUP BY substr(gtid, 1, instr(gtid, '-') - 1))",
+                (cutoff,),
+            ):
+                base.advance(Gtid.parse(gtid))
+            deleted = conn.execute("DELETE FROM transactions WHERE seq <= ?", (cutoff,)).rowcount
+            if deleted:
+                self._set_meta("base_state", base)
         return int(deleted)
 
     def entries(self, after_seq: int = 0) -> Iterator[JournalEntry]:
