@@ -50,9 +50,15 @@ def test_every_charset_and_latin1s_odd_bytes_round_trip_exactly(
 
     insert(1)
     source.execute("UPDATE app.cs SET c_latin1 = X'818D8F909DE9' WHERE id = 1")
+    source.execute("ALTER DATABASE app CHARACTER SET latin1 COLLATE latin1_swedish_ci")
     config = write_config(tmp_path, source, target)
     catch_up(config)  # the snapshot
     assert _hex_rows(target, columns) == _hex_rows(source, columns)
+    schema = (
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA"
+        " WHERE SCHEMA_NAME = 'app'"
+    )
+    assert target.execute(schema) == source.execute(schema) == [("latin1", "latin1_swedish_ci")]
     insert(2)  # streamed
     source.execute(
         "UPDATE app.cs SET c_ucs2 = CONVERT(_utf8mb4'ωψ' USING ucs2), l_enum = 'é',"
