@@ -156,9 +156,6 @@ def ensure_hotsite_schema(conn: Any) -> None:
         )
         _upgrade_applied_table(cur)
         cur.execute(
-            f"ALTER TABLE {HOTSITE_SCHEMA}.{APPLIED_TABLE} ADD COLUMN IF NOT EXISTS skipped TEXT NULL"
-        )
-        cur.execute(
             f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{IDENTITY_TABLE} ("
             " id TINYINT NOT NULL PRIMARY KEY,"
             " lineage CHAR(32) NOT NULL,"
@@ -200,7 +197,15 @@ def _upgrade_applied_table(cur: Any) -> None:
         " AND TABLE_NAME = %s AND COLUMN_NAME = 'link_key'",
         (HOTSITE_SCHEMA, APPLIED_TABLE),
     )
-    if cur.fetchone() is None:
+    keyed = cur.fetchone() is not None
+    cur.execute(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+        " AND TABLE_NAME = %s AND COLUMN_NAME = 'skipped'",
+        (HOTSITE_SCHEMA, APPLIED_TABLE),
+    )
+    if keyed and cur.fetchone() is None:  # keyed, from before 'skipped' was counted
+        cur.execute(f"ALTER TABLE {HOTSITE_SCHEMA}.{APPLIED_TABLE} ADD COLUMN skipped TEXT NULL")
+    if not keyed:
         cur.execute(
             f"RENAME TABLE {HOTSITE_SCHEMA}.{APPLIED_TABLE}"
             f" TO {HOTSITE_SCHEMA}.{APPLIED_TABLE}_unkeyed_{int(time.time())}"
