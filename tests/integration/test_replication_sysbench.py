@@ -31,6 +31,8 @@ def test_sysbench_write_load_replicates_identically(mariadb_factory, tmp_path: P
     source.execute("CREATE DATABASE sbtest")
     sysbench(source, "prepare")
     config = write_config(tmp_path, source, target, tables=["sbtest.*"], heartbeat_interval=0.5)
+    # Both URLs name the database that exists and is replicated (the URL's must exist).
+    config.write_text(config.read_text().replace("/app", "/sbtest"))
     catch_up(config)
     start_seq = source_seq(source)
     replicate = start_replicate(config)

@@ -30,7 +30,6 @@ def check_link_support(
     _refuse_mysql(source, source_site)
     _refuse_engines(source, matches)
     _refuse_cascades(source, matches)
-    _refuse_generated_keys(source, matches)
     if decoder == "library":
         _refuse_library_charsets(source, matches)
     _refuse_smaller_packets(source, source_site, target, target_site)
@@ -98,25 +97,6 @@ def _refuse_cascades(conn: Any, matches: Matches) -> None:
             " would miss the rows they change",
             "use ON DELETE/UPDATE RESTRICT (and change child rows in the application), or leave"
             " those tables out of replication.tables",
-        )
-
-
-def _refuse_generated_keys(conn: Any, matches: Matches) -> None:
-    """Apply never writes a generated column, and finds rows by their primary key: a key
-    the target computes itself cannot be both."""
-    found = [
-        f"{schema}.{table}.{column}"
-        for schema, table, column in _rows(
-            conn,
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
-            " WHERE IS_GENERATED = 'ALWAYS' AND COLUMN_KEY = 'PRI'",
-        )
-        if schema not in SYSTEM_SCHEMAS and matches(schema, table)
-    ]
-    if found:
-        raise SchemaError(
-            f"primary keys on generated columns are not replicated: {_names(found)}",
-            "key the table on stored columns, or leave it out of replication.tables",
         )
 
 

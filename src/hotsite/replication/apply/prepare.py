@@ -1,8 +1,8 @@
 """What of a source transaction the target can take, decided before any row is written.
 
 - Generated columns (VIRTUAL or STORED) are computed by the target: their values are
-  dropped from the row images (a write to them is an error in strict mode). Primary key
-  columns are never generated here (refused at start).
+  dropped from the row images (a write to them is an error in strict mode). MariaDB allows
+  no primary key on a generated column.
 - A table without a primary key (created on the source while the link runs) cannot be
   applied exactly: its changes are left out and counted per table, and the rest of the
   transaction goes on. The count is kept with the applied position and shown by
