@@ -5,28 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
-from tests.helpers import catch_up, hotsite, source_seq, write_config
+from tests.helpers import catch_up, hotsite, one_line_error, source_seq, write_config
 
 Servers = tuple[PrivateMariaDB, PrivateMariaDB]
-
-
-def _one_line_error(result: object, *fragments: str) -> str:
-    stderr = result.stderr  # type: ignore[attr-defined]
-    assert result.returncode == 2, (result.returncode, stderr)  # type: ignore[attr-defined]
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    joined = " ".join(lines)
-    assert joined.startswith("error:"), stderr
-    for fragment in fragments:
-        assert fragment in joined, (fragment, stderr)
-    return joined
 
 
 def test_wrong_credentials(source_and_target: Servers, tmp_path: Path) -> None:
     source, target = source_and_target
     config = write_config(tmp_path, source, target)
     config.write_text(config.read_text().replace("root@", "root:wrong@"))
-    message = _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "access denied")
+    message = one_line_error(hotsite(config, "replicate", "--until-caught-up"), "access denied")
     assert "wrong" not in message, "the password must never be shown"
 
 
@@ -34,7 +22,7 @@ def test_unreachable_server(source_and_target: Servers, tmp_path: Path) -> None:
     source, target = source_and_target
     config = write_config(tmp_path, source, target)
     config.write_text(config.read_text().replace(str(target.port), str(free_port())))
-    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "cannot reach", "dr")
+    one_line_error(hotsite(config, "replicate", "--until-caught-up"), "cannot reach", "dr")
 
 
 def test_missing_binlog_settings(mariadb_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +30,7 @@ def test_missing_binlog_settings(mariadb_factory, tmp_path: Path) -> None:  # ty
     target = mariadb_factory()
     source.execute("CREATE DATABASE app")
     config = write_config(tmp_path, source, target)
-    _one_line_error(
+    one_line_error(
         hotsite(config, "replicate", "--until-caught-up"),
         "binlog_format",
         "set binlog_format=ROW in the server's configuration file ([mariadbd] section)",
@@ -53,7 +41,7 @@ def test_table_without_primary_key_is_named(source_and_target: Servers, tmp_path
     source, target = source_and_target
     source.execute("CREATE TABLE app.ok (id INT PRIMARY KEY)", "CREATE TABLE app.nokey (a INT)")
     config = write_config(tmp_path, source, target)
-    _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "app.nokey", "primary key")
+    one_line_error(hotsite(config, "replicate", "--until-caught-up"), "app.nokey", "primary key")
 
 
 def test_purged_position_says_how_to_resnapshot_and_never_skips(
@@ -69,7 +57,7 @@ def test_purged_position_says_how_to_resnapshot_and_never_skips(
     newest = source.execute("SHOW BINARY LOGS")[-1][0]
     source.execute(f"PURGE BINARY LOGS TO '{newest}'")
     before = target.execute("SELECT COUNT(*) FROM app.t")
-    _one_line_error(
+    one_line_error(
         hotsite(config, "replicate", "--until-caught-up"),
         "no longer has position",
         "hotsite snapshot",
@@ -89,14 +77,14 @@ def test_malformed_config_names_file_line_and_key(tmp_path: Path) -> None:
     config.write_text(
         "sites:\n  primary: {database: 'mysql://root@127.0.0.1:1/app'}\n  dr:\n    databse: x\n"
     )
-    _one_line_error(hotsite(config, "status"), "hotsite.yaml:4", "sites.dr.databse", "unknown key")
+    one_line_error(hotsite(config, "status"), "hotsite.yaml:4", "sites.dr.databse", "unknown key")
     config.write_text("sites:\n  primary: {database: 'postgres://x/y'}\n")
-    _one_line_error(
+    one_line_error(
         hotsite(config, "status"), "hotsite.yaml:2", "sites.primary.database", "mysql://"
     )
     config.write_text("sites: [unclosed\n")
-    _one_line_error(hotsite(config, "status"), "not valid YAML")
-    _one_line_error(hotsite(tmp_path / "missing.yaml", "status"), "file not found")
+    one_line_error(hotsite(config, "status"), "not valid YAML")
+    one_line_error(hotsite(tmp_path / "missing.yaml", "status"), "file not found")
 
 
 def _error_lines(result: object) -> list[str]:
@@ -136,13 +124,13 @@ def test_only_configured_links_run(tmp_path: Path) -> None:
         "replication:\n  - {from: primary, to: dr}\n"
     )
     for command in ("replicate", "snapshot", "verify"):
-        _one_line_error(
+        one_line_error(
             hotsite(config, command, "--from", "primary", "--to", "primary"),
             "no replication link from primary to primary",
             "links in",
             "primary->dr",
         )
-    _one_line_error(
+    one_line_error(
         hotsite(config, "snapshot", "--from", "dr", "--to", "primary"),
         "no replication link from dr to primary",
         "primary->dr",
@@ -170,6 +158,6 @@ def test_a_password_with_url_characters_works_from_the_environment(
     assert target.execute("SELECT id FROM app.t") == [(1,)]
     # A wrong one is refused without a fragment of either password in the message.
     monkeypatch.setenv("HS_PASSWORD", password + "-wrong")
-    message = _one_line_error(hotsite(config, "replicate", "--until-caught-up"), "access denied")
+    message = one_line_error(hotsite(config, "replicate", "--until-caught-up"), "access denied")
     for i in range(len(password) - 2):
         assert password[i : i + 3] not in message, message
