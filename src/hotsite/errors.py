@@ -9,6 +9,12 @@ the command, because retrying cannot fix them.
 from __future__ import annotations
 
 
+def listed(names: list[str], most: int = 5) -> str:
+    """Names for a one-line message: the first ``most``, then how many more."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 class HotsiteError(Exception):
     """Base of every error hotsite reports to its user."""
 

@@ -18,7 +18,7 @@ import pymysql
 
 from hotsite.config import DatabaseURL
 from hotsite.db import connect, query_value
-from hotsite.errors import DatabaseError, SnapshotRefused
+from hotsite.errors import DatabaseError, SnapshotRefused, listed
 from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
@@ -149,9 +149,7 @@ def _refuse_foreign_rows(
             if cur.fetchone() is not None:
                 holding.append(f"{schema}.{table}")
     if holding:
-        shown = ", ".join(holding[:5]) + (
-            f" and {len(holding) - 5} more" if len(holding) > 5 else ""
-        )
+        shown = listed(holding)
         why = (
             "and takes writes of its own (it is the source of another link)"
             if writable

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hotsite.db import query_value
-from hotsite.errors import SchemaError, SourceSettingsError
+from hotsite.errors import SchemaError, SourceSettingsError, listed
 from hotsite.replication.schema import SYSTEM_SCHEMAS
 
 Matches = Callable[[str, str], bool]
@@ -51,10 +51,6 @@ def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
-def _names(found: list[str]) -> str:
-    return ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-
-
 def _refuse_engines(conn: Any, matches: Matches) -> None:
     """Exactly-once needs the rows and the position in one target transaction, and a
     rolled-back source transaction to leave no trace: only InnoDB gives both. Sequences
@@ -71,7 +67,7 @@ def _refuse_engines(conn: Any, matches: Matches) -> None:
     ]
     if found:
         raise SchemaError(
-            f"not replicated exactly: {_names(found)} — only InnoDB tables are",
+            f"not replicated exactly: {listed(found)} — only InnoDB tables are",
             "convert them (ALTER TABLE … ENGINE=InnoDB) or leave them out of replication.tables",
         )
 
@@ -93,7 +89,7 @@ def _refuse_cascades(conn: Any, matches: Matches) -> None:
     ]
     if found:
         raise SchemaError(
-            f"foreign keys whose actions MariaDB does not log: {_names(found)}; the target"
+            f"foreign keys whose actions MariaDB does not log: {listed(found)}; the target"
             " would miss the rows they change",
             "use ON DELETE/UPDATE RESTRICT (and change child rows in the application), or leave"
             " those tables out of replication.tables",
@@ -116,7 +112,7 @@ def _refuse_library_charsets(conn: Any, matches: Matches) -> None:
     ]
     if found:
         raise SchemaError(
-            f"'decoder: library' cannot keep these columns byte for byte: {_names(found)}",
+            f"'decoder: library' cannot keep these columns byte for byte: {listed(found)}",
             "use the default decoder (remove 'decoder: library' from the link)",
         )
 
