@@ -90,6 +90,10 @@ class LinkAgent:
             self.server_id,
         )
         self.lineage = ""
+        # A target position the journal was last proven to feed: the same position needs
+        # no second proof (a trim never forgets what the target still needs), and the
+        # proof reads every journal row.
+        self._journal_feeds: GtidState | None = None
         self.status = LinkStatus(link=link.name)
         self.apply_stats = StageStats()
         self.error: str | None = None
@@ -203,6 +207,7 @@ class LinkAgent:
                     log.warning("journal restarted at the target's position", reason=reason)
                 journal.reset(applied.gtid_state)
                 state = applied.gtid_state
+            self._journal_feeds = applied.gtid_state
             return state or GtidState()
         finally:
             journal.close()
@@ -361,13 +366,16 @@ class LinkAgent:
             )
         # The target may have gone back in time while we were away from it (restored from
         # a backup while apply reconnected): never scan past what the journal lost.
-        reason = journal.distrust(position.gtid_state)
+        reason = None
+        if position.gtid_state != self._journal_feeds:
+            reason = journal.distrust(position.gtid_state)
         if reason is not None:
             raise HotsiteError(
                 f"site {self.link.target!r}: the journal can no longer feed the target ({reason})",
                 "run 'hotsite replicate' again: it restarts the journal at the target's"
                 " position and re-reads the rest from the source",
             )
+        self._journal_feeds = position.gtid_state
         cursor = journal.seq_of(position.last_gtid) if position.last_gtid else None
         cursor = cursor if cursor is not None else 0  # unknown: scan, skipping what is covered
         stats.position = str(position.gtid_state)
