@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import compileall
+import contextlib
+import fcntl
 import itertools
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+import hotsite
 from hotsite.testing.mariadb import PrivateMariaDB
 
-_server_ids = itertools.count(100)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile hotsite once, before any test runs it: the suite starts hundreds of
+    ``hotsite`` processes (and their capture processes), and where the environment sets
+    PYTHONDONTWRITEBYTECODE each of them would otherwise compile every module again."""
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
+        compileall.compile_dir(Path(hotsite.__file__).parent, quiet=2)
+
+
+def _worker_index() -> int:
+    """0 without pytest-xdist, else the number of this worker (``gw3`` -> 3)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+# Server ids distinct across parallel workers too, so no two servers on the machine that
+# one test suite started ever share one (nothing needs it today: it keeps logs unambiguous).
+_server_ids = itertools.count(100 + 10_000 * _worker_index())
 
 
 @pytest.fixture
@@ -36,3 +59,48 @@ def source_and_target(
     for server in (source, target):
         server.execute("CREATE DATABASE app")
     return source, target
+
+
+# ---- running in parallel (pytest-xdist: scripts/test runs ``-n``) -------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` first: workers take tests in this order, so no long test
+    starts last and keeps one worker busy while the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _alone_or_shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A test marked ``alone`` runs while no other test of this session runs (its
+    servers, fixtures and tear-down included); the others share the machine."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    # Every worker of one session has its basetemp under the same directory.
+    directory = tmp_path_factory.getbasetemp().parent
+    with _machine_share(directory, request.node.get_closest_marker("alone") is not None):
+        yield
+
+
+@contextlib.contextmanager
+def _machine_share(directory: Path, alone: bool) -> Iterator[None]:
+    """A readers-writer lock over the session's workers, from two flock files. Each test
+    passes the gate; an ``alone`` test holds the gate (so no test starts) while it waits
+    for the running ones to end and while it runs (else a steady stream of shared holders
+    could keep it waiting forever)."""
+    gate = os.open(directory / "alone.gate", os.O_RDWR | os.O_CREAT, 0o600)
+    share = os.open(directory / "alone.share", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(share, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(share, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(share)  # closing releases what it holds
+        os.close(gate)

@@ -18,7 +18,7 @@ from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote import RemoteSession, history, hostkeys
 from hotsite.remote.ssh import SSHTransport
 from hotsite.state import StateStore
-from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
+from hotsite.testing.sshhosts import SSHHost, SSHHostFactory, machine_lock
 from tests.sshhosts_fixtures import needs_commands, needs_ssh_hosts
 
 
@@ -76,8 +76,9 @@ def test_commands_files_and_one_connection_per_node(
             with pytest.raises(RemoteError, match=r"timed out after 0\.3s"):
                 await transport.run("sleep 17; echo never", timeout=0.3)
             await asyncio.sleep(0.2)
-            left = host.exec("sh", "-c", "ps -eo args | grep -c '^sleep 17'").stdout
-            assert left.strip() == "0"  # the timed-out command was killed on the node
+            # the timed-out command was killed on the node (looked for in the host's
+            # namespace only: ps lists the machine's processes, a parallel test's too)
+            assert _commands_in(host, "sleep 17") == []
             signalled = await transport.run("kill -9 $$")
             assert signalled.exit_status == 137
 
@@ -91,6 +92,21 @@ def test_commands_files_and_one_connection_per_node(
     assert any(e.exit_status is None and "timed out" in (e.error or "") for e in log)
     dump = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
     assert b"pa ss'w" not in dump
+
+
+def _commands_in(host: SSHHost, command: str) -> list[int]:
+    """PIDs of the processes in the host's network namespace whose command line is
+    ``command`` (``sleep 17`` matches ``sleep 17`` and ``sleep 17 …``)."""
+    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True)
+    found = []
+    for pid in pids.stdout.split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        if b" ".join(argv).decode(errors="replace").startswith(command):
+            found.append(int(pid))
+    return found
 
 
 def test_host_keys_unknown_accepted_then_changed(
@@ -271,12 +287,15 @@ def test_hosts_of_a_killed_test_process_are_swept(tmp_path: Path) -> None:
     )
     assert child.stdout is not None
     *netns, bridge = child.stdout.readline().split()
-    child.kill()  # like kill -9 of pytest: no teardown ran
-    child.wait()
-    assert all(
-        name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        for name in netns
-    )
+    # Held so that no factory of a parallel test process sweeps the leftovers before
+    # this test has seen them.
+    with machine_lock():
+        child.kill()  # like kill -9 of pytest: no teardown ran
+        child.wait()
+        assert all(
+            name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            for name in netns
+        )
     SSHHostFactory(tmp_path / "next").stop()  # any new factory sweeps what dead ones left
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in netns)

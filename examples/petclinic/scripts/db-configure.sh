@@ -5,10 +5,14 @@ PORT={{ inputs.db_port | quote }}
 SERVER_ID={{ inputs.server_id | quote }}
 # Values go into shell variables first: expanded in the here-document below, their
 # text is never run (a value written straight into it would be: `$(...)`).
-mkdir -p "$DIR"
+mkdir -p "$DIR/tmp"
+# tmpdir of its own: every mariadbd deletes the #sql* files in its tmpdir when it
+# starts, so in a shared /tmp a server starting next to this one (or a second install
+# at the same time) removes this one's temporary tables mid-statement.
 cat > "$DIR/my.cnf" <<CNF
 [mariadbd]
 datadir=$DIR/data
+tmpdir=$DIR/tmp
 socket=$DIR/mysqld.sock
 pid-file=$DIR/mysqld.pid
 log-error=$DIR/error.log

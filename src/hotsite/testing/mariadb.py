@@ -1,8 +1,9 @@
 """Private MariaDB servers: own datadir, port and socket each, binlog ready for capture.
 
 Used by the test suite, the demo and the benchmarks. Each server is a real ``mariadbd``
-started with ``mariadb-install-db`` then ``mariadbd --defaults-file``; it is stopped by
-its PID and its directory removed by ``stop()``.
+whose datadir is a copy of one ``mariadb-install-db`` run per process and settings
+(``datadirs.py``), started with ``mariadbd --defaults-file``; it is stopped by its PID
+and its directory removed by ``stop()``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,14 +19,16 @@ from pathlib import Path
 
 import pymysql
 
+from hotsite.testing.datadirs import INSTALL_DB, install_datadir
+from hotsite.testing.ports import free_port
+
+__all__ = ["INSTALL_DB", "MARIADBD", "PrivateMariaDB", "free_port"]
+
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# What mariadbd's error log says when another process took the port first.
+_PORT_TAKEN = ("Bind on TCP/IP port", "Address already in use")
+# Settings that name this server's own files or port: not part of what install-db makes.
+_PER_SERVER = {"datadir", "socket", "port", "pid-file", "log-error", "tmpdir", "server-id"}
 
 
 @dataclass
@@ -67,8 +69,9 @@ class PrivateMariaDB:
             "bind-address": "127.0.0.1",
             "pid-file": str(self.base_dir / "mysqld.pid"),
             "log-error": str(self.base_dir / "error.log"),
-            # Not the shared /tmp: something on a busy machine removes /tmp/#sql-* files
-            # and mariadb-install-db then fails now and then ("Unknown table ...").
+            # Not the shared /tmp: every mariadbd deletes the #sql* files in its tmpdir
+            # when it starts, so a server starting beside this one would remove its
+            # temporary tables (mariadb-install-db then fails: "Unknown table ...").
             "tmpdir": str(self.base_dir),
             "server-id": str(self.server_id),
             "log-bin": "binlog",
@@ -97,26 +100,30 @@ class PrivateMariaDB:
         if self.base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix=f"hotsite-mariadb-{self.server_id}-"))
             self._owns_dir = True
-        if not self.port:
+        chosen_port = not self.port
+        if chosen_port:
             self.port = free_port()
         self.write_defaults()
         if not (self.datadir / "mysql").exists():
-            installed = subprocess.run(
-                [
-                    INSTALL_DB,
-                    f"--defaults-file={self.defaults_file}",
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                    "--user=root",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            if installed.returncode != 0:
-                raise RuntimeError(
-                    f"mariadb-install-db failed for {self.datadir}:\n{installed.stdout[-2000:]}"
-                )
+            install_settings = {k: v for k, v in self.settings().items() if k not in _PER_SERVER}
+            install_datadir(self.datadir, install_settings)
+        # A port found free can still be taken by another process before mariadbd binds
+        # it (parallel test workers): a port we chose is chosen again, a given one is not.
+        for _ in range(5):
+            log = self.base_dir / "error.log"
+            log_start = log.stat().st_size if log.exists() else 0
+            if self._launch(timeout, log, log_start):
+                return self
+            if not chosen_port:
+                break
+            self.port = free_port()
+            self.write_defaults()
+        tail = log.read_text(errors="replace")[log_start:][-2000:] if log.exists() else ""
+        raise RuntimeError(f"mariadbd on port {self.port} did not start:\n{tail}")
+
+    def _launch(self, timeout: float, log: Path, log_start: int) -> bool:
+        """Start mariadbd; True once it accepts connections, False when it lost its port
+        to another process; raises when it failed otherwise."""
         self.process = subprocess.Popen(
             [MARIADBD, f"--defaults-file={self.defaults_file}", "--user=root"],
             stdout=subprocess.DEVNULL,
@@ -126,15 +133,17 @@ class PrivateMariaDB:
         while True:
             try:
                 self.connect().close()
-                return self
+                return True
             except pymysql.err.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = self.base_dir / "error.log"
-                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    self._terminate(signal.SIGKILL, wait=10)
+                    tail = log.read_text(errors="replace")[log_start:] if log.exists() else ""
+                    if any(sign in tail for sign in _PORT_TAKEN):
+                        return False
                     raise RuntimeError(
-                        f"mariadbd on port {self.port} did not start:\n{tail}"
+                        f"mariadbd on port {self.port} did not start:\n{tail[-2000:]}"
                     ) from None
-                time.sleep(0.05)
+                time.sleep(0.02)
 
     def connect(
         self, database: str | None = None, **kwargs: object
@@ -164,13 +173,16 @@ class PrivateMariaDB:
             conn.close()
 
     def stop(self, remove: bool = True) -> None:
-        self._terminate(signal.SIGTERM, wait=60)
-        if (
+        discard = bool(
             remove
             and self._owns_dir
             and self.base_dir
             and not os.environ.get("HOTSITE_KEEP_DATADIRS")
-        ):
+        )
+        # A datadir about to be removed needs no clean shutdown (flushing the buffer pool
+        # of a server that took a write load costs seconds): kill -9, then remove.
+        self._terminate(signal.SIGKILL if discard else signal.SIGTERM, wait=60)
+        if discard and self.base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def kill(self) -> None:

@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -188,7 +189,7 @@ class SSHHostFactory:
 
     def _network(self, hosts: list[SSHHost]) -> None:
         lines: list[str] = []
-        with _machine_lock():
+        with machine_lock():
             if self.subnet is None:
                 self.subnet = _free_subnet()
                 lines += [
@@ -274,14 +275,33 @@ class SSHHostFactory:
         self.stop()
 
 
+_in_process = threading.RLock()
+_held = 0  # how deep this process is inside machine_lock (flock is not reentrant)
+
+
 @contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
-    fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def machine_lock() -> Iterator[None]:
+    """Held while subnets are picked and while dead factories are swept, by every test
+    process of the machine; reentrant within one process."""
+    global _held
+    with _in_process:
+        if _held:
+            _held += 1
+            try:
+                yield
+            finally:
+                _held -= 1
+            return
+        fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _held = 1
+            try:
+                yield
+            finally:
+                _held = 0
+        finally:
+            os.close(fd)
 
 
 def _free_subnet() -> int:
@@ -321,6 +341,11 @@ def _teardown(netns: list[str], bridge: str) -> None:
 def _sweep_dead_factories() -> None:
     if not REGISTRY.is_dir():
         return
+    with machine_lock():  # so a test can hold off sweeps while it looks at leftovers
+        _sweep_locked()
+
+
+def _sweep_locked() -> None:
     for path in REGISTRY.glob("*.json"):
         try:
             state = json.loads(path.read_text())
