@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -44,7 +45,10 @@ def hotsite(config: Path, *args: str, timeout: float = 120) -> subprocess.Comple
 
 def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess.Popen[str]:
     """``hotsite replicate`` in the background, in its own process group; returns once its
-    agent streams (so a fault a test injects next hits streaming, not start-up checks)."""
+    agent streams (so a fault a test injects next hits streaming, not start-up checks):
+    its capture process has reported, not just the agent (on a loaded machine the
+    capture process takes seconds to start, and a test timing a window from here would
+    time the start-up instead)."""
     process = subprocess.Popen(
         [*HOTSITE, "--config", str(config), "replicate", "--quiet", *args],
         stdout=subprocess.PIPE,
@@ -56,7 +60,7 @@ def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess
     status = config.parent / ".hotsite" / "status" / "primary-to-dr.json"
     started = time.time()
     deadline = time.monotonic() + timeout
-    while not (status.exists() and status.stat().st_mtime > started):
+    while not _capture_reported(status, started):
         if process.poll() is not None:
             raise AssertionError(
                 f"replicate exited: {process.stderr.read() if process.stderr else ''}"
@@ -64,6 +68,16 @@ def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess
         assert time.monotonic() < deadline, "replicate did not start streaming"
         time.sleep(0.05)
     return process
+
+
+def _capture_reported(status: Path, since: float) -> bool:
+    """The agent started after ``since`` has had a report from its capture process."""
+    try:
+        if status.stat().st_mtime <= since:
+            return False
+        return bool(json.loads(status.read_text()).get("capture"))
+    except (OSError, ValueError):
+        return False  # not written yet, or caught mid-write
 
 
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

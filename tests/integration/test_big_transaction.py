@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import (
     applied,
@@ -37,6 +39,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_one_transaction_of_many_rows_replicates_in_bounded_memory(
     source_and_target: Servers, tmp_path: Path
 ) -> None:

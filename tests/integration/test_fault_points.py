@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import (
     HOTSITE,
@@ -190,6 +192,10 @@ def run_with_fault(
     return process.returncode, stderr
 
 
+# Alone: whether the drawn hit counts are reached in the drawn windows depends on how
+# fast the agent runs, and beside other tests' servers on two cores it runs too slowly.
+@pytest.mark.slow
+@pytest.mark.alone
 def test_random_fault_points_under_load_apply_every_transaction_exactly_once(
     source_and_target: Servers, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import asyncssh
+import pytest
 import yaml
 
 from hotsite.testing.sshhosts import SSHHostFactory
@@ -185,6 +186,7 @@ def test_crash_between_lease_and_use_does_not_leak(
     assert [(r["name"], r["state"]) for r in node_rows(config)] == [("b", "running")]
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_records_nothing(
     ssh_hosts: SSHHostFactory, tmp_path: Path
 ) -> None:

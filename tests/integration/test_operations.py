@@ -21,6 +21,7 @@ def socket_url(server: PrivateMariaDB) -> str:
     return f"mysql://root@127.0.0.1:{free_port()}/app?socket={server.socket_path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["library", "fast"])
 def test_both_decoders_connect_through_the_socket_of_the_url(
     source_and_target: Servers, tmp_path: Path, decoder: str

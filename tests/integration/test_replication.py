@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import (
     Workload,
@@ -49,6 +51,7 @@ def test_initial_snapshot_then_streaming_keeps_tables_identical(
     assert rows(target, "app.items") == rows(source, "app.items")
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_applies_nothing_twice(
     source_and_target: Servers, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hotsite.testing.mariadb import PrivateMariaDB
@@ -70,6 +71,7 @@ def test_replica_server_id_equal_to_a_sites_server_id_is_refused(
     one_line_error(hotsite(config, "replicate", "--until-caught-up"), "replica server id")
 
 
+@pytest.mark.slow
 def test_two_projects_with_the_same_site_names_share_a_target_without_sharing_positions(
     mariadb_factory: Callable[..., PrivateMariaDB], tmp_path: Path
 ) -> None:

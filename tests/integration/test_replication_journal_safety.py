@@ -42,6 +42,7 @@ def _restore(server: PrivateMariaDB, dump: bytes) -> None:
     subprocess.run(["mariadb", f"--defaults-file={server.defaults_file}"], input=dump, check=True)
 
 
+@pytest.mark.slow
 def test_target_restored_from_a_backup_older_than_the_journal_is_caught_up_from_the_source(
     source_and_target: Servers, tmp_path: Path
 ) -> None:

@@ -104,6 +104,7 @@ def diff_set(report: dict[str, Any], table: str) -> set[tuple[Any, ...]]:
     return {(tuple(d["key"].values()), d["kind"], tuple(d["columns"])) for d in entry["diffs"]}
 
 
+@pytest.mark.slow
 def test_reports_exactly_the_injected_rows_and_repair_fixes_them(
     source_and_target: Servers, tmp_path: Path
 ) -> None:
@@ -167,6 +168,7 @@ def test_reports_exactly_the_injected_rows_and_repair_fixes_them(
     assert target.execute("SELECT a FROM app.t WHERE id = 7") == [(None,)]
 
 
+@pytest.mark.slow
 def test_types_composite_keys_empty_and_schema_differences(
     source_and_target: Servers, tmp_path: Path
 ) -> None:
@@ -256,6 +258,7 @@ def _table(report: dict[str, Any], name: str) -> dict[str, Any]:
     return entry
 
 
+@pytest.mark.slow
 def test_no_false_differences_under_write_load_and_repair_while_replicating(
     source_and_target: Servers, tmp_path: Path
 ) -> None:

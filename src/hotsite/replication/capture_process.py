@@ -32,6 +32,10 @@ SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
 QUEUE_BYTES = 16 << 20  # … and their binlog bytes (~8x that in Python objects): bounded memory
 RETRY_SECONDS = 1.0
+# The source sends a binlog heartbeat after this long without events: the capture thread
+# sees a stop request at the latest then, so it bounds how long stopping an idle link
+# takes (every `replicate --until-caught-up` ends that way).
+IDLE_HEARTBEAT = 0.2
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class CaptureSide:
                 job.server_id,
                 self.matches,
                 self.capture_position,
-                heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),
+                heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, IDLE_HEARTBEAT)),
                 decoder=job.decoder,
             )
             try:
