@@ -49,7 +49,8 @@ POINTS = {
 }
 RUNS_PER_POINT = 3
 PLAIN_KILLS = 2  # runs with no fault point: kill -9 of the whole agent at a random moment
-MAX_RUN_SECONDS = 3.0  # after the agent streams (its start-up takes 2-3 s here)
+MAX_RUN_SECONDS = 3.0  # after the agent streams, on a machine where its start-up takes …
+NOMINAL_START_SECONDS = 2.5  # … this long; a slower start-up stretches the window alike
 
 SCHEMA = (
     "CREATE TABLE app.ledger (id BIGINT PRIMARY KEY, amount INT NOT NULL)",
@@ -150,6 +151,11 @@ def run_with_fault(
     """``hotsite replicate`` with HOTSITE_FAULT set, until it dies or ``seconds`` pass
     after it started streaming (then kill -9 of it and its capture process); returns (exit status, stderr).
 
+    ``seconds`` are for a machine where the agent starts streaming in
+    NOMINAL_START_SECONDS; where it took longer (a loaded machine runs the agent as
+    much slower), the window grows in proportion, so the drawn hit counts stay as
+    reachable as the plan meant them to be.
+
     ``start_gate`` is held until the agent streams: the start-up check of the source's
     primary keys reads information_schema twice, and a RENAME between the two reads
     shows a table without its key (a start-up race, not what this test is about)."""
@@ -177,7 +183,7 @@ def run_with_fault(
             time.sleep(0.02)
     streaming = time.time() - started
     try:
-        process.wait(timeout=seconds)
+        process.wait(timeout=seconds * max(1.0, streaming / NOMINAL_START_SECONDS))
     except subprocess.TimeoutExpired:
         kill_group(process)
     else:  # the agent died: make sure its capture process is gone too
@@ -192,10 +198,7 @@ def run_with_fault(
     return process.returncode, stderr
 
 
-# Alone: whether the drawn hit counts are reached in the drawn windows depends on how
-# fast the agent runs, and beside other tests' servers on two cores it runs too slowly.
 @pytest.mark.slow
-@pytest.mark.alone
 def test_random_fault_points_under_load_apply_every_transaction_exactly_once(
     source_and_target: Servers, tmp_path: Path
 ) -> None:
