@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import compileall
-import contextlib
-import fcntl
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import hotsite
+from hotsite.testing.alone import machine_share
 from hotsite.testing.mariadb import PrivateMariaDB
 
 
@@ -81,26 +80,5 @@ def _alone_or_shared(
         return
     # Every worker of one session has its basetemp under the same directory.
     directory = tmp_path_factory.getbasetemp().parent
-    with _machine_share(directory, request.node.get_closest_marker("alone") is not None):
+    with machine_share(directory, request.node.get_closest_marker("alone") is not None):
         yield
-
-
-@contextlib.contextmanager
-def _machine_share(directory: Path, alone: bool) -> Iterator[None]:
-    """A readers-writer lock over the session's workers, from two flock files. Each test
-    passes the gate; an ``alone`` test holds the gate (so no test starts) while it waits
-    for the running ones to end and while it runs (else a steady stream of shared holders
-    could keep it waiting forever)."""
-    gate = os.open(directory / "alone.gate", os.O_RDWR | os.O_CREAT, 0o600)
-    share = os.open(directory / "alone.share", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        if alone:
-            fcntl.flock(share, fcntl.LOCK_EX)
-        else:
-            fcntl.flock(share, fcntl.LOCK_SH)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-        yield
-    finally:
-        os.close(share)  # closing releases what it holds
-        os.close(gate)

@@ -132,18 +132,29 @@ class PrivateMariaDB:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.connect().close()
-                return True
+                if self.process.poll() is None and self._answers():
+                    return True
             except pymysql.err.OperationalError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self._terminate(signal.SIGKILL, wait=10)
-                    tail = log.read_text(errors="replace")[log_start:] if log.exists() else ""
-                    if any(sign in tail for sign in _PORT_TAKEN):
-                        return False
-                    raise RuntimeError(
-                        f"mariadbd on port {self.port} did not start:\n{tail[-2000:]}"
-                    ) from None
-                time.sleep(0.02)
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._terminate(signal.SIGKILL, wait=10)
+                tail = log.read_text(errors="replace")[log_start:] if log.exists() else ""
+                if any(sign in tail for sign in _PORT_TAKEN):
+                    return False
+                raise RuntimeError(f"mariadbd on port {self.port} did not start:\n{tail[-2000:]}")
+            time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        """This server answers on its port: not merely something (another test's server
+        that took the port first) answering there."""
+        conn = self.connect(read_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@datadir")
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        return row is not None and Path(str(row[0])).resolve() == self.datadir.resolve()
 
     def connect(
         self, database: str | None = None, **kwargs: object
