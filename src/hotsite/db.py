@@ -10,7 +10,7 @@ import pymysql
 import pymysql.cursors
 
 from hotsite.binary_literals import send_bytes_as_binary
-from hotsite.config import DatabaseURL
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
 from hotsite.tls import client_context
 
