@@ -15,6 +15,8 @@ from hotsite.cli.app import command, print_error
 from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
 
+__all__ = ["main"]
+
 
 def main() -> None:
     """Entry point: one line per error, no traceback, exit status from the error."""

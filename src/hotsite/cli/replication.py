@@ -24,9 +24,7 @@ from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import LinkConfig, ProjectConfig
-from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
-from hotsite.replication.gtid import GtidState
-from hotsite.replication.status import link_report
+from hotsite.replication import GtidState, LinkAgent, LinkStatus, link_lock, link_report
 from hotsite.statefiles import require_writable_dir
 
 FROM = typer.Option(None, "--from", help="Source site (default: the only link's).")

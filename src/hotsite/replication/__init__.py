@@ -1,1 +1,74 @@
-"""Data synchronization: capture → ship → journal at the target → apply, exactly once."""
+"""Data synchronization: capture → ship → journal at the target → apply, exactly once.
+
+Public API: ``LinkAgent`` (one link at work: snapshot, stream), ``LinkStatus``,
+``link_lock`` (one agent per link), ``link_report`` (positions and lag per stage),
+``GtidState`` (MariaDB GTID positions), ``ChangeKind`` and ``Transaction`` (what is
+replicated), and verify: ``verify_link``, ``VerifyOptions``, ``VerifyProgress``,
+``VerifyReport``, ``TableResult``, ``IDENTICAL``, ``key_text``.
+
+The front is lazy: a name's module is imported on first use. The capture process and
+the applier import only the modules they need; an eager front would load the whole
+pipeline (binlog library, SQL parser) into each of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
+    from hotsite.replication.events import ChangeKind, Transaction
+    from hotsite.replication.gtid import GtidState
+    from hotsite.replication.status import link_report
+    from hotsite.replication.verify import (
+        IDENTICAL,
+        TableResult,
+        VerifyOptions,
+        VerifyProgress,
+        VerifyReport,
+        key_text,
+        verify_link,
+    )
+
+_HOME = {
+    "LinkAgent": "agent",
+    "LinkStatus": "agent",
+    "link_lock": "agent",
+    "ChangeKind": "events",
+    "Transaction": "events",
+    "GtidState": "gtid",
+    "link_report": "status",
+    "IDENTICAL": "verify",
+    "TableResult": "verify",
+    "VerifyOptions": "verify",
+    "VerifyProgress": "verify",
+    "VerifyReport": "verify",
+    "key_text": "verify",
+    "verify_link": "verify",
+}
+__all__ = [
+    "IDENTICAL",
+    "ChangeKind",
+    "GtidState",
+    "LinkAgent",
+    "LinkStatus",
+    "TableResult",
+    "Transaction",
+    "VerifyOptions",
+    "VerifyProgress",
+    "VerifyReport",
+    "key_text",
+    "link_lock",
+    "link_report",
+    "verify_link",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -2,7 +2,9 @@
 rows that differ, and repair only those. See docs/verify.md for how comparisons are
 aligned on replication positions.
 
-Public API: ``verify_link(config, link, options, progress) -> VerifyReport``.
+Public API: ``verify_link(config, link, options, progress) -> VerifyReport``, its
+``VerifyOptions`` and ``VerifyProgress``, and of the report ``TableResult``,
+``IDENTICAL`` and ``key_text``.
 """
 
 from __future__ import annotations
@@ -18,17 +20,27 @@ from hotsite.replication.verify.inflight import JournalReader
 from hotsite.replication.verify.positions import SourceSite, TargetSite
 from hotsite.replication.verify.repair import Repairer, ReverseRepairer
 from hotsite.replication.verify.report import (
+    IDENTICAL,
     NO_KEY,
     SCHEMA,
     SOURCE_ONLY,
     TARGET_ONLY,
     TableResult,
     VerifyReport,
+    key_text,
 )
 from hotsite.replication.verify.schema_diff import read_shapes, schema_differences
 from hotsite.replication.verify.sql import TableShape
 
-__all__ = ["VerifyOptions", "VerifyProgress", "VerifyReport", "verify_link"]
+__all__ = [
+    "IDENTICAL",
+    "TableResult",
+    "VerifyOptions",
+    "VerifyProgress",
+    "VerifyReport",
+    "key_text",
+    "verify_link",
+]
 
 
 @dataclass
