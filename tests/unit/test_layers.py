@@ -115,9 +115,7 @@ def test_no_package_imports_itself_back() -> None:
     packages: dict[str, set[str]] = {}
     for module, targets in _graph().items():
         mine = _package(module)
-        packages.setdefault(mine, set()).update(
-            _package(t) for t in targets if _package(t) != mine
-        )
+        packages.setdefault(mine, set()).update(_package(t) for t in targets if _package(t) != mine)
     assert _cycle(packages) is None
 
 

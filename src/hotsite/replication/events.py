@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-INSERT, UPDATE, DELETE = "i", "u", "d"
 
+class ChangeKind(enum.StrEnum):
+    """What a row change does. The values are the journal's wire format ("i", "u", "d"):
+    a ``str`` enum, so journals written before it existed read back unchanged."""
+
+    INSERT = "i"
+    UPDATE = "u"
+    DELETE = "d"
+
+
+INSERT, UPDATE, DELETE = ChangeKind.INSERT, ChangeKind.UPDATE, ChangeKind.DELETE
+_KINDS = {kind.value: kind for kind in ChangeKind}  # a dict lookup: decode is per row
+
+# One row image: column name -> value (as the binlog decoders and pymysql give them).
 Row = dict[str, Any]
+# A primary key's values, in the key's column order.
+Key = tuple[Any, ...]
 
 
 @dataclass(slots=True)
 class RowChange:
-    kind: str  # INSERT, UPDATE or DELETE
+    kind: ChangeKind
     schema: str
     table: str
     before: Row | None  # None for INSERT
@@ -114,7 +129,7 @@ def encode(tx: Transaction) -> bytes:
 def decode(payload: bytes) -> Transaction:
     body = json.loads(payload, object_hook=_decode_object)
     changes = [
-        RowChange(kind, schema, table, before, after)
+        RowChange(_KINDS[kind], schema, table, before, after)
         for kind, schema, table, before, after in body.get("c", ())
     ]
     return Transaction(

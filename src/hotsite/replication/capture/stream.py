@@ -26,6 +26,7 @@ from hotsite.replication.capture.rowformat import (
     decode_rows,
     parse_table_map,
 )
+from hotsite.replication.events import DELETE, INSERT, UPDATE, ChangeKind
 
 COM_BINLOG_DUMP = 0x12
 _HEADER = struct.Struct("<IBIIIH")  # timestamp, type, server_id, size, log_pos, flags
@@ -36,12 +37,12 @@ MARIADB_GTID = 162
 # MariaDB's compressed events (log_bin_compress=ON): 165 query, 166-171 rows.
 COMPRESSED = frozenset(range(165, 172))
 _ROWS = {
-    WRITE_V1: ("i", False),
-    UPDATE_V1: ("u", False),
-    DELETE_V1: ("d", False),
-    WRITE_V2: ("i", True),
-    UPDATE_V2: ("u", True),
-    DELETE_V2: ("d", True),
+    WRITE_V1: (INSERT, False),
+    UPDATE_V1: (UPDATE, False),
+    DELETE_V1: (DELETE, False),
+    WRITE_V2: (INSERT, True),
+    UPDATE_V2: (UPDATE, True),
+    DELETE_V2: (DELETE, True),
 }
 _QUERY_POST_HEADER = struct.Struct("<IIBHH")  # thread, exec time, schema len, error, vars len
 _GTID_POST_HEADER = struct.Struct("<QIB")  # seq_no, domain_id, flags
@@ -69,7 +70,7 @@ class XidEvent:
 
 @dataclass(slots=True)
 class RowsEvent:
-    kind: str  # "i", "u" or "d"
+    kind: ChangeKind
     schema: str
     table: str
     rows: list[tuple[Any, Any]]  # (before, after) images; None where there is none
@@ -215,7 +216,7 @@ class FastBinlogSource:
             return None  # a table this link does not replicate
         change, version2 = _ROWS[kind]
         try:
-            rows: list[tuple[Any, Any]] = decode_rows(body, table, change == "u", version2)
+            rows: list[tuple[Any, Any]] = decode_rows(body, table, change == UPDATE, version2)
         except PartialRowImage:
             raise SourceSettingsError(
                 f"table {table.schema}.{table.table}: the source logged a change without"
@@ -223,7 +224,7 @@ class FastBinlogSource:
                 "set binlog_row_image=FULL on the source (SET GLOBAL and its configuration"
                 " file), then run 'hotsite snapshot' to reload the target",
             ) from None
-        if change == "d":
+        if change == DELETE:
             rows = [(image, None) for _, image in rows]
         return RowsEvent(change, table.schema, table.table, rows, len(body))
 
