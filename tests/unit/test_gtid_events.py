@@ -50,6 +50,16 @@ def test_transaction_round_trips_every_value_type() -> None:
     assert (ddl.ddl, ddl.ddl_schema, ddl.changes) == ("ALTER TABLE t ADD c INT", "app", [])
 
 
+def test_change_kinds_keep_the_journal_wire_format() -> None:
+    # A journal written before ChangeKind existed holds plain "i"/"u"/"d": it still reads.
+    old = b'{"g":"0-1-7","t":3.0,"c":[["i","app","t",null,{"id":1}],["d","app","t",{"id":2},null]]}'
+    back = events.decode(old)
+    assert [c.kind for c in back.changes] == [events.ChangeKind.INSERT, events.ChangeKind.DELETE]
+    assert all(isinstance(c.kind, events.ChangeKind) for c in back.changes)
+    assert events.encode(back) == old  # and is written the same way
+    assert events.UPDATE == "u" and events.ChangeKind("u") is events.UPDATE
+
+
 def test_database_url_hides_password_and_expands_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBPASS", "s3cret")
     url = DatabaseURL.parse("mysql://app:${DBPASS}@db.example:3307/shop")

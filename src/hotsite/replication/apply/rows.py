@@ -37,7 +37,7 @@ import pymysql
 
 from hotsite.errors import ApplyError
 from hotsite.replication.apply import statements as sql
-from hotsite.replication.events import DELETE, INSERT, RowChange
+from hotsite.replication.events import DELETE, INSERT, Key, Row, RowChange
 from hotsite.replication.schema import HOTSITE_SCHEMA, TableInfo
 
 DUPLICATE_KEY = 1062
@@ -51,8 +51,6 @@ UPDATE_OF_MISSING = "update of a row the target does not have"
 DELETE_OF_MISSING = "delete of a row the target does not have"
 MOVE_ONTO_EXISTING = "key change onto a key the target already has"
 _EXPECT_PRESENT = (UPDATE_OF_MISSING, DELETE_OF_MISSING)  # the others expect no row
-
-Key = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class RowWriter:
     # --- collapsed (primary key only) ----------------------------------------------
 
     def apply_collapsed(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
-        final: dict[tuple[str, str], dict[Key, dict[str, Any] | None]] = {}
+        final: dict[tuple[str, str], dict[Key, Row | None]] = {}
         # per key, its first change in the group: what the target must hold before it
         first: dict[tuple[str, str], dict[Key, str]] = {}
         for change in changes:

@@ -21,12 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hotsite.replication.events import Key
 from hotsite.replication.schema import quote
 
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
-
-Key = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
