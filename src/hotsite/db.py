@@ -34,12 +34,24 @@ UNAVAILABLE_CODES = {
 }
 
 
+def error_code(exc: BaseException) -> int | None:
+    """The server's (or the client library's) error number, None for any other error.
+
+    pymysql puts it first in ``args``: ``(1062, "Duplicate entry ...")``."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def error_message(exc: BaseException) -> str:
+    """The server's message as it gave it (may quote row values: see ``error_reason``)."""
+    return str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+
+
 def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
     """A user-facing error for a pymysql exception raised while talking to ``site``."""
     if isinstance(exc, HotsiteError):
         return exc
     where = f"site {site!r} database {url.redacted()}"
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    code = error_code(exc)
     if code == ACCESS_DENIED:
         return DatabaseError(
             f"{where}: access denied for user {url.user!r}",
@@ -97,7 +109,7 @@ _QUOTED_VALUES = [
 
 def error_reason(exc: BaseException) -> str:
     """The server's message, with any row value it quotes hidden."""
-    text = str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+    text = error_message(exc)
     for pattern in _QUOTED_VALUES:
         text = pattern.sub(r"\1…\2", text)
     return text
@@ -164,7 +176,6 @@ def query_value(conn: Any, sql: str, args: Any = None) -> Any:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    return code in UNAVAILABLE_CODES or isinstance(
+    return error_code(exc) in UNAVAILABLE_CODES or isinstance(
         exc, (ConnectionError, pymysql.err.InterfaceError)
     )

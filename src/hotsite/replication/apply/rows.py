@@ -35,6 +35,7 @@ from typing import Any
 
 import pymysql
 
+from hotsite.db import error_code, error_message
 from hotsite.errors import ApplyError
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.events import DELETE, INSERT, Key, Row, RowChange
@@ -80,9 +81,9 @@ def describe_key(columns: tuple[str, ...], values: Key) -> str:
 
 def duplicate_key_name(exc: BaseException) -> str | None:
     """The unique key a duplicate-key error names (never the duplicated value), else None."""
-    if not isinstance(exc, pymysql.MySQLError) or not exc.args or exc.args[0] != DUPLICATE_KEY:
+    if not isinstance(exc, pymysql.MySQLError) or error_code(exc) != DUPLICATE_KEY:
         return None
-    found = _KEY_IN_MESSAGE.search(str(exc.args[1]) if len(exc.args) > 1 else "")
+    found = _KEY_IN_MESSAGE.search(error_message(exc))
     return found.group(1).rsplit(".", 1)[-1] if found else "?"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import explain
+from hotsite.db import error_code, error_message, explain
 from hotsite.errors import (
     DdlStoppedError,
     HotsiteError,
@@ -277,11 +277,11 @@ class BinlogCapture:
         )
 
     def _explain(self, exc: pymysql.MySQLError) -> HotsiteError:
-        code = exc.args[0] if exc.args else None
+        code = error_code(exc)
         if code == POSITION_NOT_IN_BINLOG:
             return PositionPurgedError(
                 f"site {self.site!r}: the source no longer has position {self.position} in its binlog"
-                f" ({exc.args[1] if len(exc.args) > 1 else exc})",
+                f" ({error_message(exc)})",
                 "the target cannot be caught up by streaming; run 'hotsite snapshot' to reload it",
             )
         return explain(exc, self.url, self.site)

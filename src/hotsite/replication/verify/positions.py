@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, explain
+from hotsite.db import connect, error_code, explain
 from hotsite.errors import DatabaseError, NotCaughtUpError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
@@ -50,7 +50,7 @@ class Site:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
         except pymysql.MySQLError as exc:
-            if exc.args and exc.args[0] in _LOCK_BUSY:
+            if error_code(exc) in _LOCK_BUSY:
                 raise LockBusy(str(exc)) from None
             raise explain(exc, self.url, self.name) from None
 
@@ -60,7 +60,7 @@ class Site:
             with self.conn.cursor() as cur:
                 return int(cur.executemany(sql, args) if many else cur.execute(sql, args))
         except pymysql.MySQLError as exc:
-            if exc.args and exc.args[0] in _LOCK_BUSY:
+            if error_code(exc) in _LOCK_BUSY:
                 raise LockBusy(str(exc)) from None
             raise explain(exc, self.url, self.name) from None
 
