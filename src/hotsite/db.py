@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import pymysql
 import pymysql.cursors
@@ -32,6 +33,54 @@ UNAVAILABLE_CODES = {
     2002,
     2055,
 }
+
+
+# pymysql ships no type information: these say what hotsite uses of its connections and
+# cursors (``pymysql.connections.Connection``, ``pymysql.cursors.Cursor`` and
+# ``SSCursor``), so a typo or a wrong argument is found by mypy, not by a site.
+Value = Any  # what pymysql returns for a column: int, str, bytes, Decimal, datetime, None
+Record = tuple[Value, ...]  # one row of a result, in the SELECT's column order
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def execute(self, query: str, args: Any = None) -> int: ...
+
+    def executemany(self, query: str, args: Iterable[Any]) -> int | None: ...
+
+    def fetchone(self) -> Record | None: ...
+
+    def fetchmany(self, size: int | None = None) -> Sequence[Record]: ...
+
+    def fetchall(self) -> Sequence[Record]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Cursor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Connection(Protocol):
+    def cursor(self) -> Cursor: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def autocommit(self, value: bool) -> None: ...
+
+    def thread_id(self) -> int: ...
+
+    def escape(self, obj: Any, mapping: Any = None) -> str: ...
+
+    def close(self) -> None: ...
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -152,7 +201,7 @@ def connect(
     streaming: bool = False,
     timeout: float = 5.0,
     client_flag: int = 0,
-) -> Any:
+) -> Connection:
     """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
     try:
         conn = pymysql.connect(
@@ -168,7 +217,36 @@ def connect(
         raise explain(exc, url, site) from None
 
 
-def query_value(conn: Any, sql: str, args: Any = None) -> Any:
+def prepare_writer(conn: Connection, *, bulk_load: bool = False) -> None:
+    """The session of every hotsite writer of replicated rows (apply, snapshot, repair).
+
+    The rows were checked where they were first written: checking foreign keys again
+    costs, and refuses rows in an order the source accepted (a child before its parent
+    in one batch). ``NO_AUTO_VALUE_ON_ZERO``: a 0 in an AUTO_INCREMENT column stays 0
+    instead of becoming the next number. A bulk load (the snapshot, into tables it has
+    just emptied) skips unique checks too.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SET SESSION foreign_key_checks = 0,"
+            " sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
+            + (", unique_checks = 0" if bulk_load else "")
+        )
+
+
+def single_row(cur: Cursor) -> Record:
+    """The row of a query that always returns one (``SELECT @@port``, ``CURRENT_USER()``,
+    a row just written): its absence is a broken server or session, said in one line."""
+    row = cur.fetchone()
+    if row is None:
+        raise DatabaseError(
+            "the server returned no row where it always returns one",
+            "check the server's health and run the command again",
+        )
+    return row
+
+
+def query_value(conn: Connection, sql: str, args: Any = None) -> Value:
     with conn.cursor() as cur:
         cur.execute(sql, args)
         row = cur.fetchone()

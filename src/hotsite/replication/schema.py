@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from hotsite.db import Connection, Cursor
 from hotsite.errors import SchemaError
 
 HOTSITE_SCHEMA = "hotsite"
@@ -49,7 +49,7 @@ def quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
-def list_tables(conn: Any, matches: Callable[[str, str], bool]) -> list[tuple[str, str]]:
+def list_tables(conn: Connection, matches: Callable[[str, str], bool]) -> list[tuple[str, str]]:
     """Base tables that a link's patterns select, system schemas excluded."""
     with conn.cursor() as cur:
         cur.execute(
@@ -63,7 +63,7 @@ def list_tables(conn: Any, matches: Callable[[str, str], bool]) -> list[tuple[st
         ]
 
 
-def describe(conn: Any, schema: str, table: str) -> TableInfo:
+def describe(conn: Connection, schema: str, table: str) -> TableInfo:
     """Columns in order and the primary key; SchemaError when the table has none."""
     with conn.cursor() as cur:
         cur.execute(
@@ -100,7 +100,7 @@ def describe(conn: Any, schema: str, table: str) -> TableInfo:
     return TableInfo(schema, table, columns, tuple(primary), bool(unique), generated, has_triggers)
 
 
-def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
+def require_primary_keys(conn: Connection, tables: list[tuple[str, str]]) -> None:
     """Refuse to start when any selected table lacks a primary key; name them all.
 
     Keys are read from information_schema.STATISTICS, which a user with SELECT sees;
@@ -126,7 +126,7 @@ def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
         )
 
 
-def ensure_hotsite_schema(conn: Any) -> None:
+def ensure_hotsite_schema(conn: Connection) -> None:
     """hotsite's own tables: the applied position per origin, and heartbeats."""
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
@@ -171,7 +171,7 @@ def ensure_hotsite_schema(conn: Any) -> None:
         )
 
 
-def ensure_repair_table(conn: Any) -> None:
+def ensure_repair_table(conn: Connection) -> None:
     """The marker table written by ``hotsite verify --repair`` (see docs/verify.md)."""
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
@@ -188,7 +188,7 @@ def ensure_repair_table(conn: Any) -> None:
         )
 
 
-def _upgrade_applied_table(cur: Any) -> None:
+def _upgrade_applied_table(cur: Cursor) -> None:
     """Positions written before links had keys were keyed by origin alone: they cannot be
     told apart from another project's, so they are set aside (renamed) and the link
     starts from a snapshot, never from a position that may not be its own."""

@@ -24,7 +24,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, error_reason
+from hotsite.db import connect, error_reason, prepare_writer
 from hotsite.errors import ApplyError, HotsiteError, JournalError
 from hotsite.faults import fault_point
 from hotsite.logs import get_logger
@@ -102,10 +102,8 @@ class MySQLApplier:
         # FOUND_ROWS: an UPDATE reports the rows it matched, so 0 means "no such row".
         self.conn = connect(self.url, self.site, autocommit=True, client_flag=CLIENT.FOUND_ROWS)
         try:
+            prepare_writer(self.conn)
             with self.conn.cursor() as cur:
-                # Checks already ran on the source; zero must stay zero in AUTO_INCREMENT columns.
-                cur.execute("SET SESSION foreign_key_checks = 0")
-                cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
                 # The session a DDL's own (from the source) is swapped with, and back.
                 cur.execute(
                     "SET @hotsite_sql_mode = @@SESSION.sql_mode,"

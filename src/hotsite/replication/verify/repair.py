@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hotsite.db import prepare_writer
 from hotsite.errors import HotsiteError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import HOTSITE_SCHEMA, REPAIR_TABLE, ensure_repair_table, quote
@@ -154,10 +155,10 @@ class ReverseRepairer:
 
 def _prepare_writer(site: Site) -> None:
     """Session settings of the side a repair writes to: never wait on a lock (the
-    applier must not be the deadlock victim), write rows exactly as read."""
+    applier must not be the deadlock victim), write rows exactly as read (as every
+    writer of replicated rows: ``db.prepare_writer``)."""
     site.query("SET SESSION innodb_lock_wait_timeout = 0")
-    site.query("SET SESSION foreign_key_checks = 0")
-    site.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+    prepare_writer(site.conn)
     ensure_repair_table(site.conn)
 
 

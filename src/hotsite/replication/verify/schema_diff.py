@@ -8,15 +8,17 @@ schema difference, because row hashes of differently shaped tables cannot agree.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from hotsite.db import Connection
 from hotsite.replication.schema import SYSTEM_SCHEMAS
 from hotsite.replication.verify.sql import Column, TableShape
 
 TableName = tuple[str, str]
 
 
-def read_shapes(conn: Any, matches: Callable[[str, str], bool]) -> dict[TableName, TableShape]:
+def read_shapes(
+    conn: Connection, matches: Callable[[str, str], bool]
+) -> dict[TableName, TableShape]:
     """Every selected base table with its columns and primary key (empty when it has none)."""
     with conn.cursor() as cur:
         cur.execute(
