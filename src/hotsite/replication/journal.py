@@ -52,9 +52,25 @@ class JournalEntry:
         return events.decode(self.payload)
 
 
+MOVE_ASIDE = (
+    "move the journal aside: the target's own position rebuilds it on the next 'hotsite replicate'"
+)
+
+
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: for readers beside a running link (status, verify): never
+        writes, never creates its tables (a file that is not a journal stays as it was);
+        WAL lets them share the file with the agent that writes it."""
         self.path = path
+        if read_only:
+            try:
+                self._conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {path} cannot be read ({exc})", MOVE_ASIDE) from None
+            return
         try:
             private_sqlite(path)  # whole rows: 0600, and so its -wal/-shm
             self._conn = sqlite3.connect(
@@ -67,11 +83,7 @@ class Journal:
         except sqlite3.OperationalError as exc:
             raise _storage_error(path, exc) from None
         except sqlite3.DatabaseError as exc:
-            raise JournalError(
-                f"journal {path} cannot be opened ({exc})",
-                "move the journal aside: the target's own position rebuilds it"
-                " on the next 'hotsite replicate'",
-            ) from None
+            raise JournalError(f"journal {path} cannot be opened ({exc})", MOVE_ASIDE) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -218,18 +230,6 @@ class Journal:
         row = self._conn.execute("SELECT MIN(seq) FROM transactions").fetchone()
         return int(row[0] or 0)
 
-    def last_entry(self) -> tuple[int, str, float] | None:
-        row = self._conn.execute(
-            "SELECT seq, gtid, shipped_at FROM transactions ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return (int(row[0]), str(row[1]), float(row[2])) if row else None
-
-    def count_after(self, seq: int) -> int:
-        row = self._conn.execute(
-            "SELECT COUNT(*) FROM transactions WHERE seq > ?", (seq,)
-        ).fetchone()
-        return int(row[0])
-
     def oldest_commit_after(self, seq: int) -> float | None:
         row = self._conn.execute(
             "SELECT commit_ts FROM transactions WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
@@ -253,13 +253,27 @@ class Journal:
                 self._set_meta("base_state", base)
         return int(deleted)
 
-    def entries(self, after_seq: int = 0) -> Iterator[JournalEntry]:
-        while True:
-            batch = self.read(after_seq, 1000, 10**9)
-            if not batch:
-                return
-            yield from batch
-            after_seq = batch[-1].seq
+    # --- verify side: walking back from the target's entry ------------------------
+
+    def gtid_at(self, seq: int) -> str | None:
+        row = self._conn.execute("SELECT gtid FROM transactions WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else None
+
+    def entries_before(self, seq: int, limit: int) -> list[tuple[int, str]]:
+        """(seq, gtid) of the ``limit`` entries before ``seq``, newest first."""
+        return [
+            (int(entry_seq), str(gtid))
+            for entry_seq, gtid in self._conn.execute(
+                "SELECT seq, gtid FROM transactions WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (seq, limit),
+            )
+        ]
+
+    def transaction_at(self, seq: int) -> events.Transaction | None:
+        row = self._conn.execute(
+            "SELECT payload FROM transactions WHERE seq = ?", (seq,)
+        ).fetchone()
+        return events.decode(row[0]) if row else None
 
 
 def _forget_older_layout(conn: sqlite3.Connection) -> None:

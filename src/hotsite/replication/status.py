@@ -24,6 +24,7 @@ from hotsite.db import connect, explain, query_value
 from hotsite.errors import HotsiteError, JournalError
 from hotsite.replication.apply.mysql import AppliedPosition, read_applied
 from hotsite.replication.gtid import GtidState
+from hotsite.replication.journal import MOVE_ASIDE, Journal
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.snapshot import snapshot_state
 
@@ -157,26 +158,16 @@ def _applied_position(
 
 
 def _shipped_position(path: Path) -> GtidState | None:
-    """The source position the journal reaches, read without writing to it.
-
-    Read-only through sqlite itself rather than ``Journal``, which opens for writing (and
-    would create tables in a file that is not a journal).
-    """
+    """The source position the journal reaches, read without writing to it."""
     if not path.exists():
         return None
+    journal = Journal(path, read_only=True)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'source_state'").fetchone()
-        finally:
-            conn.close()
+        return journal.source_state()
     except sqlite3.Error as exc:
-        raise JournalError(
-            f"journal {path} cannot be read ({exc})",
-            "move the journal aside: the target's own position rebuilds it"
-            " on the next 'hotsite replicate'",
-        ) from None
-    return GtidState.parse(row[0]) if row else None
+        raise JournalError(f"journal {path} cannot be read ({exc})", MOVE_ASIDE) from None
+    finally:
+        journal.close()
 
 
 def _agent_status(config: ProjectConfig, link: LinkConfig) -> dict[str, Any] | None:
