@@ -13,6 +13,7 @@ from hotsite.errors import JournalError
 from hotsite.replication.events import DELETE, INSERT, UPDATE, RowChange, Transaction
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
+from hotsite.replication.schema import Column, TableInfo
 from hotsite.replication.verify.chunks import MAX_ROWS, ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize
 from hotsite.replication.verify.positions import Applied
@@ -26,8 +27,6 @@ from hotsite.replication.verify.report import (
 from hotsite.replication.verify.rows import in_range
 from hotsite.replication.verify.schema_diff import schema_differences
 from hotsite.replication.verify.sql import (
-    Column,
-    TableShape,
     integer_key,
     keys_in,
     range_where,
@@ -35,8 +34,8 @@ from hotsite.replication.verify.sql import (
 )
 
 
-def shape(*columns: Column, key: tuple[str, ...] = ("id",)) -> TableShape:
-    return TableShape("app", "t", columns, key)
+def shape(*columns: Column, key: tuple[str, ...] = ("id",)) -> TableInfo:
+    return TableInfo("app", "t", columns, key)
 
 
 ID = Column("id", "int", "int(11)", False, None)

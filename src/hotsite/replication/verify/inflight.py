@@ -22,10 +22,11 @@ from typing import Any
 
 from hotsite.errors import JournalError
 from hotsite.replication import events
+from hotsite.replication.events import Key
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import Journal
+from hotsite.replication.schema import TableInfo
 from hotsite.replication.verify.positions import Applied
-from hotsite.replication.verify.sql import Key, TableShape
 
 _PAGE = 500
 _CACHE = 50_000  # decoded journal entries kept: consecutive windows overlap
@@ -63,7 +64,7 @@ class Window:
     ddl: bool = False
     changes: dict[tuple[str, str], list[events.RowChange]] = field(default_factory=dict)
 
-    def touched(self, shape: TableShape) -> dict[Key, Key] | None:
+    def touched(self, shape: TableInfo) -> dict[Key, Key] | None:
         """Keys of ``shape`` changed in the window, normalized -> as decoded; None: any row."""
         if self.ddl:
             return None
@@ -80,7 +81,7 @@ class Window:
         return keys
 
 
-def touched_keys(window: Window | None, shape: TableShape) -> dict[Key, Key] | None:
+def touched_keys(window: Window | None, shape: TableInfo) -> dict[Key, Key] | None:
     """Keys of ``shape`` that may differ between the two reads; None: any of them."""
     if window is None:
         return None
