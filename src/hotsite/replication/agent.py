@@ -28,7 +28,7 @@ from hotsite.private import write_private
 from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
-from hotsite.replication.capture_process import CaptureJob, run_capture_side
+from hotsite.replication.capture.process import CaptureJob, run_capture_side
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.identity import (
     LinkGuard,
