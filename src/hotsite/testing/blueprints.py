@@ -2,9 +2,9 @@
 
 The blueprint engine takes its nodes and transports from an ``Infrastructure``;
 ``DirectoryNodes`` is one that needs nothing but a temporary directory. Every node the
-engine creates is a directory under ``base``; each lifecycle step runs there with
-``sh -c`` (``$NODE`` is the node's name, ``$TMPDIR`` its directory); uploads and
-generated files are copied into it. So a test can bring a site up, look at what the
+engine creates is a directory under ``base``; each lifecycle step runs there through
+the local transport (``$NODE`` is the node's name, ``$TMPDIR`` its directory); uploads
+and generated files are copied into it. So a test can bring a site up, look at what the
 steps wrote, change the blueprint, and check that ``up`` runs only what changed,
 ``down`` removes it, and a failing step is reported::
 
@@ -28,21 +28,19 @@ steps wrote, change the blueprint, and check that ``up`` runs only what changed,
     assert [run.step for run in nodes.runs if run.node == "primary-web-0"][0] == "app.install"
 
 What it does not show: anything that depends on the real machine (packages, ports,
-users, ``sudo``); steps run as the test's user with a minimal ``PATH``. It is a fake of
+users, ``sudo``); steps run as the test's user, in its environment. It is a fake of
 the nodes/remote layer only: the engine, the rendering and the state records are the
 real ones. See docs/blueprints.md ("Testing a blueprint").
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotsite.nodes import Node, NodeDriver, NodeSpec
-from hotsite.remote import CommandResult, Transport, current_step
+from hotsite.remote import CommandResult, LocalTransport, Transport, current_step
 
 DRIVER = "dirs"
 
@@ -59,13 +57,20 @@ class Run:
     stderr: str
 
 
-class DirectoryTransport(Transport):
-    """Runs commands in the node's directory; records each in ``runs``."""
+class DirectoryTransport(LocalTransport):
+    """The local transport, rooted in the node's directory; records each run in ``runs``.
+
+    Commands run as the local transport runs them (the same shell wrapper as over SSH,
+    so environment and quoting behave as on a real node), in the node's directory, with
+    ``$NODE`` and ``$TMPDIR`` set; ``sudo`` is ignored (the test's user runs them)."""
 
     def __init__(self, node: Node, runs: list[Run]) -> None:
-        self.node = node.name
+        super().__init__(node.name)
         self.root = Path(node.address)
         self._runs = runs
+
+    def _inside(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
 
     async def run(
         self,
@@ -76,35 +81,9 @@ class DirectoryTransport(Transport):
         cwd: str | None = None,
         sudo: bool = False,
     ) -> CommandResult:
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            "sh",
-            "-c",
-            command,
-            cwd=self.root / cwd.lstrip("/") if cwd else self.root,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "NODE": self.node,
-                "TMPDIR": str(self.root),
-                **(env or {}),
-            },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        result = CommandResult(
-            self.node,
-            command,
-            process.returncode or 0,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
-            time.monotonic() - started,
-        )
+        own = {"NODE": self.node, "TMPDIR": str(self.root)}
+        where = str(self._inside(cwd) if cwd else self.root)
+        result = await super().run(command, timeout=timeout, env={**own, **(env or {})}, cwd=where)
         self._runs.append(
             Run(
                 self.node,
@@ -118,23 +97,10 @@ class DirectoryTransport(Transport):
         return result
 
     async def put(self, local: Path, remote: str) -> None:
-        target = self.root / remote.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if local.is_dir():
-            shutil.copytree(local, target, dirs_exist_ok=True)
-        else:
-            shutil.copy(local, target)
+        await super().put(local, str(self._inside(remote)))
 
     async def get(self, remote: str, local: Path) -> None:
-        source = self.root / remote.lstrip("/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, local, dirs_exist_ok=True)
-        else:
-            shutil.copy(source, local)
-
-    async def close(self) -> None:
-        return None
+        await super().get(str(self._inside(remote)), local)
 
 
 class DirectoryDriver(NodeDriver):
