@@ -21,6 +21,7 @@ from hotsite.errors import JournalError
 from hotsite.private import private_sqlite
 from hotsite.replication import events
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.state import write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transactions (
@@ -119,15 +120,9 @@ class Journal:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it or nothing, a full disk said in one line."""
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self._conn) as conn:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise _storage_error(self.path, exc) from None
 
