@@ -68,10 +68,6 @@ class TableInfo:
         return f"{self.schema}.{self.name}"
 
     @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    @property
     def generated(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns if c.generated)
 
