@@ -101,8 +101,8 @@ def _package(module: str) -> str:
 
 
 def test_the_reader_sees_lazy_imports() -> None:
-    # A function-level import is an edge: nodes/probe.py imports the SSH transport lazily.
-    assert "hotsite.remote.ssh" in _graph()["hotsite.nodes.probe"]
+    # A function-level import is an edge: nodes/_probe.py imports the SSH transport lazily.
+    assert "hotsite.remote.ssh" in _graph()["hotsite.nodes._probe"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
 

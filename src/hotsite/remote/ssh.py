@@ -25,9 +25,9 @@ from hotsite.errors import (
     UnreachableError,
 )
 from hotsite.remote import hostkeys
+from hotsite.remote._shell import wrap
 from hotsite.remote.base import CommandResult, Transport
 from hotsite.remote.host import Host, Reachable, SSHSettings
-from hotsite.remote.shell import wrap
 from hotsite.state import StateStore
 
 # AES-GCM first: one AES-NI call per packet on both ends, where ChaCha20-Poly1305
