@@ -12,8 +12,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
-from pydantic import field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_TOKEN_ENV = "HOTSITE_CONTROL_TOKEN"
 
@@ -199,7 +206,9 @@ def _against_sites(dr: DRConfig, info: ValidationInfo) -> DRConfig:
     if dr.entry is not None:
         unknown = sorted(set(dr.entry.servers) - set(sites))
         if unknown:
-            problems.append(f"entry.servers name unknown sites {', '.join(unknown)} (sites: {known})")
+            problems.append(
+                f"entry.servers name unknown sites {', '.join(unknown)} (sites: {known})"
+            )
         elif dr.primary in sites and dr.primary not in dr.entry.servers:
             problems.append(f"entry.servers has no server for the primary site {dr.primary!r}")
     if problems:

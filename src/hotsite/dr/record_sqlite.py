@@ -140,4 +140,6 @@ def _record(row: sqlite3.Row) -> Record:
             row["move_id"], row["move_kind"], row["move_target"], row["move_started"],
             row["move_step"],
         )  # fmt: skip
-    return Record(row["primary_site"], row["epoch"], row["lease_holder"], row["lease_expires"], move)
+    return Record(
+        row["primary_site"], row["epoch"], row["lease_holder"], row["lease_expires"], move
+    )
