@@ -236,3 +236,30 @@ def _set_read_only(conn: Any, on: bool) -> None:
 def _version(text: str) -> tuple[int, int]:
     match = re.match(r"(\d+)\.(\d+)", text)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+class SiteFence:
+    """Fence operations on one site's database, each on a fresh connection (a fence is
+    rare, and must not depend on a connection that a server restart broke)."""
+
+    def __init__(self, connect: Any) -> None:
+        self._connect = connect
+
+    def _run(self, operation: Any, *args: Any) -> Any:
+        conn = self._connect()
+        try:
+            return operation(conn, *args)
+        finally:
+            conn.close()
+
+    def state(self) -> FenceState:
+        result: FenceState = self._run(read_state)
+        return result
+
+    def fence(self, kind: str, epoch: int | None, reason: str) -> FenceState:
+        result: FenceState = self._run(fence, kind, epoch, reason)
+        return result
+
+    def unfence(self) -> FenceState:
+        result: FenceState = self._run(unfence)
+        return result
