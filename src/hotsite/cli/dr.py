@@ -1,4 +1,5 @@
-"""Commands of the control plane: the controller, fencing and promoting a site."""
+"""Commands of the control plane: the controller, fencing and promoting a site, the
+entry point."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import json
 import time
 
 import typer
+from rich.table import Table
 
 from hotsite.cli.app import app, console, print_warning, project
+from hotsite.config import ProjectConfig
 from hotsite.dr.controller import ControllerState, serve, server_context
+from hotsite.dr.entry import entry_control, taking_traffic
 from hotsite.dr.project import (
     control_tls,
     controller_listen,
@@ -18,6 +22,7 @@ from hotsite.dr.project import (
     open_records,
     site_fence,
 )
+from hotsite.dr.record import Record
 from hotsite.dr.token import load_token
 from hotsite.errors import ConfigError, listed
 
@@ -107,3 +112,62 @@ def _warn_bypass(site: str, accounts: tuple[str, ...]) -> None:
             f"site {site}: accounts {listed(list(accounts))} can still write (READ_ONLY ADMIN or ALL"
             " PRIVILEGES); keep the application off them (docs/dr.md#fencing)"
         )
+
+
+entry_app = typer.Typer(help="The global entry point (HAProxy in front of the sites).")
+app.add_typer(entry_app, name="entry")
+
+
+def _record_for_entry(config: ProjectConfig) -> Record:
+    records = open_records(config)
+    return records.read() or Record(dr_section(config).primary, 0)
+
+
+@entry_app.command("up")
+def entry_up(ctx: typer.Context) -> None:
+    """Start the entry point, routing as the record says (the primary takes traffic)."""
+    config = project(ctx)
+    control = entry_control(config)
+    record = _record_for_entry(config)
+    active = taking_traffic(control.entry, record)
+    if control.up(active):
+        console.print(
+            f"entry point up on {control.entry.host}:{control.entry.port}:"
+            f" traffic to {', '.join(sorted(active))}",
+            highlight=False,
+        )
+    else:
+        console.print(f"entry point already running (pid {control.running_pid()})")
+
+
+@entry_app.command("down")
+def entry_down(ctx: typer.Context) -> None:
+    """Stop the entry point (users can no longer reach any site through it)."""
+    control = entry_control(project(ctx))
+    console.print("entry point stopped" if control.down() else "entry point was not running")
+
+
+@entry_app.command("status")
+def entry_status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Each site's server at the entry point: ready/drain/maint, health, weight,
+    sessions. Exit 1 when the entry point is not running."""
+    control = entry_control(project(ctx))
+    if control.running_pid() is None:
+        if as_json:
+            console.print_json(json.dumps({"running": False, "servers": []}))
+        else:
+            console.print("entry point not running ('hotsite entry up' starts it)")
+        raise typer.Exit(1)
+    servers = control.status()
+    if as_json:
+        rows = [s.__dict__ for s in servers]
+        console.print_json(json.dumps({"running": True, "servers": rows}))
+        return
+    table = Table("site", "state", "health", "weight", "sessions")
+    for s in servers:
+        table.add_row(s.site, s.admin, s.health, str(s.weight), str(s.sessions))
+    console.print(f"entry point on {control.entry.host}:{control.entry.port}")
+    console.print(table)
