@@ -129,7 +129,8 @@ def unfence(conn: Any) -> FenceState:
     """Writable again, and the fence row cleared. read_only goes first: a crash between
     the two leaves the row, and the agent fences the server again (the safe side)."""
     _set_read_only(conn, False)
-    _write_row(conn, fenced=False, kind="manual", epoch=None, reason="unfenced")
+    if read_state(conn).fenced:  # a server never fenced gets no table (no DDL on promote)
+        _write_row(conn, fenced=False, kind="manual", epoch=None, reason="unfenced")
     return read_state(conn)
 
 

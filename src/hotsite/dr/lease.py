@@ -13,7 +13,9 @@ depend on how busy the agent's loop is. Each ``interval`` it asks the controller
   the database is fenced (kind ``lease``).
 
 A keeper that starts and cannot reach the controller fences a writable database at
-once: while the agent was down, the controller may have promoted the other site.
+once: while the agent was down, the controller may have promoted the other site. A
+keeper whose site is not the primary keeps its database read-only (fence kind ``move``):
+an old primary that a failover could not reach comes back fenced, not writable.
 
 A ``lease`` fence is lifted by the keeper itself when the controller grants the lease
 again at the same epoch (no move began meanwhile, so no other site was promoted); a
@@ -155,11 +157,15 @@ class LeaseKeeper:
             else:
                 self.role = "standby"
         if self.role == "standby":
-            # A lease fence set at start, before the role was known, is lifted: this
-            # site is the standby, the state it had before the agent started.
+            # A site that is not the primary takes no writes: an old primary that came
+            # back after a failover that could not reach it is writable, and is fenced
+            # here like the move would have (only a failback or promote lifts it).
+            # hotsite's applier writes through read_only (READ_ONLY ADMIN).
             state = self._fence.state()
-            if state.fenced and state.kind == "lease" and state.epoch is None:
-                self._fence.unfence()
+            if state.writable:
+                primary = record.get("primary")
+                log.warning("fencing a writable standby", site=self.site, primary=primary)
+                self._fence.fence("move", record.get("epoch"), f"not the primary ({primary} is)")
 
     def _answer(self, answer: dict[str, Any], sent: float) -> None:
         if answer.get("granted"):
