@@ -43,7 +43,7 @@ def test_fence_kills_the_writer_blocks_writes_and_survives_a_restart(
         assert server.execute("SELECT COUNT(*) FROM app.t") == [(0,)]
         # Not in the binlog: a fence must never replicate to the other site.
         events = server.execute("SHOW BINLOG EVENTS") if _has_binlog(server) else []
-        assert not any("hotsite_fence" in str(e) and "REPLACE" in str(e) for e in events)
+        assert not any("hotsite_fence" in str(e) for e in events), events
     finally:
         admin.close()
 

@@ -200,3 +200,36 @@ class _RecordController:
         grant = self.records.grant_lease(site, epoch, 1.0, time.time())
         return {"granted": grant.granted, "ttl": grant.ttl, "reason": grant.reason,
                 "record": grant.record.as_dict(time.time())}  # fmt: skip
+
+
+def test_a_move_interrupted_mid_way_is_resumed_or_rolled_back(sites: dict[str, Any]) -> None:
+    config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
+    fence = SiteFence(lambda: connect(DatabaseURL.parse(primary.url()), "primary"))
+    # A relocate whose command died after fencing the primary (kill -9): rolled back.
+    records.begin_move(Move("re-dead", "relocate", "dr", time.time()), expected_epoch=1)
+    records.advance_move("re-dead", "fenced")
+    fence.fence("move", 2, "relocate to dr")
+    result = hotsite(config, "resume")
+    assert result.returncode == 0 and "rolled back" in result.stdout, result.stdout + result.stderr
+    record = records.read()
+    assert (record.primary, record.epoch, record.move) == ("primary", 1, None)  # type: ignore[union-attr]
+    assert not read_only(primary)  # the primary it was is writable again
+
+    # A failover whose command died after fencing: carried to its end.
+    primary.execute("INSERT INTO app.pets VALUES (7, 'g')")
+    replicate = start_replicate(config)
+    try:
+        deadline = time.monotonic() + 30
+        while 7 not in ids(dr):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        records.begin_move(Move("fa-dead", "failover", "dr", time.time()), expected_epoch=1)
+        fence.fence("move", 2, "failover to dr")
+        result = hotsite(config, "resume")
+    finally:
+        kill_group(replicate)
+    assert result.returncode == 0 and "fa-dead done" in result.stdout, result.stdout + result.stderr
+    assert "RPO 0 transactions" in result.stdout
+    assert (records.read().primary, records.read().epoch) == ("dr", 2)  # type: ignore[union-attr]
+    assert read_only(primary) and not read_only(dr)
+    assert hotsite(config, "resume").stdout.strip() == "no move in flight"

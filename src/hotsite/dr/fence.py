@@ -199,14 +199,15 @@ def bypass_accounts(conn: Any) -> tuple[str, ...]:
 
 
 def _write_row(conn: Any, *, fenced: bool, kind: str, epoch: int | None, reason: str) -> None:
-    ensure_table(conn)
     with conn.cursor() as cur:
-        # Not in the binlog: a fence belongs to this server and must not replicate.
+        # Not in the binlog, neither the row nor the table's DDL: a fence belongs to this
+        # server and must not replicate, nor count as a transaction the other site lacks.
         # Without the privilege to skip it the row is still written (and hotsite's own
         # links never replicate the hotsite schema).
         with contextlib.suppress(pymysql.err.OperationalError, pymysql.err.InternalError):
             cur.execute("SET SESSION sql_log_bin = 0")
         try:
+            ensure_table(conn)
             cur.execute(
                 f"REPLACE INTO {FENCE_TABLE} (id, fenced, kind, epoch, reason, since)"
                 " VALUES (1, %s, %s, %s, %s, %s)",

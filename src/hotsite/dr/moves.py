@@ -160,6 +160,8 @@ def resume(ctx: MoveContext) -> MoveResult | None:
     if record is None or record.move is None:
         return None
     move = record.move
+    # The command may have died between recording the move and its timeline.
+    ctx.history.begin(move.id, move.kind, record.primary, move.target, record.epoch)
     if move.kind == "failover":
         return failover(ctx, move.target, resume=move)
     if move.kind == "relocate":
