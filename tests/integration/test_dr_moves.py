@@ -125,6 +125,13 @@ def test_relocate_under_load_loses_no_acknowledged_write(sites: dict[str, Any]) 
     fence = primary.execute("SELECT kind, epoch FROM hotsite.hotsite_fence")
     assert fence == [("move", 2)]
 
+    shown_record = hotsite(config, "record", "--json")
+    assert shown_record.returncode == 0, shown_record.stderr
+    report = json.loads(shown_record.stdout)
+    assert (report["record"]["primary"], report["record"]["epoch"]) == ("dr", 2)
+    assert report["writable"] == ["dr"]
+    assert report["sites"]["primary"]["fenced"] and report["sites"]["primary"]["kind"] == "move"
+
     moves = json.loads(hotsite(config, "history", "--json").stdout)
     assert [(m["kind"], m["outcome"], m["rpo_transactions"]) for m in moves] == [
         ("relocate", "done", 0)

@@ -23,6 +23,7 @@ from hotsite.dr.project import (
     site_fence,
 )
 from hotsite.dr.record import Record
+from hotsite.dr.report import dr_report
 from hotsite.dr.token import load_token
 from hotsite.errors import ConfigError, listed
 
@@ -171,3 +172,53 @@ def entry_status(
         table.add_row(s.site, s.admin, s.health, str(s.weight), str(s.sessions))
     console.print(f"entry point on {control.entry.host}:{control.entry.port}")
     console.print(table)
+
+
+@app.command("record")
+def record_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Which site is primary, the epoch, the lease holder and its time left, the move in
+    flight; each site's database (reachable, read-only, fenced); the entry point's
+    routing. Exit 1 when a part could not be read or more than one site is writable."""
+    report = dr_report(project(ctx))
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        record = report["record"]
+        if record:
+            lease = (
+                f"lease held by {record['lease_holder']}, {record['lease_left']:.1f} s left"
+                if record["lease_holder"] and record["lease_left"] > 0
+                else "no lease held"
+            )
+            move = record["move"]
+            moving = (
+                f"; {move['kind']} to {move['target']} in flight ({move['id']}, {move['step']})"
+                if move
+                else ""
+            )
+            console.print(
+                f"primary {record['primary']}, epoch {record['epoch']}; {lease}{moving}",
+                highlight=False,
+            )
+        table = Table("site", "database", "read-only", "fence")
+        for name, site in report["sites"].items():
+            fence_text = f"{site['kind']} (epoch {site['epoch']})" if site.get("fenced") else ""
+            table.add_row(
+                name, "reachable" if site["reachable"] else "unreachable",
+                "" if "read_only" not in site else ("yes" if site["read_only"] else "no"),
+                fence_text,
+            )  # fmt: skip
+        console.print(table)
+        if report["entry"] is not None:
+            servers = report["entry"]["servers"]
+            routing = ", ".join(f"{s['site']} {s['admin']} ({s['health']})" for s in servers)
+            console.print(f"entry point: {routing or 'not running'}", highlight=False)
+    for line in report["errors"]:
+        print_warning(line)
+    if len(report["writable"]) > 1:
+        print_warning(f"more than one site is writable: {', '.join(report['writable'])}")
+    if report["errors"] or len(report["writable"]) > 1:
+        raise typer.Exit(1)
