@@ -191,8 +191,8 @@ class DRConfig(_Model):
     @property
     def fence_before(self) -> float:
         """Seconds before its lease ends that an agent that could not renew fences itself:
-        time for the fence to complete while the lease still holds."""
-        return max(self.lease / 4, self.detection.interval)
+        time for the fence to complete while the lease still holds, on a busy server too."""
+        return max(self.lease / 3, 2 * self.detection.interval)
 
 
 def _against_sites(dr: DRConfig, info: ValidationInfo) -> DRConfig:

@@ -41,7 +41,7 @@ def test_defaults_and_a_full_section(tmp_path: Path) -> None:
     dr = load(path).dr
     assert dr is not None and dr.entry is not None
     assert dr.controller.base_url(tls=True) == "https://127.0.0.1:9000"
-    assert (dr.entry.weight("dr"), dr.entry.weight("primary"), dr.fence_before) == (50, 100, 0.375)
+    assert (dr.entry.weight("dr"), dr.entry.weight("primary"), dr.fence_before) == (50, 100, 0.5)
 
 
 @pytest.mark.parametrize(

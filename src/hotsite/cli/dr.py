@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, print_warning, project
 from hotsite.config import ProjectConfig
+from hotsite.dr.adapters import ProjectSites, move_context
 from hotsite.dr.controller import ControllerState, serve, server_context
+from hotsite.dr.detector import Detector
 from hotsite.dr.entry import entry_control, taking_traffic
+from hotsite.dr.moves import failover
 from hotsite.dr.project import (
     control_tls,
     controller_listen,
@@ -25,6 +30,7 @@ from hotsite.dr.project import (
 from hotsite.dr.record import Record
 from hotsite.dr.report import dr_report
 from hotsite.dr.token import load_token
+from hotsite.dr.watch import watch
 from hotsite.errors import ConfigError, listed
 
 
@@ -42,6 +48,21 @@ def controller(ctx: typer.Context) -> None:
     record = records.initialise(dr.primary)
     host, port = controller_listen(config)
     state = ControllerState(records, token, dr.lease, frozenset(config.sites))
+    detector = Detector(sorted(config.sites), dr.detection.dead_after)
+    state.unreached = detector.view
+    probe = ProjectSites(config, timeout=max(0.2, dr.detection.dead_after / 3)).reachable
+
+    def fail_over(target: str, why: str) -> None:
+        context = move_context(config, apply_timeout=max(5.0, dr.lease * 4))
+        result = failover(context, target, detected=why)
+        console.print(
+            f"failed over to {target} ({why}): epoch {result.epoch}, move {result.id}",
+            highlight=False,
+        )
+
+    def background() -> Coroutine[Any, Any, None]:
+        auto = fail_over if dr.auto_failover else None
+        return watch(state, detector, probe, dr.detection.interval, auto)
 
     def ready() -> None:
         move = f", move {record.move.id} in flight" if record.move else ""
@@ -51,7 +72,7 @@ def controller(ctx: typer.Context) -> None:
             highlight=False,
         )
 
-    asyncio.run(serve(state, host, port, server_context(control_tls(config)), ready))
+    asyncio.run(serve(state, host, port, server_context(control_tls(config)), ready, background))
 
 
 @app.command()

@@ -19,7 +19,7 @@ import json
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ class ControllerState:
     sites: frozenset[str]
     reports: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     refused: int = 0  # requests refused for their token, since start
+    unreached: Callable[[], dict[str, float]] | None = None  # the watch's view, if it runs
     clock: Callable[[], float] = time.time
 
 
@@ -137,10 +138,15 @@ async def _report(request: web.Request) -> web.Response:
 async def _sites(request: web.Request) -> web.Response:
     state = _state(request)
     now = time.monotonic()
+    unreached = state.unreached() if state.unreached else {}
     return web.json_response(
         {
-            site: {"age": round(now - seen, 3), "report": report}
-            for site, (seen, report) in state.reports.items()
+            site: {
+                "controller_unreached_for": unreached.get(site),
+                "age": round(now - state.reports[site][0], 3) if site in state.reports else None,
+                "report": state.reports[site][1] if site in state.reports else None,
+            }
+            for site in sorted(state.sites)
         }
     )
 
@@ -166,8 +172,9 @@ async def serve(
     port: int,
     tls: ssl.SSLContext | None,
     ready: Callable[[], None] | None = None,
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; ``background`` (the watch) runs alongside."""
     runner = web.AppRunner(make_app(state), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -183,8 +190,11 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(background()) if background is not None else None
         if ready is not None:
             ready()
         await stop.wait()
+        if task is not None:
+            task.cancel()
     finally:
         await runner.cleanup()

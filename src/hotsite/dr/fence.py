@@ -106,22 +106,32 @@ def read_state(conn: Any) -> FenceState:
     return FenceState(read_only, True, row[1], row[2], row[3], row[4])
 
 
-def fence(conn: Any, kind: str, epoch: int | None, reason: str) -> FenceState:
-    """Persist the fence, set read_only, kill every other writer session."""
+def fence(
+    conn: Any, kind: str, epoch: int | None, reason: str, list_bypass: bool = True
+) -> FenceState:
+    """Persist the fence, set read_only, kill every other writer session; then (unless
+    ``list_bypass`` is false: a lease keeper racing its lease's end) list the accounts
+    that write through read_only."""
     if kind not in KINDS:
         raise ValueError(f"unknown fence kind {kind!r}")
     # Kill first: SET GLOBAL read_only waits for sessions holding table locks or open
     # transactions, and a fence must not wait on the very writers it is cutting.
     killed = kill_sessions(conn)
     current = read_state(conn)
-    if not (current.fenced and current.kind == kind and current.epoch == epoch):
+    # A lease fence never replaces a move's or a manual one: those are lifted only by
+    # failback or promote, a lease fence by the lease keeper itself.
+    keep = current.fenced and (
+        (current.kind == kind and current.epoch == epoch)
+        or (kind == "lease" and current.kind != "lease")
+    )
+    if not keep:
         _write_row(conn, fenced=True, kind=kind, epoch=epoch, reason=reason)
     _set_read_only(conn, True)
     killed += kill_sessions(conn)  # whoever connected between the first kill and read_only
     state = read_state(conn)
     return FenceState(
         state.read_only, state.fenced, state.kind, state.epoch, state.reason, state.since,
-        killed, bypass_accounts(conn),
+        killed, bypass_accounts(conn) if list_bypass else (),
     )  # fmt: skip
 
 
@@ -258,8 +268,10 @@ class SiteFence:
         result: FenceState = self._run(read_state)
         return result
 
-    def fence(self, kind: str, epoch: int | None, reason: str) -> FenceState:
-        result: FenceState = self._run(fence, kind, epoch, reason)
+    def fence(
+        self, kind: str, epoch: int | None, reason: str, list_bypass: bool = True
+    ) -> FenceState:
+        result: FenceState = self._run(fence, kind, epoch, reason, list_bypass)
         return result
 
     def unfence(self) -> FenceState:

@@ -46,7 +46,9 @@ class Controller(Protocol):
 
 class Fence(Protocol):
     def state(self) -> FenceState: ...
-    def fence(self, kind: str, epoch: int | None, reason: str) -> FenceState: ...
+    def fence(
+        self, kind: str, epoch: int | None, reason: str, list_bypass: bool = True
+    ) -> FenceState: ...
     def unfence(self) -> FenceState: ...
 
 
@@ -76,6 +78,7 @@ class LeaseKeeper:
         self.epoch: int | None = None
         self.expires: float | None = None  # None: no lease held
         self.fenced_at: float | None = None  # when this keeper last fenced (monotonic)
+        self.fenced_wall: float | None = None  # the same, wall clock: after read_only was on
         self.last_error = ""
         self._failure: BaseException | None = None
         self._first = True
@@ -106,6 +109,7 @@ class LeaseKeeper:
                 "holding": self.expires is not None,
                 "lease_left": None if left is None else round(left, 3),
                 "fenced_by_keeper": self.fenced_at is not None,
+                "fenced_at": self.fenced_wall,
                 "error": self.last_error,
             }
 
@@ -192,11 +196,17 @@ class LeaseKeeper:
             self._fence_now(reason, epoch=None)
 
     def _fence_now(self, reason: str, epoch: int | None = -1) -> None:
-        state = self._fence.state()
-        if not (state.fenced and state.read_only):
+        # The first fence reads nothing first: every millisecond counts before the lease
+        # ends, and a fence is idempotent (a move's fence already there is kept, see
+        # fence.fence). A later one checks whether someone lifted ours meanwhile.
+        state = self._fence.state() if self.fenced_at is not None else None
+        if state is None or not (state.fenced and state.read_only):
             log.warning("fencing this site's database", site=self.site, reason=reason)
-            self._fence.fence("lease", self.epoch if epoch == -1 else epoch, reason)
+            self._fence.fence(
+                "lease", self.epoch if epoch == -1 else epoch, reason, list_bypass=False
+            )
             self.fenced_at = self._clock()
+            self.fenced_wall = time.time()
         self._check_fence = True
         with self._lock:
             self.expires = None

@@ -91,12 +91,16 @@ class MoveResult:
         }
 
 
-def failover(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveResult:
+def failover(
+    ctx: MoveContext, target: str, resume: Move | None = None, detected: str | None = None
+) -> MoveResult:
     """Emergency: the old primary may be dead; what reached the target's journal is
-    applied, the rest is the RPO."""
+    applied, the rest is the RPO. ``detected``: why the controller declared it dead."""
     record, move = _begin(ctx, "failover", target, resume, needs_old=False)
     old, epoch = record.primary, record.epoch + 1
     notes: list[str] = []
+    if detected:
+        ctx.history.step(move.id, "failure detected", detected)
     started = ctx.history.step(move.id, "decided", f"{old} -> {target}, epoch {epoch}")
     _try(ctx, move, "traffic cut", lambda: ctx.traffic.cut(old), notes, f"from {old}")
     old_reachable = ctx.sites.reachable(old)
