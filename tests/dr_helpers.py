@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import http.server
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.helpers import HOTSITE
@@ -47,3 +51,44 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10.0) 
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.site.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def web_sites(*names: str) -> Iterator[dict[str, int]]:
+    """A tiny HTTP server per site on loopback that answers its site's name; site → port."""
+    servers = []
+    for name in names:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        server.site = name  # type: ignore[attr-defined]
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        yield {name: s.server_address[1] for name, s in zip(names, servers, strict=True)}
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def get(port: int, timeout: float = 3.0) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()

@@ -22,7 +22,8 @@ from hotsite.dr.lease import LeaseKeeper
 from hotsite.dr.record import Move
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.state import StateStore
-from hotsite.testing.mariadb import PrivateMariaDB
+from hotsite.testing.mariadb import PrivateMariaDB, free_port
+from tests.dr_helpers import get, wait_for, web_sites
 from tests.helpers import hotsite, kill_group, start_replicate, write_config
 
 
@@ -155,6 +156,29 @@ def test_relocate_under_load_loses_no_acknowledged_write(sites: dict[str, Any]) 
 
 def test_failover_from_a_killed_primary_and_its_return_fenced(sites: dict[str, Any]) -> None:
     config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
+    with web_sites("primary", "dr") as ports:
+        entry_port = free_port()
+        data = yaml.safe_load(config.read_text())
+        data["dr"]["entry"] = {
+            "listen": f"127.0.0.1:{entry_port}",
+            "servers": {site: f"127.0.0.1:{port}" for site, port in ports.items()},
+        }
+        config.write_text(yaml.safe_dump(data))
+        assert hotsite(config, "entry", "up").returncode == 0
+        try:
+            wait_for(lambda: get(entry_port) == "primary", "the entry point")
+            _failover_scenario(config, primary, dr, records)
+            assert get(entry_port) == "dr"  # the same address, now the DR site
+            status = json.loads(hotsite(config, "entry", "status", "--json").stdout)
+            admin = {s["site"]: s["admin"] for s in status["servers"]}
+            assert admin == {"primary": "maint", "dr": "ready"}
+        finally:
+            hotsite(config, "entry", "down")
+
+
+def _failover_scenario(
+    config: Path, primary: PrivateMariaDB, dr: PrivateMariaDB, records: SqliteRecordStore
+) -> None:
     primary.execute("INSERT INTO app.pets VALUES (1, 'a'), (2, 'b')")
     replicate = start_replicate(config)
     try:
@@ -172,6 +196,7 @@ def test_failover_from_a_killed_primary_and_its_return_fenced(sites: dict[str, A
         result = hotsite(config, "failover", "--to", "dr", "--apply-timeout", "5")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "RPO unknown" in result.stdout and "unreachable" in result.stderr
+        assert "traffic not switched" not in result.stderr
     finally:
         kill_group(replicate)
     assert not read_only(dr) and ids(dr) == {1, 2}
