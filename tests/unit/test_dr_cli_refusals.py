@@ -36,8 +36,9 @@ SITES = (
     ],
 )
 def test_one_line_and_exit_2(
-    tmp_path: Path, section: str, args: tuple[str, ...], words: str
-) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, args: tuple[str, ...],
+    words: str,
+) -> None:  # fmt: skip
     config = tmp_path / "hotsite.yaml"
     config.write_text(SITES + section)
     monkeypatch.delenv("HOTSITE_CONTROL_TOKEN", raising=False)
