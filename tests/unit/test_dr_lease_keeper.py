@@ -124,3 +124,14 @@ def test_a_writable_standby_is_fenced() -> None:
     assert k.poll()["role"] == "standby" and fence.calls == ["fence move 2"]
     k.step()
     assert fence.calls == ["fence move 2"]  # already read-only: nothing more
+
+
+def test_a_standby_being_promoted_is_left_alone() -> None:
+    controller, fence, clock = FakeController(), FakeFence(), Clock()
+    controller.move = {"id": "fa-1", "kind": "failover", "target": "b", "step": "promoted"}  # type: ignore[assignment]
+    k = keeper(controller, fence, clock, site="b")
+    k.step()  # the move has made b writable and is about to name it primary
+    assert fence.calls == [] and k.poll()["role"] == "standby"
+    controller.move, controller.primary, controller.epoch = None, "b", 2
+    k.step()
+    assert k.poll()["role"] == "primary" and k.poll()["holding"] and fence.calls == []

@@ -108,15 +108,13 @@ def promote(
             f"promote would make site {site!r} writable without checking the other sites",
             f"run 'hotsite promote {site} --force' if you are sure no other site is primary",
         )
-    dr = config.dr
-    if dr is not None:
-        record = open_records(config).read()
-        if record is not None and record.primary != site:
-            print_warning(
-                f"the record names {record.primary} as primary (epoch {record.epoch});"
-                f" {site} is now writable too"
-            )
     state = site_fence(config, site).unfence()
+    record = open_records(config).read() if config.dr is not None else None
+    others = f"; the record names {record.primary} as primary" if record else ""
+    print_warning(
+        f"site {site} is writable: hotsite did not check that no other site is{others}"
+        " ('hotsite record' shows every site's state)"
+    )
     if as_json:
         console.print_json(json.dumps(state.as_dict()))
     else:

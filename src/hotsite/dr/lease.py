@@ -160,6 +160,9 @@ class LeaseKeeper:
                 self.role, self.epoch = "primary", int(record["epoch"])
             else:
                 self.role = "standby"
+        move = record.get("move")
+        if isinstance(move, dict) and move.get("target") == self.site:
+            return  # being promoted: the move makes it writable, then names it primary
         if self.role == "standby":
             # A site that is not the primary takes no writes: an old primary that came
             # back after a failover that could not reach it is writable, and is fenced
