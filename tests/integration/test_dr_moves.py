@@ -23,7 +23,7 @@ from hotsite.dr.record import Move
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
-from tests.dr_helpers import get, wait_for, web_sites
+from tests.dr_helpers import Controller, get, wait_for, web_sites
 from tests.helpers import hotsite, kill_group, start_replicate, write_config
 
 
@@ -265,3 +265,24 @@ def test_a_move_interrupted_mid_way_is_resumed_or_rolled_back(sites: dict[str, A
     assert (records.read().primary, records.read().epoch) == ("dr", 2)  # type: ignore[union-attr]
     assert read_only(primary) and not read_only(dr)
     assert hotsite(config, "resume").stdout.strip() == "no move in flight"
+
+
+def test_a_controller_restarted_mid_move_resumes_it(sites: dict[str, Any]) -> None:
+    config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
+    data = yaml.safe_load(config.read_text())
+    data["dr"]["controller"] = {"listen": f"127.0.0.1:{free_port()}"}
+    config.write_text(yaml.safe_dump(data))
+    # The controller was killed (-9) in the middle of its automatic failover: the move is
+    # in the record, nobody holds the move lock.
+    records.begin_move(Move("fa-left", "failover", "dr", time.time()), expected_epoch=1)
+    records.advance_move("fa-left", "traffic cut")
+    controller = Controller(config).start()
+    try:
+        wait_for(lambda: records.read().primary == "dr", "the resumed failover")  # type: ignore[union-attr]
+        assert records.read().epoch == 2  # type: ignore[union-attr]
+        assert read_only(primary) and not read_only(dr)
+        assert controller.process is not None and controller.process.stdout is not None
+        line = controller.process.stdout.readline()
+        assert "resumed failover fa-left left in flight: done, dr primary at epoch 2" in line
+    finally:
+        controller.stop()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,12 +16,13 @@ from hotsite.dr.adapters import ProjectSites, move_context
 from hotsite.dr.controller import ControllerState, serve, server_context
 from hotsite.dr.detector import Detector
 from hotsite.dr.entry import entry_control, taking_traffic
-from hotsite.dr.moves import failover
+from hotsite.dr.moves import failover, resume
 from hotsite.dr.project import (
     control_tls,
     controller_listen,
     controller_url,
     dr_section,
+    move_lock,
     open_records,
     site_fence,
 )
@@ -31,7 +30,7 @@ from hotsite.dr.record import Record
 from hotsite.dr.report import dr_report
 from hotsite.dr.token import load_token
 from hotsite.dr.watch import watch
-from hotsite.errors import ConfigError, listed
+from hotsite.errors import ConfigError, HotsiteError, LockedError, listed
 
 
 @app.command()
@@ -52,17 +51,42 @@ def controller(ctx: typer.Context) -> None:
     state.unreached = detector.view
     probe = ProjectSites(config, timeout=max(0.2, dr.detection.dead_after / 3)).reachable
 
+    apply_timeout = max(5.0, dr.lease * 4)
+
     def fail_over(target: str, why: str) -> None:
-        context = move_context(config, apply_timeout=max(5.0, dr.lease * 4))
-        result = failover(context, target, detected=why)
+        with move_lock(config):
+            result = failover(move_context(config, apply_timeout), target, detected=why)
         console.print(
             f"failed over to {target} ({why}): epoch {result.epoch}, move {result.id}",
             highlight=False,
+            soft_wrap=True,
         )
 
-    def background() -> Coroutine[Any, Any, None]:
+    def resume_left_move() -> None:
+        # A move in flight whose lock is free: its process died (a kill -9 of the
+        # controller in the middle of a failover, say). Carry it on or roll it back.
+        try:
+            with move_lock(config):
+                result = resume(move_context(config, apply_timeout))
+        except LockedError:
+            return  # another process is running it
+        except HotsiteError as exc:
+            print_warning(f"the move left in flight could not be resumed: {exc}")
+            return
+        if result is not None:
+            console.print(
+                f"resumed {result.kind} {result.id} left in flight: {result.outcome},"
+                f" {records.read().primary} primary"  # type: ignore[union-attr]
+                f" at epoch {records.read().epoch}",  # type: ignore[union-attr]
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    async def background() -> None:
+        if record.move is not None:
+            await asyncio.to_thread(resume_left_move)
         auto = fail_over if dr.auto_failover else None
-        return watch(state, detector, probe, dr.detection.interval, auto)
+        await watch(state, detector, probe, dr.detection.interval, auto)
 
     def ready() -> None:
         move = f", move {record.move.id} in flight" if record.move else ""
@@ -70,6 +94,7 @@ def controller(ctx: typer.Context) -> None:
             f"controller listening on {controller_url(config)}: primary {record.primary},"
             f" epoch {record.epoch}{move}",
             highlight=False,
+            soft_wrap=True,
         )
 
     asyncio.run(serve(state, host, port, server_context(control_tls(config)), ready, background))
@@ -155,6 +180,7 @@ def entry_up(ctx: typer.Context) -> None:
             f"entry point up on {control.entry.host}:{control.entry.port}:"
             f" traffic to {', '.join(sorted(active))}",
             highlight=False,
+            soft_wrap=True,
         )
     else:
         console.print(f"entry point already running (pid {control.running_pid()})")
@@ -221,6 +247,7 @@ def record_command(
             console.print(
                 f"primary {record['primary']}, epoch {record['epoch']}; {lease}{moving}",
                 highlight=False,
+                soft_wrap=True,
             )
         table = Table("site", "database", "read-only", "fence")
         for name, site in report["sites"].items():
@@ -234,7 +261,9 @@ def record_command(
         if report["entry"] is not None:
             servers = report["entry"]["servers"]
             routing = ", ".join(f"{s['site']} {s['admin']} ({s['health']})" for s in servers)
-            console.print(f"entry point: {routing or 'not running'}", highlight=False)
+            console.print(
+                f"entry point: {routing or 'not running'}", highlight=False, soft_wrap=True
+            )
     for line in report["errors"]:
         print_warning(line)
     if len(report["writable"]) > 1:

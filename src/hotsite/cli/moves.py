@@ -12,6 +12,7 @@ from hotsite.cli.app import app, console, print_warning, project
 from hotsite.dr.adapters import move_context
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveResult, failover, relocate, resume
+from hotsite.dr.project import move_lock
 from hotsite.errors import ConfigError
 from hotsite.state import StateStore
 
@@ -29,7 +30,8 @@ def failover_command(
     what reached TARGET's journal, promote TARGET, switch traffic, start the next epoch."""
     config = project(ctx)
     config.site(target)
-    _report(failover(move_context(config, apply_timeout, console.print), target))
+    with move_lock(config):
+        _report(failover(move_context(config, apply_timeout, console.print), target))
 
 
 @app.command("relocate")
@@ -41,14 +43,17 @@ def relocate_command(
     (the primary writable again) when TARGET does not catch up in time."""
     config = project(ctx)
     config.site(target)
-    _report(relocate(move_context(config, apply_timeout, console.print), target))
+    with move_lock(config):
+        _report(relocate(move_context(config, apply_timeout, console.print), target))
 
 
 @app.command("resume")
 def resume_command(ctx: typer.Context, apply_timeout: float = APPLY_TIMEOUT) -> None:
     """Finish the move in flight after the command running it died (a failover is carried
     to its end; a relocate is rolled back unless it had promoted), and say which."""
-    result = resume(move_context(project(ctx), apply_timeout, console.print))
+    config = project(ctx)
+    with move_lock(config):
+        result = resume(move_context(config, apply_timeout, console.print))
     if result is None:
         console.print("no move in flight")
         return
@@ -77,10 +82,13 @@ def history_command(
             f"{move.kind} {move.id}: {move.source} -> {move.target}, {move.outcome},"
             f" epoch {move.epoch_before} -> {move.epoch_after}",
             highlight=False,
+            soft_wrap=True,
         )
         for step in data["steps"]:
             detail = f"  {step['detail']}" if step["detail"] else ""
-            console.print(f"  +{step['after']:7.3f}s  {step['step']}{detail}", highlight=False)
+            console.print(
+                f"  +{step['after']:7.3f}s  {step['step']}{detail}", highlight=False, soft_wrap=True
+            )
         return
     if action != "list":
         raise ConfigError(f"unknown history action {action!r}", "use 'list' or 'show ID'")
@@ -109,6 +117,7 @@ def _report(result: MoveResult) -> None:
         f" {result.epoch}; traffic switched {result.switch_seconds:.3f} s after the decision;"
         f" RPO {rpo}",
         highlight=False,
+        soft_wrap=True,
     )
     for note in result.notes:
         print_warning(note)

@@ -11,6 +11,7 @@ from hotsite.dr.fence import SiteFence
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.dr.token import Token, load_token
 from hotsite.errors import ConfigError
+from hotsite.locks import FileLock
 from hotsite.state import StateStore
 from hotsite.statefiles import require_writable_dir
 from hotsite.tls import TLSSettings
@@ -58,3 +59,9 @@ def controller_client(
 def site_fence(config: ProjectConfig, site: str) -> SiteFence:
     url = config.site(site).database_url
     return SiteFence(lambda: connect(url, site, timeout=2.0))
+
+
+def move_lock(config: ProjectConfig) -> FileLock:
+    """Held by whoever runs a move (a command, the controller): a move in flight whose
+    lock is free was left by a process that died, and is resumed."""
+    return FileLock(config.home / "locks" / "move.lock", "the move in flight")
