@@ -95,6 +95,9 @@ def test_failover_only_when_both_lose_the_primary(
         steps = [step for _, step, _ in shown.steps]  # type: ignore[union-attr]
         assert steps[:2] == ["failure detected", "decided"], steps
         assert "lease expired" in steps and "promoted" in steps
+        # From the primary's last sign of life to the traffic switch (no entry point
+        # here: to the promotion), on the controller's clock.
+        assert 0 < move.summary["since_failure_seconds"] < 10
         assert died < confirmed
     finally:
         reports.stop()

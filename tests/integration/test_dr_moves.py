@@ -137,6 +137,7 @@ def test_relocate_under_load_loses_no_acknowledged_write(sites: dict[str, Any]) 
     assert [(m["kind"], m["outcome"], m["rpo_transactions"]) for m in moves] == [
         ("relocate", "done", 0)
     ]
+    assert 0 < moves[0]["write_pause_seconds"] <= moves[0]["switch_seconds"]
     shown = hotsite(config, "history", "show", moves[0]["id"][:6])
     for step in ("decided", "fenced", "applied to the end", "promoted", "epoch"):
         assert f"s  {step}  " in shown.stdout, shown.stdout

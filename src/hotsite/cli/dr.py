@@ -53,9 +53,10 @@ def controller(ctx: typer.Context) -> None:
 
     apply_timeout = max(5.0, dr.lease * 4)
 
-    def fail_over(target: str, why: str) -> None:
+    def fail_over(target: str, why: str, failed_at: float) -> None:
         with move_lock(config):
-            result = failover(move_context(config, apply_timeout), target, detected=why)
+            context = move_context(config, apply_timeout)
+            result = failover(context, target, detected=why, failed_at=failed_at)
         console.print(
             f"failed over to {target} ({why}): epoch {result.epoch}, move {result.id}",
             highlight=False,

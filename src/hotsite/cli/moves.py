@@ -119,5 +119,7 @@ def _report(result: MoveResult) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if result.write_pause_seconds is not None:
+        console.print(f"write pause {result.write_pause_seconds:.3f} s (fenced → traffic switched)")
     for note in result.notes:
         print_warning(note)

@@ -80,22 +80,36 @@ class MoveResult:
     epoch: int
     outcome: str  # done, rolled back
     rpo_transactions: int | None  # None: the old primary could not be read
-    switch_seconds: float  # decided → traffic switched
+    switch_seconds: float  # decided → traffic switched (promoted, if it could not be)
     notes: list[str] = field(default_factory=list)
+    # failover: the primary's last sign of life (the controller last reached it) →
+    # traffic switched; relocate: the write pause, fenced → traffic switched.
+    since_failure_seconds: float | None = None
+    write_pause_seconds: float | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "rpo_transactions": self.rpo_transactions,
             "switch_seconds": round(self.switch_seconds, 3),
             "notes": self.notes,
         }
+        for key in ("since_failure_seconds", "write_pause_seconds"):
+            value = getattr(self, key)
+            if value is not None:
+                found[key] = round(value, 3)
+        return found
 
 
 def failover(
-    ctx: MoveContext, target: str, resume: Move | None = None, detected: str | None = None
+    ctx: MoveContext,
+    target: str,
+    resume: Move | None = None,
+    detected: str | None = None,
+    failed_at: float | None = None,
 ) -> MoveResult:
     """Emergency: the old primary may be dead; what reached the target's journal is
-    applied, the rest is the RPO. ``detected``: why the controller declared it dead."""
+    applied, the rest is the RPO. ``detected``: why the controller declared it dead;
+    ``failed_at``: when it last reached it (wall clock)."""
     record, move = _begin(ctx, "failover", target, resume, needs_old=False)
     old, epoch = record.primary, record.epoch + 1
     notes: list[str] = []
@@ -121,7 +135,11 @@ def failover(
             notes.append(f"the RPO is unknown: {old} could not be read ({exc.message})")
     else:
         notes.append(f"the RPO is unknown: {old} is unreachable (its unshipped tail is lost)")
-    return _promote(ctx, move, old, target, started, rpo, notes)
+    result = _promote(ctx, move, old, target, started, rpo, notes, finish=failed_at is None)
+    if failed_at is not None:
+        result.since_failure_seconds = started + result.switch_seconds - failed_at
+        ctx.history.finish(move.id, "done", result.epoch, result.summary())
+    return result
 
 
 def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveResult:
@@ -135,6 +153,7 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
         _try(ctx, move, "drained", lambda: ctx.traffic.drain(old), notes, f"{old}: no new sessions")
         if not _fence(ctx, move, old, epoch, f"relocate to {target}", notes):
             raise MoveRefused(f"{old} could not be fenced ({'; '.join(notes)})")
+        fenced_at = ctx.clock()
         _try(ctx, move, "traffic cut", lambda: ctx.traffic.cut(old), notes, f"from {old}")
         goal = ctx.positions.committed(old)
         applied = _wait_applied(ctx, move, old, target, goal, notes)
@@ -149,7 +168,9 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
             f"relocate to {target} rolled back: {exc.message}; {old} is primary again",
             "check that replication runs ('hotsite status'), then retry",
         ) from None
-    result = _promote(ctx, move, old, target, started, 0, notes)
+    result = _promote(ctx, move, old, target, started, 0, notes, finish=False)
+    result.write_pause_seconds = started + result.switch_seconds - fenced_at
+    ctx.history.finish(move.id, "done", result.epoch, result.summary())
     result.notes.append(
         f"the link {target} -> {old} is not started by this version: run it to keep {old}"
         " as the new standby"
@@ -288,13 +309,13 @@ def _wait_applied(
 
 def _promote(
     ctx: MoveContext, move: Move, old: str, target: str, started: float, rpo: int | None,
-    notes: list[str],
+    notes: list[str], finish: bool = True,
 ) -> MoveResult:  # fmt: skip
     ctx.sites.unfence(target)
-    _step(ctx, move, "promoted", f"{target} writable")
+    # Without a traffic switch (no entry point), the promotion is when writes resume.
+    switched = _step(ctx, move, "promoted", f"{target} writable")
     record = ctx.records.finish_move(move.id)
     ctx.history.step(move.id, "epoch", f"{record.primary} primary at epoch {record.epoch}")
-    switched = started
     try:
         ctx.traffic.route({target})
         switched = ctx.history.step(move.id, "traffic switched", f"to {target}")
@@ -304,7 +325,8 @@ def _promote(
     result = MoveResult(
         move.id, move.kind, old, target, record.epoch, "done", rpo, switched - started, notes
     )
-    ctx.history.finish(move.id, "done", record.epoch, result.summary())
+    if finish:
+        ctx.history.finish(move.id, "done", record.epoch, result.summary())
     ctx.say(f"done: {target} is primary at epoch {record.epoch}")
     return result
 

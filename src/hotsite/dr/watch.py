@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +21,10 @@ async def watch(
     detector: Detector,
     reachable: Callable[[str], bool],
     interval: float,
-    failover: Callable[[str, str], Any] | None,
+    failover: Callable[[str, str, float], Any] | None,
 ) -> None:
-    """``failover(target, why)`` runs the move (in a thread); None: detection only."""
+    """``failover(target, why, failed_at)`` runs the move (in a thread); None: detection
+    only. ``failed_at``: when the controller last reached the primary (wall clock)."""
     moving: asyncio.Task[Any] | None = None
     while True:
         try:
@@ -37,7 +39,7 @@ async def _once(
     detector: Detector,
     reachable: Callable[[str], bool],
     interval: float,
-    failover: Callable[[str, str], Any] | None,
+    failover: Callable[[str, str, float], Any] | None,
     moving: asyncio.Task[Any] | None,
 ) -> asyncio.Task[Any] | None:
     results = await asyncio.gather(*(asyncio.to_thread(reachable, site) for site in detector.sites))
@@ -55,12 +57,15 @@ async def _once(
         if dead and witness is not None and detector.unreached_for(witness) < detector.dead_after:
             log.warning("primary declared dead: failing over", primary=record.primary,
                         to=witness, why=why)  # fmt: skip
-            return asyncio.create_task(_run(failover, witness, why))
+            failed_at = time.time() - detector.unreached_for(record.primary)
+            return asyncio.create_task(_run(failover, witness, why, failed_at))
     return moving
 
 
-async def _run(failover: Callable[[str, str], Any], target: str, why: str) -> None:
+async def _run(
+    failover: Callable[[str, str, float], Any], target: str, why: str, failed_at: float
+) -> None:
     try:
-        await asyncio.to_thread(failover, target, why)
+        await asyncio.to_thread(failover, target, why, failed_at)
     except HotsiteError as exc:
         log.warning("automatic failover failed", to=target, error=str(exc))
