@@ -12,8 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from hotsite.db import connect
+from hotsite.dburl import DatabaseURL
 from hotsite.dr.client import ControllerClient
+from hotsite.dr.fence import SiteFence
 from hotsite.dr.history import History
+from hotsite.dr.lease import LeaseKeeper
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.dr.token import Token
 from hotsite.state import StateStore
@@ -66,7 +70,16 @@ def test_failover_only_when_both_lose_the_primary(
     controller = Controller(config).start()
     reports = DRAgentReports(ControllerClient(f"http://{listen}", Token(TOKEN))).start()
     records = SqliteRecordStore(StateStore(tmp_path / ".hotsite" / "state.db"))
+    # The primary's agent holds the lease (without one, an unreachable primary is never
+    # failed away from automatically: nothing would make sure it stopped writing).
+    keeper = LeaseKeeper(
+        "primary", ControllerClient(f"http://{listen}", Token(TOKEN), timeout=0.3),
+        SiteFence(lambda: connect(DatabaseURL.parse(primary.url()), "primary", timeout=0.5)),
+        interval=0.1, fence_before=0.35,
+    )  # fmt: skip
+    keeper.start()
     try:
+        wait_for(lambda: keeper.poll()["holding"], "the primary's lease")
         wait_for(lambda: dr.execute("SELECT COUNT(*) FROM app.t") == [(1,)], "replication")
         # The link between the sites is cut: the DR agent loses the primary, the
         # controller does not. Nothing moves.
@@ -100,6 +113,7 @@ def test_failover_only_when_both_lose_the_primary(
         assert 0 < move.summary["since_failure_seconds"] < 10
         assert died < confirmed
     finally:
+        keeper.stop()
         reports.stop()
         controller.stop()
         kill_group(replicate)

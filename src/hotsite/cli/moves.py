@@ -24,14 +24,22 @@ APPLY_TIMEOUT = typer.Option(
 
 @app.command("failover")
 def failover_command(
-    ctx: typer.Context, target: str = TO, apply_timeout: float = APPLY_TIMEOUT
+    ctx: typer.Context,
+    target: str = TO,
+    apply_timeout: float = APPLY_TIMEOUT,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Also when the primary is unreachable and held no lease (make sure it is down).",
+    ),
 ) -> None:
     """Emergency move: fence the primary where reachable (or wait out its lease), apply
     what reached TARGET's journal, promote TARGET, switch traffic, start the next epoch."""
     config = project(ctx)
     config.site(target)
     with move_lock(config):
-        _report(failover(move_context(config, apply_timeout, console.print), target))
+        context = move_context(config, apply_timeout, console.print)
+        _report(failover(context, target, force=force))
 
 
 @app.command("relocate")

@@ -106,10 +106,17 @@ def failover(
     resume: Move | None = None,
     detected: str | None = None,
     failed_at: float | None = None,
+    force: bool = False,
 ) -> MoveResult:
     """Emergency: the old primary may be dead; what reached the target's journal is
     applied, the rest is the RPO. ``detected``: why the controller declared it dead;
-    ``failed_at``: when it last reached it (wall clock)."""
+    ``failed_at``: when it last reached it (wall clock).
+
+    An unreachable primary is trusted to have stopped writing only if it held the lease
+    (its agent's lease keeper fences it when the lease ends); one that never did is
+    refused unless ``force``."""
+    if resume is None and not force:
+        _require_a_lease_or_reach(ctx, target)
     record, move = _begin(ctx, "failover", target, resume, needs_old=False)
     old, epoch = record.primary, record.epoch + 1
     notes: list[str] = []
@@ -201,6 +208,20 @@ def resume(ctx: MoveContext) -> MoveResult | None:
 
 
 # -- steps ----------------------------------------------------------------------------
+
+
+def _require_a_lease_or_reach(ctx: MoveContext, target: str) -> None:
+    record = ctx.records.read()
+    if record is None or record.move is not None or record.primary == target:
+        return  # _begin refuses these, in its own words
+    if record.lease_holder == record.primary or ctx.sites.reachable(record.primary):
+        return
+    raise MoveRefused(
+        f"the primary {record.primary!r} is unreachable and has held no lease at epoch"
+        f" {record.epoch}: nothing makes sure it stopped taking writes",
+        f"run its agent (the lease keeper), or make sure it is down or fenced, then"
+        f" 'hotsite failover --to {target} --force'",
+    )
 
 
 def _begin(
