@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.config_checks import link_problems
+from hotsite.config_dr import DRSection
 from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
@@ -166,9 +167,10 @@ class ProjectConfig(_Model):
     )
     control_tls: TLSConfig | None = Field(
         default=None,
-        description="reserved for the controller/agent HTTP channel (not used yet); validated"
-        " like a site's tls",
+        description="TLS for the controller/agent HTTP channel: the controller serves cert/key,"
+        " agents verify it against ca (docs/dr.md)",
     )
+    dr: DRSection | None = Field(default=None, description="failover, leases, entry: docs/dr.md")
 
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)

@@ -8,6 +8,8 @@ import pymysql
 import typer
 
 from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers commands)
+from hotsite.cli import dr as _dr  # noqa: F401  (registers commands)
+from hotsite.cli import moves as _moves  # noqa: F401  (registers commands)
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli import verify as _verify  # noqa: F401

@@ -1,0 +1,1 @@
+"""Moves between sites (failover, relocate, failback), the record, leases and fencing."""
