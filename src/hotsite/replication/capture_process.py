@@ -44,6 +44,10 @@ class CaptureJob:
     journal_path: str
     heartbeat_interval: float
     decoder: str = "fast"
+    project: str = ""
+    # Origins whose transactions, applied at the source from elsewhere, this link ships
+    # on (a ring); the rest of the source's applied transactions travel empty.
+    forwards: frozenset[str] = frozenset()
 
 
 class CaptureSide:
@@ -106,6 +110,8 @@ class CaptureSide:
                 self.capture_position,
                 heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),
                 decoder=job.decoder,
+                project=job.project,
+                ships=job.forwards.__contains__,
             )
             try:
                 for tx in reader.transactions(self.stop):

@@ -48,6 +48,15 @@ class Transaction:
     part: int = 0
     final: bool = True
     size: int = 0  # bytes of its binlog rows events (in memory only, not journaled)
+    # Where the transaction was first committed, when not at the link's source: a site
+    # that applied it from elsewhere forwards it around a ring (docs/replication.md,
+    # "Both directions"). ``origin_gtid`` is its GTID at the origin; a forwarded group
+    # of several origin transactions also names the first of them (``origin_first``).
+    origin: str | None = None
+    origin_gtid: str | None = None
+    origin_first: str | None = None
+    # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
+    forced: bool = False
 
     @property
     def row_count(self) -> int:
@@ -108,6 +117,10 @@ def encode(tx: Transaction) -> bytes:
         body["p"] = tx.part
     if not tx.final:
         body["nf"] = 1
+    if tx.origin is not None:
+        body["o"] = [tx.origin, tx.origin_gtid, tx.origin_first]
+    if tx.forced:
+        body["f"] = 1
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
@@ -117,6 +130,7 @@ def decode(payload: bytes) -> Transaction:
         RowChange(kind, schema, table, before, after)
         for kind, schema, table, before, after in body.get("c", ())
     ]
+    origin, origin_gtid, origin_first = body.get("o") or (None, None, None)
     return Transaction(
         gtid=body["g"],
         commit_ts=body["t"],
@@ -127,4 +141,19 @@ def decode(payload: bytes) -> Transaction:
         heartbeat_ts=body.get("hb"),
         part=body.get("p", 0),
         final=not body.get("nf"),
+        origin=origin,
+        origin_gtid=origin_gtid,
+        origin_first=origin_first,
+        forced=bool(body.get("f")),
     )
+
+
+def encode_row(row: Row | None) -> str | None:
+    """A row image as JSON text (the journal's encoding), for hotsite's own tables."""
+    if row is None:
+        return None
+    return json.dumps(row, default=_encode_value, separators=(",", ":"))
+
+
+def decode_row(text: str | None) -> Row | None:
+    return None if text is None else json.loads(text, object_hook=_decode_object)
