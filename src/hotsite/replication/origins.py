@@ -27,6 +27,9 @@ from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, REPAIR_TABLE
 
 ORIGINS_TABLE = "hotsite_origins"
+# Per link, the target's own binlog position right after a snapshot loaded it: where the
+# link the other way starts, so the loaded rows never travel back (agent.seed_from_reverse).
+LOADS_TABLE = "hotsite_loads"
 RESOLUTIONS_TABLE = "hotsite_resolutions"
 # Tables whose rows say who wrote a transaction: capture decodes them, never ships them.
 MARKER_TABLES = frozenset({ORIGINS_TABLE, APPLIED_TABLE, REPAIR_TABLE, RESOLUTIONS_TABLE})
@@ -51,6 +54,13 @@ def ensure_origin_tables(cur: Any) -> None:
         ") ENGINE=InnoDB"
     )
     cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{LOADS_TABLE} ("
+        " link_key VARCHAR(255) NOT NULL PRIMARY KEY,"
+        " target_position VARCHAR(1024) NOT NULL,"
+        " loaded_at DOUBLE NOT NULL"
+        ") ENGINE=InnoDB"
+    )
+    cur.execute(
         f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{RESOLUTIONS_TABLE} ("
         " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
         " project VARCHAR(64) NOT NULL,"
@@ -58,6 +68,33 @@ def ensure_origin_tables(cur: Any) -> None:
         " resolved_at DOUBLE NOT NULL"
         ") ENGINE=InnoDB"
     )
+
+
+def record_load(cur: Any, link_key: str, position: str) -> None:
+    cur.execute(
+        f"REPLACE INTO {HOTSITE_SCHEMA}.{LOADS_TABLE} (link_key, target_position, loaded_at)"
+        " VALUES (%s, %s, UNIX_TIMESTAMP())",
+        (link_key, position),
+    )
+
+
+def read_load(conn: Any, link_key: str) -> GtidState | None:
+    """The recorded position after a finished snapshot of ``link_key``'s target."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (HOTSITE_SCHEMA, LOADS_TABLE),
+        )
+        if cur.fetchone() is None:
+            return None
+        cur.execute(
+            f"SELECT l.target_position FROM {HOTSITE_SCHEMA}.{LOADS_TABLE} l"
+            f" JOIN {HOTSITE_SCHEMA}.{APPLIED_TABLE} a ON a.link_key = l.link_key"
+            " WHERE l.link_key = %s AND a.snapshot_state = ''",
+            (link_key,),
+        )
+        row = cur.fetchone()
+    return GtidState.parse(row[0]) if row and row[0] else None
 
 
 def read_origin_states(cur: Any, project: str) -> dict[str, GtidState]:
