@@ -88,7 +88,7 @@ def _table(site: str, views: list[dict[str, Any]]) -> Table:
 def _lines(views: list[dict[str, Any]]) -> list[str]:
     lines = []
     for view in views:
-        rate, lag, conflicts, parked = _summary(view)
+        rate, lag, conflicts, _parked = _summary(view)
         state = "running" if view["running"] else f"waiting ({view['error']})"
         lines.append(f"{view['duty']}: {state} {rate} lag {lag or '?'} conflicts {conflicts or 0}")
     return lines

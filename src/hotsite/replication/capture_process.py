@@ -165,11 +165,11 @@ class CaptureSide:
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
-            self.journal.append(batch, self.ship_position)
+            self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             fault_point("ship.after_append")
             now = time.time()
-            self.ship.transactions += sum(tx.final for tx in batch)
+            self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
             self.ship.rows += sum(tx.row_count for tx in batch)
             self.ship.position = str(self.ship_position)
             for tx in batch:

@@ -57,6 +57,9 @@ class Transaction:
     origin_first: str | None = None
     # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
     forced: bool = False
+    # Applied at the source from a site this link does not ship to (an echo): it moves
+    # the shipped position but is not journaled (in memory only, like ``size``).
+    skip: bool = False
 
     @property
     def row_count(self) -> int:

@@ -50,6 +50,9 @@ def ensure_origin_tables(cur: Any) -> None:
         # the origin transactions of the target transaction that wrote this row last
         " first_gtid VARCHAR(64) NOT NULL,"
         " last_gtid VARCHAR(64) NOT NULL,"
+        # the session about to run an applied DDL: the server rewrites some statements
+        # (DROP TABLE) and drops apply's comment, so capture knows it by its session
+        " ddl_session BIGINT NOT NULL DEFAULT 0,"
         " PRIMARY KEY (project, origin)"
         ") ENGINE=InnoDB"
     )
@@ -113,8 +116,20 @@ def write_origin_mark(
         f"INSERT INTO {HOTSITE_SCHEMA}.{ORIGINS_TABLE}"
         " (project, origin, gtid_state, first_gtid, last_gtid) VALUES (%s, %s, %s, %s, %s)"
         " ON DUPLICATE KEY UPDATE gtid_state = VALUES(gtid_state),"
-        " first_gtid = VALUES(first_gtid), last_gtid = VALUES(last_gtid)",
+        " first_gtid = VALUES(first_gtid), last_gtid = VALUES(last_gtid), ddl_session = 0",
         (project, origin, str(state), first, last),
+    )
+
+
+def write_ddl_session(cur: Any, project: str, origin: str, gtid: str, first: str | None) -> None:
+    """Committed right before apply runs a DDL: which origin the DDL of this session is."""
+    cur.execute(
+        f"INSERT INTO {HOTSITE_SCHEMA}.{ORIGINS_TABLE}"
+        " (project, origin, gtid_state, first_gtid, last_gtid, ddl_session)"
+        " VALUES (%s, %s, '', %s, %s, CONNECTION_ID())"
+        " ON DUPLICATE KEY UPDATE first_gtid = VALUES(first_gtid),"
+        " last_gtid = VALUES(last_gtid), ddl_session = VALUES(ddl_session)",
+        (project, origin, first or gtid, gtid),
     )
 
 
@@ -129,6 +144,7 @@ class Origin:
     site: str
     gtid: str
     first: str | None = None
+    ddl_session: int = 0
 
 
 def origin_of_ddl(query: str) -> tuple[Origin | None, str]:
@@ -147,7 +163,8 @@ def mark_from_row(table: str, after: Mapping[str, Any] | None) -> Origin | str |
     if table == ORIGINS_TABLE:
         last = str(row.get("last_gtid") or "")
         first = str(row.get("first_gtid") or "") or None
-        return Origin(str(row.get("project", "")), str(row.get("origin", "")), last, first)
+        session = int(row.get("ddl_session") or 0)
+        return Origin(str(row.get("project", "")), str(row.get("origin", "")), last, first, session)
     if table == APPLIED_TABLE:  # applied by an older hotsite, or a snapshot's last step
         project = str(row.get("link_key", "")).split("/", 1)[0]
         return Origin(project, str(row.get("origin", "")), str(row.get("last_gtid") or ""))
@@ -158,7 +175,9 @@ def mark_from_row(table: str, after: Mapping[str, Any] | None) -> Origin | str |
     return None
 
 
-def note_marker(tx: Transaction, change: RowChange, project: str) -> bool:
+def note_marker(
+    tx: Transaction, change: RowChange, project: str, sessions: dict[int, Origin] | None = None
+) -> bool:
     """Record on ``tx`` what a row of a marker table says; False when it is no marker.
 
     An origins row of another project is a marker all the same (it is hotsite's), but it
@@ -171,6 +190,10 @@ def note_marker(tx: Transaction, change: RowChange, project: str) -> bool:
         tx.forced = True
     elif mark == "repair":
         tx.origin = tx.origin or REPAIRED
+    elif isinstance(mark, Origin) and mark.project == project and mark.ddl_session:
+        if sessions is not None:  # the next DDL of that session is this origin's
+            sessions[mark.ddl_session] = mark
+        tx.origin = tx.origin or mark.site
     elif isinstance(mark, Origin) and mark.project == project and tx.origin is None:
         tx.origin, tx.origin_gtid, tx.origin_first = mark.site, mark.gtid, mark.first
     return True

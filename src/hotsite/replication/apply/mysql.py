@@ -43,7 +43,7 @@ from hotsite.replication.conflicts.writer import ConflictWriter
 from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import JournalEntry
-from hotsite.replication.origins import ddl_comment, ensure_origin_tables
+from hotsite.replication.origins import ddl_comment, ensure_origin_tables, write_ddl_session
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HOTSITE_SCHEMA,
@@ -397,6 +397,14 @@ class MySQLApplier:
                     self._write_ddl_mark(cur, tx.gtid, fingerprint)
                     self.conn.commit()
                 fault_point("apply.ddl.before_run")
+                write_ddl_session(
+                    cur,
+                    self.project,
+                    self.origins.origin_of(tx),
+                    OriginBook.origin_gtid(tx),
+                    tx.origin_first,
+                )
+                self.conn.commit()
                 self._run_ddl(cur, tx)
             self._tables.clear()
             self._keyless.clear()

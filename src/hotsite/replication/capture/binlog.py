@@ -33,7 +33,7 @@ from hotsite.replication.capture.stream import (
 )
 from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
-from hotsite.replication.origins import MARKER_TABLES, note_marker, origin_of_ddl
+from hotsite.replication.origins import MARKER_TABLES, Origin, note_marker, origin_of_ddl
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 
 POSITION_NOT_IN_BINLOG = 1236
@@ -96,6 +96,7 @@ class BinlogCapture:
         # it travels empty, so the position still moves past it.
         self.project = project
         self.ships = ships
+        self._ddl_sessions: dict[int, Origin] = {}  # session → origin of its next DDL
         self._source: FastBinlogSource | LibrarySource | None = None
 
     def _wants(self, schema: str, table: str) -> bool:
@@ -141,7 +142,7 @@ class BinlogCapture:
                     ):
                         for before, after in event.rows:
                             change = RowChange(event.kind, event.schema, event.table, before, after)
-                            note_marker(tx, change, self.project)
+                            note_marker(tx, change, self.project, self._ddl_sessions)
                     elif tx is not None:
                         tx.changes.extend(
                             RowChange(event.kind, event.schema, event.table, before, after)
@@ -181,6 +182,10 @@ class BinlogCapture:
                     elif word != "BEGIN":
                         schema = event.schema.strip()
                         query, raw = self._note_ddl_origin(tx, query, event.raw)
+                        session = self._ddl_sessions.pop(event.thread_id, None)
+                        if session is not None and tx.origin is None:
+                            tx.origin, tx.origin_gtid = session.site, session.gtid
+                            tx.origin_first = session.first
                         self._refuse_statement_dml(query, schema, tx.gtid)
                         statement = self._ddl_statement(query, schema, tx.gtid)
                         if statement is not None:
@@ -208,12 +213,15 @@ class BinlogCapture:
         return statement, raw.lstrip()[cut:] if raw else raw
 
     def _routed(self, tx: Transaction) -> Transaction:
-        """Empty a transaction that this link does not ship (applied here from its own
-        target, or from a site the target hears from directly, or a repair)."""
+        """Flag a transaction that this link does not ship (applied here from its own
+        target, or from a site the target hears from directly, or a repair): it is not
+        journaled, not even empty, so the target writes nothing for it and nothing can
+        bounce between two sites; the shipped position still moves past it."""
         if tx.origin is not None and not tx.forced and not self.ships(tx.origin):
             tx.changes = []
             tx.ddl = tx.ddl_schema = tx.ddl_context = None
             tx.heartbeat_ts = None
+            tx.skip = True
         return tx
 
     def _part(self, tx: Transaction) -> Transaction:
