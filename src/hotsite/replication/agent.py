@@ -307,6 +307,7 @@ class LinkAgent:
             decoder=self.link.decoder,
             project=self.config.project_name,
             forwards=self.forwards,
+            target_site=self.link.target,
         )
         self._process = ctx.Process(
             target=run_capture_side,

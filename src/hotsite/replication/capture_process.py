@@ -48,6 +48,7 @@ class CaptureJob:
     # Origins whose transactions, applied at the source from elsewhere, this link ships
     # on (a ring); the rest of the source's applied transactions travel empty.
     forwards: frozenset[str] = frozenset()
+    target_site: str = ""
 
 
 class CaptureSide:
@@ -112,6 +113,7 @@ class CaptureSide:
                 decoder=job.decoder,
                 project=job.project,
                 ships=job.forwards.__contains__,
+                target=job.target_site,
             )
             try:
                 for tx in reader.transactions(self.stop):

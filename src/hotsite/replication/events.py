@@ -57,6 +57,9 @@ class Transaction:
     origin_first: str | None = None
     # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
     forced: bool = False
+    # Conflict decisions for the site a change came from, written with the decision
+    # (conflicts/writer.py): [table, key, the row to set or None, the row it replaces].
+    settlements: list[list[Any]] = field(default_factory=list)
     # Applied at the source from a site this link does not ship to (an echo): it moves
     # the shipped position but is not journaled (in memory only, like ``size``).
     skip: bool = False
@@ -124,6 +127,8 @@ def encode(tx: Transaction) -> bytes:
         body["o"] = [tx.origin, tx.origin_gtid, tx.origin_first]
     if tx.forced:
         body["f"] = 1
+    if tx.settlements:
+        body["st"] = tx.settlements
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
@@ -148,6 +153,7 @@ def decode(payload: bytes) -> Transaction:
         origin_gtid=origin_gtid,
         origin_first=origin_first,
         forced=bool(body.get("f")),
+        settlements=body.get("st") or [],
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hotsite.replication.events import RowChange, Transaction
+from hotsite.replication.events import RowChange, Transaction, decode_row, encode_row
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, REPAIR_TABLE
 
@@ -31,8 +31,15 @@ ORIGINS_TABLE = "hotsite_origins"
 # link the other way starts, so the loaded rows never travel back (agent.seed_from_reverse).
 LOADS_TABLE = "hotsite_loads"
 RESOLUTIONS_TABLE = "hotsite_resolutions"
+# A conflict decided here that replaced this site's own row: the site the change came
+# from may hold that row without having seen a conflict, and takes the decision when it
+# still does (conflicts/writer.py). Shipped to that site only, even in an applied
+# transaction that is otherwise not shipped back.
+SETTLEMENTS_TABLE = "hotsite_settlements"
 # Tables whose rows say who wrote a transaction: capture decodes them, never ships them.
-MARKER_TABLES = frozenset({ORIGINS_TABLE, APPLIED_TABLE, REPAIR_TABLE, RESOLUTIONS_TABLE})
+MARKER_TABLES = frozenset(
+    {ORIGINS_TABLE, APPLIED_TABLE, REPAIR_TABLE, RESOLUTIONS_TABLE, SETTLEMENTS_TABLE}
+)
 
 _DDL_COMMENT = re.compile(
     r"^\s*/\* hotsite origin=(?P<project>[^ ]+?)/(?P<origin>[^ ]+) gtid=(?P<gtid>[0-9-]+)"
@@ -61,6 +68,18 @@ def ensure_origin_tables(cur: Any) -> None:
         " link_key VARCHAR(255) NOT NULL PRIMARY KEY,"
         " target_position VARCHAR(1024) NOT NULL,"
         " loaded_at DOUBLE NOT NULL"
+        ") ENGINE=InnoDB"
+    )
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {HOTSITE_SCHEMA}.{SETTLEMENTS_TABLE} ("
+        " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+        " project VARCHAR(64) NOT NULL,"
+        " for_site VARCHAR(64) NOT NULL,"
+        " table_name VARCHAR(200) NOT NULL,"
+        " row_key LONGTEXT NOT NULL,"
+        " set_row LONGTEXT NULL,"
+        " if_row LONGTEXT NOT NULL,"
+        " written_at DOUBLE NOT NULL"
         ") ENGINE=InnoDB"
     )
     cur.execute(
@@ -121,6 +140,18 @@ def write_origin_mark(
     )
 
 
+def write_settlement(
+    cur: Any, project: str, for_site: str, table: str, key: dict[str, Any],
+    set_row: dict[str, Any] | None, if_row: dict[str, Any],
+) -> None:  # fmt: skip
+    cur.execute(
+        f"INSERT INTO {HOTSITE_SCHEMA}.{SETTLEMENTS_TABLE}"
+        " (project, for_site, table_name, row_key, set_row, if_row, written_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, UNIX_TIMESTAMP())",
+        (project, for_site, table, encode_row(key), encode_row(set_row), encode_row(if_row)),
+    )
+
+
 def write_ddl_session(cur: Any, project: str, origin: str, gtid: str, first: str | None) -> None:
     """Committed right before apply runs a DDL: which origin the DDL of this session is."""
     cur.execute(
@@ -172,6 +203,8 @@ def mark_from_row(table: str, after: Mapping[str, Any] | None) -> Origin | str |
         return "repair"
     if table == RESOLUTIONS_TABLE:
         return "resolution"
+    if table == SETTLEMENTS_TABLE:
+        return "settlement"
     return None
 
 
@@ -186,7 +219,19 @@ def note_marker(
     if change.schema != HOTSITE_SCHEMA or change.table not in MARKER_TABLES:
         return False
     mark = mark_from_row(change.table, change.after or change.before)
-    if mark == "resolution":
+    if mark == "settlement":
+        row = change.after or {}
+        if row.get("project") == project:
+            tx.settlements.append(
+                [
+                    str(row.get("for_site")),
+                    str(row.get("table_name")),
+                    decode_row(row.get("row_key")),
+                    decode_row(row.get("set_row")),
+                    decode_row(row.get("if_row")),
+                ]
+            )
+    elif mark == "resolution":
         tx.forced = True
     elif mark == "repair":
         tx.origin = tx.origin or REPAIRED

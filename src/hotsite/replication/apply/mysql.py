@@ -218,8 +218,9 @@ class MySQLApplier:
 
     def _starts_new_group(self, group: list[Transaction], tx: Transaction) -> bool:
         """A target transaction carries one origin (its origin row says which), and a
-        resolution (written as it is everywhere) travels alone."""
-        if tx.forced or group[-1].forced:
+        resolution (written as it is everywhere) travels alone, as do the settlements of
+        conflicts decided at the source (in order with the source's own changes)."""
+        if tx.forced or group[-1].forced or tx.settlements or group[-1].settlements:
             return True
         if not OriginBook.counts(tx):
             return False
@@ -293,6 +294,10 @@ class MySQLApplier:
         with self.conn.cursor() as cur:
             origin_state = self.origins.mark(cur, origin, group)  # first: capture reads it first
             mismatches = self._write_changes(cur, changes, counted[-1] if counted else None)
+            if self._conflicts is not None:
+                for tx in group:
+                    if tx.settlements:
+                        self._conflicts.settle(cur, tx.settlements)
             state = self.position.gtid_state.copy()
             for tx in group:
                 state.advance(Gtid.parse(tx.gtid))

@@ -36,7 +36,7 @@ class OriginBook:
     @staticmethod
     def counts(tx: Transaction) -> bool:
         """A transaction with something to write (not one that only moves the position)."""
-        return bool(tx.changes) or tx.ddl is not None
+        return bool(tx.changes) or tx.ddl is not None or bool(tx.settlements)
 
     def drop_if_applied(self, tx: Transaction) -> None:
         """Empty a transaction this site has applied already by another path (or made

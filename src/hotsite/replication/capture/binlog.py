@@ -83,6 +83,7 @@ class BinlogCapture:
         decoder: str = "fast",
         project: str = "",
         ships: Callable[[str], bool] = lambda origin: False,
+        target: str = "",
     ) -> None:
         self.url = url
         self.site = site
@@ -96,6 +97,7 @@ class BinlogCapture:
         # it travels empty, so the position still moves past it.
         self.project = project
         self.ships = ships
+        self.target = target
         self._ddl_sessions: dict[int, Origin] = {}  # session → origin of its next DDL
         self._source: FastBinlogSource | LibrarySource | None = None
 
@@ -217,11 +219,15 @@ class BinlogCapture:
         target, or from a site the target hears from directly, or a repair): it is not
         journaled, not even empty, so the target writes nothing for it and nothing can
         bounce between two sites; the shipped position still moves past it."""
+        settlements = [s[1:] for s in tx.settlements if s[0] == self.target]
         if tx.origin is not None and not tx.forced and not self.ships(tx.origin):
             tx.changes = []
             tx.ddl = tx.ddl_schema = tx.ddl_context = None
             tx.heartbeat_ts = None
-            tx.skip = True
+            tx.skip = not settlements
+            if settlements:  # decisions made here for the target still travel to it, as ours
+                tx.origin = tx.origin_gtid = tx.origin_first = None
+        tx.settlements = settlements
         return tx
 
     def _part(self, tx: Transaction) -> Transaction:
@@ -241,8 +247,9 @@ class BinlogCapture:
             origin_gtid=tx.origin_gtid,
             origin_first=tx.origin_first,
             forced=tx.forced,
+            settlements=tx.settlements,
         )
-        tx.changes, tx.size, tx.part = [], 0, tx.part + 1
+        tx.changes, tx.size, tx.part, tx.settlements = [], 0, tx.part + 1, []
         tx.ddl = tx.ddl_schema = tx.ddl_context = None  # the DDL runs once, with part 0
         return self._routed(part)
 

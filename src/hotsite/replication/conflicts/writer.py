@@ -25,6 +25,7 @@ from hotsite.replication.apply import statements as sql
 from hotsite.replication.conflicts import log
 from hotsite.replication.conflicts.decide import INCOMING, PARKED, Sides, decide
 from hotsite.replication.events import DELETE, INSERT, Row, RowChange
+from hotsite.replication.origins import write_settlement
 from hotsite.replication.schema import TableInfo, quote
 
 _CHUNK = 2000
@@ -105,6 +106,17 @@ class ConflictWriter:
                     newer=self._newer(cur, info, key, kc, row, rule),
                 )
                 self._settle(kc, row, (decision, conflicting), deletes, writes, key, merge)
+                if decision == INCOMING and row is not None and kc.final is None:
+                    # A deletion that won over this site's own row: the origin may hold
+                    # that row without having seen a conflict (its insert and delete had
+                    # both finished there before the row arrived) and would keep it for
+                    # ever. It deletes it too if it still holds exactly that row (settle,
+                    # at the origin). A row that won needs no such note: the origin wrote
+                    # it, and holds it or a later change that is on its way here.
+                    write_settlement(
+                        cur, self.project, origin, f"{schema}.{name}",
+                        dict(zip(info.primary_key, key, strict=True)), kc.final, row,
+                    )  # fmt: skip
                 log.record(
                     cur, self.project, self.site, self.link_key, origin, origin_gtid,
                     f"{schema}.{name}", dict(zip(info.primary_key, key, strict=True)),
@@ -115,6 +127,26 @@ class ConflictWriter:
                 result.parked += decision == PARKED
             self._write(cur, info, deletes, writes)
         return result
+
+    def settle(self, cur: Any, settlements: list[list[Any]]) -> None:
+        """Decisions the source made about rows this site wrote: each is taken when the
+        row here is still the one the source replaced (else a later change of this
+        site's is on its way there, and meets the decision as a conflict of its own)."""
+        for table_name, key_row, set_row, if_row in settlements:
+            schema, name = table_name.split(".", 1)
+            info = self.table(schema, name)
+            key = tuple(key_row[c] for c in info.primary_key)
+            row = self._lock_rows(cur, info, [key]).get(_normalized(key))
+            if row is None:
+                continue
+            compared = [c for c in if_row if c in row]
+            differing = {c for c in compared if not _same(row[c], if_row[c])}
+            if differing and self._server_differs(cur, info, key, if_row, differing):
+                continue
+            if set_row is None:
+                self._write(cur, info, [key], [])
+            else:
+                self._write(cur, info, [], [set_row])
 
     # --- detection -------------------------------------------------------------------
 
