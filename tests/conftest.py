@@ -36,3 +36,14 @@ def source_and_target(
     for server in (source, target):
         server.execute("CREATE DATABASE app")
     return source, target
+
+
+@pytest.fixture(scope="session")
+def petclinic_wheelhouse() -> None:
+    """The sample blueprint names its wheelhouse, which make-wheelhouse builds (untracked):
+    tests that load the blueprint build it first, whatever order they run in."""
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "petclinic"
+    runpy.run_path(str(example / "make-wheelhouse"))["build"]()

@@ -84,6 +84,7 @@ def plan(tmp_path: Path, blueprint: Path, inputs: dict[str, object]) -> None:
     ).plan()
 
 
+@pytest.mark.usefixtures("petclinic_wheelhouse")
 def test_an_empty_directory_input_stops_the_sample_site_at_plan(tmp_path: Path) -> None:
     bp = load_blueprint(EXAMPLE, "primary")
     inputs = {name: spec.default for name, spec in bp.inputs.items()}

@@ -12,24 +12,29 @@ from rich.table import Table
 
 from hotsite.cli.app import app, console, print_warning, project
 from hotsite.config import ProjectConfig
-from hotsite.dr.adapters import ProjectSites, move_context
-from hotsite.dr.controller import ControllerState, serve, server_context
-from hotsite.dr.detector import Detector
-from hotsite.dr.entry import entry_control, taking_traffic
-from hotsite.dr.moves import failover, resume
-from hotsite.dr.project import (
+from hotsite.dr import (
+    ControllerState,
+    Detector,
+    ProjectSites,
+    Record,
     control_tls,
     controller_listen,
     controller_url,
+    dr_report,
     dr_section,
+    entry_control,
+    failover,
+    load_token,
+    move_context,
     move_lock,
     open_records,
+    resume,
+    serve,
+    server_context,
     site_fence,
+    taking_traffic,
+    watch,
 )
-from hotsite.dr.record import Record
-from hotsite.dr.report import dr_report
-from hotsite.dr.token import load_token
-from hotsite.dr.watch import watch
 from hotsite.errors import ConfigError, HotsiteError, LockedError, listed
 
 

@@ -9,10 +9,7 @@ import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, print_warning, project
-from hotsite.dr.adapters import move_context
-from hotsite.dr.history import History
-from hotsite.dr.moves import MoveResult, failover, relocate, resume
-from hotsite.dr.project import move_lock
+from hotsite.dr import History, MoveResult, failover, move_context, move_lock, relocate, resume
 from hotsite.errors import ConfigError
 from hotsite.state import StateStore
 

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
+    from hotsite.replication.conflicts import (
+        Conflict,
+        ensure_conflicts_table,
+        get_conflict,
+        list_conflicts,
+        resolve_conflict,
+    )
     from hotsite.replication.events import ChangeKind, Transaction
     from hotsite.replication.gtid import GtidState
     from hotsite.replication.status import link_report
@@ -46,10 +53,16 @@ _HOME = {
     "VerifyReport": "verify",
     "key_text": "verify",
     "verify_link": "verify",
+    "Conflict": "conflicts",
+    "get_conflict": "conflicts",
+    "list_conflicts": "conflicts",
+    "resolve_conflict": "conflicts",
+    "ensure_conflicts_table": "conflicts",
 }
 __all__ = [
     "IDENTICAL",
     "ChangeKind",
+    "Conflict",
     "GtidState",
     "LinkAgent",
     "LinkStatus",
@@ -58,9 +71,13 @@ __all__ = [
     "VerifyOptions",
     "VerifyProgress",
     "VerifyReport",
+    "ensure_conflicts_table",
+    "get_conflict",
     "key_text",
     "link_lock",
     "link_report",
+    "list_conflicts",
+    "resolve_conflict",
     "verify_link",
 ]
 

@@ -63,6 +63,21 @@ class Transaction:
     part: int = 0
     final: bool = True
     size: int = 0  # bytes of its binlog rows events (in memory only, not journaled)
+    # Where the transaction was first committed, when not at the link's source: a site
+    # that applied it from elsewhere forwards it around a ring (docs/replication.md,
+    # "Both directions"). ``origin_gtid`` is its GTID at the origin; a forwarded group
+    # of several origin transactions also names the first of them (``origin_first``).
+    origin: str | None = None
+    origin_gtid: str | None = None
+    origin_first: str | None = None
+    # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
+    forced: bool = False
+    # Conflict decisions for the site a change came from, written with the decision
+    # (conflicts/writer.py): [table, key, the row to set or None, the row it replaces].
+    settlements: list[list[Any]] = field(default_factory=list)
+    # Applied at the source from a site this link does not ship to (an echo): it moves
+    # the shipped position but is not journaled (in memory only, like ``size``).
+    skip: bool = False
 
     @property
     def row_count(self) -> int:
@@ -123,6 +138,12 @@ def encode(tx: Transaction) -> bytes:
         body["p"] = tx.part
     if not tx.final:
         body["nf"] = 1
+    if tx.origin is not None:
+        body["o"] = [tx.origin, tx.origin_gtid, tx.origin_first]
+    if tx.forced:
+        body["f"] = 1
+    if tx.settlements:
+        body["st"] = tx.settlements
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
@@ -132,6 +153,7 @@ def decode(payload: bytes) -> Transaction:
         RowChange(_KINDS[kind], schema, table, before, after)
         for kind, schema, table, before, after in body.get("c", ())
     ]
+    origin, origin_gtid, origin_first = body.get("o") or (None, None, None)
     return Transaction(
         gtid=body["g"],
         commit_ts=body["t"],
@@ -142,4 +164,20 @@ def decode(payload: bytes) -> Transaction:
         heartbeat_ts=body.get("hb"),
         part=body.get("p", 0),
         final=not body.get("nf"),
+        origin=origin,
+        origin_gtid=origin_gtid,
+        origin_first=origin_first,
+        forced=bool(body.get("f")),
+        settlements=body.get("st") or [],
     )
+
+
+def encode_row(row: Row | None) -> str | None:
+    """A row image as JSON text (the journal's encoding), for hotsite's own tables."""
+    if row is None:
+        return None
+    return json.dumps(row, default=_encode_value, separators=(",", ":"))
+
+
+def decode_row(text: str | None) -> Row | None:
+    return None if text is None else json.loads(text, object_hook=_decode_object)

@@ -22,6 +22,7 @@ from hotsite.errors import DatabaseError, SnapshotRefused, listed
 from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
+from hotsite.replication.origins import ensure_origin_tables, record_load
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HEARTBEAT_TABLE,
@@ -89,6 +90,8 @@ def snapshot(
                 source, target, schema, table, estimates[(schema, table)], progress
             )
         source.commit()
+        if target_takes_writes:
+            _record_load(target, link_key)
         _write_snapshot_row(target, link_key, source_site, lineage, position, "")
         journal.reset(position)
         target.commit()
@@ -96,6 +99,23 @@ def snapshot(
     finally:
         source.close()
         target.close()
+
+
+def _record_load(target: Any, link_key: str) -> None:
+    """Where the link the other way starts: the target's position after the load (the
+    load's rows are before it), written in the snapshot's last transaction."""
+    target.commit()
+    with target.cursor() as cur:
+        ensure_origin_tables(cur)
+        cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        record_load(cur, link_key, str(cur.fetchone()[0] or ""))
+
+
+def write_start_position(
+    target: Any, link_key: str, origin: str, lineage: str, position: GtidState
+) -> None:
+    """A link's first position, set without a snapshot (agent.seed_from_reverse)."""
+    _write_snapshot_row(target, link_key, origin, lineage, position, "")
 
 
 def _write_snapshot_row(

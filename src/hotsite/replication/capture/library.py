@@ -96,7 +96,8 @@ class LibrarySource:
                     getattr(event, "collation_server", None),
                 )
                 raw = event.query if isinstance(event.query, bytes) else b""
-                yield QueryEvent(_text(event.schema), _text(event.query), raw, context)
+                thread_id = int(getattr(event, "slave_proxy_id", 0) or 0)
+                yield QueryEvent(_text(event.schema), _text(event.query), raw, context, thread_id)
             elif self.wants(event.schema, event.table):
                 if isinstance(event, WriteRowsEvent):
                     rows = [(None, row["values"]) for row in event.rows]

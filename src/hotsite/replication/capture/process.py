@@ -44,6 +44,11 @@ class CaptureJob:
     journal_path: str
     heartbeat_interval: float
     decoder: str = "fast"
+    project: str = ""
+    # Origins whose transactions, applied at the source from elsewhere, this link ships
+    # on (a ring); the rest of the source's applied transactions travel empty.
+    forwards: frozenset[str] = frozenset()
+    target_site: str = ""
 
 
 class CaptureSide:
@@ -106,6 +111,9 @@ class CaptureSide:
                 self.capture_position,
                 heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, 1.0)),
                 decoder=job.decoder,
+                project=job.project,
+                ships=job.forwards.__contains__,
+                target=job.target_site,
             )
             try:
                 for tx in reader.transactions(self.stop):
@@ -159,11 +167,11 @@ class CaptureSide:
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
-            self.journal.append(batch, self.ship_position)
+            self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             fault_point("ship.after_append")
             now = time.time()
-            self.ship.transactions += sum(tx.final for tx in batch)
+            self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
             self.ship.rows += sum(tx.row_count for tx in batch)
             self.ship.position = str(self.ship_position)
             for tx in batch:

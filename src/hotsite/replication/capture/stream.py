@@ -61,6 +61,7 @@ class QueryEvent:
     query: str
     raw: bytes = b""  # the statement's bytes, in the session's client character set
     context: QueryContext | None = None
+    thread_id: int = 0  # the session that ran it (apply names its own: origins.py)
 
 
 @dataclass(slots=True)
@@ -230,7 +231,7 @@ class FastBinlogSource:
 
 
 def _query(body: bytes) -> QueryEvent:
-    _, _, schema_len, _, vars_len = _QUERY_POST_HEADER.unpack_from(body, 0)
+    thread_id, _, schema_len, _, vars_len = _QUERY_POST_HEADER.unpack_from(body, 0)
     start = _QUERY_POST_HEADER.size + vars_len
     schema = body[start : start + schema_len].decode("utf8", "replace")
     raw = body[start + schema_len + 1 :]
@@ -238,5 +239,5 @@ def _query(body: bytes) -> QueryEvent:
     if len(raw) > 12 and raw[:5].upper() not in (b"BEGIN", b"COMMI", b"XA ST", b"XA EN"):
         # Only statements that may be DDL need their session (cheap, but not per commit).
         context = parse_status_vars(body[_QUERY_POST_HEADER.size : start])
-        return QueryEvent(schema, query, raw, context)
-    return QueryEvent(schema, query, raw)
+        return QueryEvent(schema, query, raw, context, thread_id)
+    return QueryEvent(schema, query, raw, thread_id=thread_id)
