@@ -131,3 +131,17 @@ def test_table_policies_override_the_default(tmp_path: Path) -> None:
     assert config.conflicts.for_table("app", "things").column == "ver"
     assert config.conflicts.for_table("app", "other").policy == "site-priority"
     assert config.site_priority() == ["a", "b"]
+
+
+def test_a_site_agent_runs_its_links_and_with_dr_its_fence_and_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotsite.agent import site_duties
+    from hotsite.dr.token import DEFAULT_TOKEN_ENV
+
+    path = _file(tmp_path, "ab", [("a", "b"), ("b", "a")])
+    assert [d.name for d in site_duties(load(path), "b")] == ["link a->b"]
+    monkeypatch.setenv(DEFAULT_TOKEN_ENV, "x" * 32)
+    path.write_text(path.read_text() + "dr: {primary: a}\n")
+    names = [d.name for d in site_duties(load(path), "b")]
+    assert names[0] == "link a->b" and {"fence", "lease"} <= set(names)

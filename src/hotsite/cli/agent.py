@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hotsite.agent import LinkDuty, SiteAgent
+from hotsite.agent import SiteAgent, site_duties
 from hotsite.cli.app import app, console, project
 from hotsite.duty import Duty
 from hotsite.errors import ConfigError
@@ -27,7 +27,8 @@ def agent(
     site: str = typer.Option(..., "--site", help="The site this agent runs at."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view."),
 ) -> None:
-    """Run every replication link that ends at SITE, restarting a failed one with backoff.
+    """Run SITE's duties: every replication link that ends there (and, with a dr: section,
+    the fence and the primary's lease), restarting a failed one with backoff.
 
     One process per site: each link captures from its source over the network, journals
     here and applies here. Ctrl-C or SIGTERM stop it cleanly; after kill -9 a restart
@@ -35,13 +36,13 @@ def agent(
     """
     config = project(ctx)
     config.site(site)
-    links = config.links_into(site)
-    if not links:
+    duties: list[Duty] = site_duties(config, site)
+    if not duties:
         raise ConfigError(
-            f"no replication link ends at site {site!r}",
-            "add one under replication: (from: SOURCE, to: " + site + ")",
+            f"site {site!r} has nothing for an agent to do: no replication link ends there"
+            " and the project has no dr: section",
+            "add a link under replication: (from: SOURCE, to: " + site + ")",
         )
-    duties: list[Duty] = [LinkDuty(config, link) for link in links]
     site_agent = SiteAgent(config, site, duties)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

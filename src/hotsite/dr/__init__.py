@@ -14,10 +14,13 @@ if TYPE_CHECKING:
     from hotsite.dr.controller import ControllerState, serve, server_context
     from hotsite.dr.detector import Detector
     from hotsite.dr.entry import entry_control, taking_traffic
+    from hotsite.dr.fence_duty import FenceDuty
     from hotsite.dr.history import History
+    from hotsite.dr.lease import LeaseKeeper
     from hotsite.dr.moves import MoveResult, failover, relocate, resume
     from hotsite.dr.project import (
         control_tls,
+        controller_client,
         controller_listen,
         controller_url,
         dr_section,
@@ -33,11 +36,14 @@ if TYPE_CHECKING:
 _HOME = {
     "ControllerState": "controller",
     "Detector": "detector",
+    "FenceDuty": "fence_duty",
     "History": "history",
+    "LeaseKeeper": "lease",
     "MoveResult": "moves",
     "ProjectSites": "adapters",
     "Record": "record",
     "control_tls": "project",
+    "controller_client": "project",
     "controller_listen": "project",
     "controller_url": "project",
     "dr_report": "report",
@@ -59,11 +65,14 @@ _HOME = {
 __all__ = [
     "ControllerState",
     "Detector",
+    "FenceDuty",
     "History",
+    "LeaseKeeper",
     "MoveResult",
     "ProjectSites",
     "Record",
     "control_tls",
+    "controller_client",
     "controller_listen",
     "controller_url",
     "dr_report",
