@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hotsite.errors import JournalError
-from hotsite.replication.events import DELETE, INSERT, UPDATE, RowChange, Transaction
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import Column, TableInfo
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, RowChange, Transaction
 from hotsite.replication.verify.chunks import MAX_ROWS, ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize
 from hotsite.replication.verify.positions import Applied

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
         list_conflicts,
         resolve_conflict,
     )
-    from hotsite.replication.events import ChangeKind, Transaction
     from hotsite.replication.gtid import GtidState
     from hotsite.replication.status import link_report
+    from hotsite.replication.transactions import ChangeKind, Transaction
     from hotsite.replication.verify import (
         IDENTICAL,
         TableResult,
@@ -42,8 +42,8 @@ _HOME = {
     "LinkAgent": "agent",
     "LinkStatus": "agent",
     "link_lock": "agent",
-    "ChangeKind": "events",
-    "Transaction": "events",
+    "ChangeKind": "transactions",
+    "Transaction": "transactions",
     "GtidState": "gtid",
     "link_report": "status",
     "IDENTICAL": "verify",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hotsite.errors import JournalError
 from hotsite.private import private_sqlite
-from hotsite.replication import events
+from hotsite.replication import transactions
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.state import write_transaction
 
@@ -49,8 +49,8 @@ class JournalEntry:
     rows: int
     payload: bytes
 
-    def transaction(self) -> events.Transaction:
-        return events.decode(self.payload)
+    def transaction(self) -> transactions.Transaction:
+        return transactions.decode(self.payload)
 
 
 MOVE_ASIDE = (
@@ -91,7 +91,7 @@ class Journal:
 
     # --- ship side -------------------------------------------------------------
 
-    def append(self, batch: Iterable[events.Transaction], source_state: GtidState) -> int:
+    def append(self, batch: Iterable[transactions.Transaction], source_state: GtidState) -> int:
         """Append transactions and the source position they reach, atomically."""
         now = time.time()
         rows = [
@@ -103,7 +103,7 @@ class Journal:
                 now,
                 tx.row_count,
                 int(tx.heartbeat_ts is not None),
-                events.encode(tx),
+                transactions.encode(tx),
             )
             for tx in batch
         ]
@@ -264,11 +264,11 @@ class Journal:
             )
         ]
 
-    def transaction_at(self, seq: int) -> events.Transaction | None:
+    def transaction_at(self, seq: int) -> transactions.Transaction | None:
         row = self._conn.execute(
             "SELECT payload FROM transactions WHERE seq = ?", (seq,)
         ).fetchone()
-        return events.decode(row[0]) if row else None
+        return transactions.decode(row[0]) if row else None
 
 
 def _forget_older_layout(conn: sqlite3.Connection) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hotsite.replication.events import RowChange, Transaction, decode_row, encode_row
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, REPAIR_TABLE
+from hotsite.replication.transactions import RowChange, Transaction, decode_row, encode_row
 
 ORIGINS_TABLE = "hotsite_origins"
 # Per link, the target's own binlog position right after a snapshot loaded it: where the

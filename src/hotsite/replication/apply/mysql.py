@@ -40,7 +40,6 @@ from hotsite.replication.apply.prepare import prepare
 from hotsite.replication.apply.rows import Mismatch, RowWriter
 from hotsite.replication.conflicts import log as conflict_log
 from hotsite.replication.conflicts.writer import ConflictWriter
-from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import JournalEntry
 from hotsite.replication.origins import ddl_comment, ensure_origin_tables, write_ddl_session
@@ -53,6 +52,7 @@ from hotsite.replication.schema import (
     ensure_hotsite_schema,
     quote,
 )
+from hotsite.replication.transactions import RowChange, Transaction
 
 log = get_logger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from hotsite.errors import JournalError
-from hotsite.replication.events import Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.origins import (
     covers_all,
@@ -14,6 +13,7 @@ from hotsite.replication.origins import (
     read_origin_states,
     write_origin_mark,
 )
+from hotsite.replication.transactions import Transaction
 
 
 class OriginBook:

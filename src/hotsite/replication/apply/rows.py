@@ -38,8 +38,8 @@ import pymysql
 from hotsite.db import error_code, error_message
 from hotsite.errors import ApplyError
 from hotsite.replication.apply import statements as sql
-from hotsite.replication.events import DELETE, INSERT, Key, Row, RowChange
 from hotsite.replication.schema import HOTSITE_SCHEMA, TableInfo
+from hotsite.replication.transactions import DELETE, INSERT, Key, Row, RowChange
 
 DUPLICATE_KEY = 1062
 _SELECT_CHUNK = 5000

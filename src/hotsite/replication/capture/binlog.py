@@ -31,10 +31,10 @@ from hotsite.replication.capture.stream import (
     RowsEvent,
     XidEvent,
 )
-from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.origins import MARKER_TABLES, Origin, note_marker, origin_of_ddl
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
+from hotsite.replication.transactions import RowChange, Transaction
 
 POSITION_NOT_IN_BINLOG = 1236
 # A transaction's rows are handed on in parts of about this many binlog bytes.

@@ -24,7 +24,7 @@ from hotsite.replication.capture.stream import (
     RowsEvent,
 )
 from hotsite.replication.capture.stream import XidEvent as HotsiteXid
-from hotsite.replication.events import DELETE, INSERT, UPDATE
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE
 
 
 class LibrarySource:

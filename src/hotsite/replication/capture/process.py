@@ -22,11 +22,11 @@ from hotsite.db import connect, query_value
 from hotsite.errors import HotsiteError
 from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
-from hotsite.replication.events import Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
+from hotsite.replication.transactions import Transaction
 
 SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …

@@ -24,7 +24,7 @@ from typing import Any
 
 from pymysql.charset import charset_by_id
 
-from hotsite.replication.events import Row
+from hotsite.replication.transactions import Row
 
 # Column types (include/mysql_com.h: enum_field_types).
 DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE, NULL, TIMESTAMP, LONGLONG, INT24 = range(10)

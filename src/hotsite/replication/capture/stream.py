@@ -26,7 +26,7 @@ from hotsite.replication.capture.rowformat import (
     decode_rows,
     parse_table_map,
 )
-from hotsite.replication.events import DELETE, INSERT, UPDATE, ChangeKind
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, ChangeKind
 
 COM_BINLOG_DUMP = 0x12
 _HEADER = struct.Struct("<IBIIIH")  # timestamp, type, server_id, size, log_pos, flags

@@ -3,7 +3,7 @@
 A conflict is written in the same target transaction as the decision it records, so a
 crash loses both or neither, and the log needs no agent to read it: ``hotsite
 conflicts`` reads it straight from each site's database. Row images are stored as the
-journal encodes them (events.encode_row): exact types, no loss.
+journal encodes them (transactions.encode_row): exact types, no loss.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hotsite.replication.events import Row, decode_row, encode_row
 from hotsite.replication.schema import HOTSITE_SCHEMA
+from hotsite.replication.transactions import Row, decode_row, encode_row
 
 CONFLICTS_TABLE = "hotsite_conflicts"
 SETTLED, PARKED, RESOLVED = "settled", "parked", "resolved"

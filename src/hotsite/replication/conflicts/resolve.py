@@ -16,9 +16,9 @@ from typing import Any
 from hotsite.errors import ConfigError
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.conflicts import log
-from hotsite.replication.events import Row
 from hotsite.replication.origins import RESOLUTIONS_TABLE, ensure_origin_tables
 from hotsite.replication.schema import HOTSITE_SCHEMA, describe, quote
+from hotsite.replication.transactions import Row
 
 
 def resolve(conn: Any, project: str, site: str, conflict_id: int, take: str) -> log.Conflict:

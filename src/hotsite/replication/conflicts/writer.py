@@ -24,9 +24,9 @@ from hotsite.config_conflicts import ConflictsConfig, TablePolicy
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.conflicts import log
 from hotsite.replication.conflicts.decide import INCOMING, PARKED, Sides, decide
-from hotsite.replication.events import DELETE, INSERT, Row, RowChange
 from hotsite.replication.origins import write_settlement
 from hotsite.replication.schema import TableInfo, quote
+from hotsite.replication.transactions import DELETE, INSERT, Row, RowChange
 
 _CHUNK = 2000
 Key = tuple[Any, ...]

@@ -25,9 +25,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from hotsite.replication.events import Key
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.chunks import ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from hotsite.errors import JournalError
-from hotsite.replication import events
-from hotsite.replication.events import Key
+from hotsite.replication import transactions
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify.positions import Applied
 
 _PAGE = 500
@@ -62,7 +62,7 @@ class Window:
 
     exact: bool = False  # since == until: nothing in between
     ddl: bool = False
-    changes: dict[tuple[str, str], list[events.RowChange]] = field(default_factory=dict)
+    changes: dict[tuple[str, str], list[transactions.RowChange]] = field(default_factory=dict)
 
     def touched(self, shape: TableInfo) -> dict[Key, Key] | None:
         """Keys of ``shape`` changed in the window, normalized -> as decoded; None: any row."""
@@ -93,7 +93,7 @@ class JournalReader:
 
     def __init__(self, path: Path | None) -> None:
         self.journal: Journal | None = None
-        self._cache: OrderedDict[int, tuple[str, events.Transaction]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[str, transactions.Transaction]] = OrderedDict()
         if path is not None and path.exists():
             try:
                 self.journal = Journal(path, read_only=True)
@@ -138,7 +138,9 @@ class JournalReader:
                     window.changes.setdefault((change.schema, change.table), []).append(change)
             seq = entries[-1][0]
 
-    def _transaction(self, journal: Journal, seq: int, gtid: str) -> events.Transaction | None:
+    def _transaction(
+        self, journal: Journal, seq: int, gtid: str
+    ) -> transactions.Transaction | None:
         cached = self._cache.get(seq)
         if cached is not None and cached[0] == gtid:  # seqs restart when a journal is reset
             return cached[1]

@@ -27,7 +27,6 @@ from typing import Any
 
 from hotsite.db import prepare_writer
 from hotsite.errors import HotsiteError
-from hotsite.replication.events import Key
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import (
     HOTSITE_SCHEMA,
@@ -36,6 +35,7 @@ from hotsite.replication.schema import (
     ensure_repair_table,
     quote,
 )
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
 from hotsite.replication.verify.positions import LockBusy, Site, SourceSite, TargetSite

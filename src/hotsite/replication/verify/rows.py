@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hotsite.replication.events import Key
 from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.positions import Site
 from hotsite.replication.verify.report import DIFFERENT, RowDiff

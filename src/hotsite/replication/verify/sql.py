@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hotsite.replication.events import Key
 from hotsite.replication.schema import TableInfo, quote
+from hotsite.replication.transactions import Key
 
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}

@@ -1,5 +1,9 @@
 """What flows through the pipeline: source transactions with their row changes or DDL.
 
+"Events" in hotsite are the binlog's (capture/stream.py turns them into a few simple
+ones); what capture makes of them, ships, journals and applies are *transactions*,
+defined here.
+
 Row images, not SQL text, so statements like ``UUID()`` or ``NOW()`` cannot diverge when
 re-run. Transactions are stored in the journal as compact JSON: readable with the
 sqlite3 shell when debugging, and independent of hotsite's Python version.
