@@ -6,8 +6,9 @@ controller's HTTP server is not loaded by a command that only reads the record).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hotsite.lazy import lazy_names
 
 if TYPE_CHECKING:
     from hotsite.dr.adapters import ProjectSites, move_context
@@ -93,10 +94,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)

@@ -13,8 +13,9 @@ pipeline (binlog library, SQL parser) into each of them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hotsite.lazy import lazy_names
 
 if TYPE_CHECKING:
     from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
@@ -82,10 +83,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
