@@ -290,6 +290,11 @@ def test_overlapping_writers_on_both_sites_converge(
         seen = _conflicts(primary) + _conflicts(dr)
         assert seen, "overlapping writers on 40 keys for 10 s made no conflict"
         assert all(status == "settled" for status, _, _ in seen)
+        status = hotsite(config, "status", "--json")
+        counted = sum(
+            sum(link["apply"]["conflicts"].values()) for link in json.loads(status.stdout)
+        )
+        assert counted == len(seen)  # per table and link in 'hotsite status'
         policy = conflicts.get("policy") or conflicts["tables"]["app.t"]["policy"]
         assert {p for _, _, p in seen} == {policy}
         # every acknowledged write of either site is at both, once
@@ -325,6 +330,10 @@ def test_manual_parks_conflicts_and_resolving_each_makes_the_sites_identical(
         parked = json.loads(listed.stdout)
         assert parked, "overlapping writers on 10 keys made no conflict"
         assert all(c["policy"] == "manual" and c["decision"] == "parked" for c in parked)
+        status = hotsite(config, "status", "--json")
+        assert status.returncode == 1  # parked conflicts wait for someone
+        waiting = sum(link["apply"]["parked"] for link in json.loads(status.stdout))
+        assert waiting == len(parked)
         for _ in range(200):
             listed = hotsite(config, "conflicts", "list", "--parked", "--json")
             remaining = json.loads(listed.stdout)

@@ -222,6 +222,11 @@ def status(
                 "" if not info.get("rate") else f"{info['rate']:.0f} tx/s",
             )
             name = ""
+        conflicts = report["apply"].get("conflicts")
+        if conflicts:
+            per_table = ", ".join(f"{t} {n}" for t, n in sorted(conflicts.items()))
+            parked = report["apply"].get("parked") or 0
+            table.add_row("", "conflicts", Text(f"{per_table} ({parked} parked)"), "", "", "")
         for error in report["errors"]:
             # Text, not markup: a message may hold '[...]'.
             table.add_row("", Text("error", style="red"), Text(error), "", "", "")
