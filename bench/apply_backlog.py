@@ -18,8 +18,8 @@ import time
 
 from hotsite.config import DatabaseURL
 from hotsite.replication.apply.mysql import MySQLApplier
-from hotsite.replication.events import DELETE, INSERT, UPDATE, RowChange, Transaction, encode
 from hotsite.replication.journal import JournalEntry
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, RowChange, Transaction, encode
 from hotsite.testing.mariadb import PrivateMariaDB
 
 PRELOAD = 100_000

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hotsite.nodes.base import Node, SSHSettings
-from hotsite.remote import RemoteSession
+from hotsite.nodes import Node
+from hotsite.remote import RemoteSession, SSHSettings
 from hotsite.state import StateStore
 from hotsite.testing.sshhosts import SSHHost, SSHHostFactory
 

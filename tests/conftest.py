@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import compileall
+import fcntl
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -58,6 +59,25 @@ def source_and_target(
     for server in (source, target):
         server.execute("CREATE DATABASE app")
     return source, target
+
+
+@pytest.fixture(scope="session")
+def petclinic_wheelhouse() -> None:
+    """The sample blueprint names its wheelhouse, which make-wheelhouse builds (untracked):
+    tests that load the blueprint build it first, whatever order they run in. Each
+    parallel worker runs this fixture: the lock (on the wheelhouse directory) makes the
+    first build it and the others wait for it, never use a wheel half-written."""
+    import runpy
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "petclinic"
+    wheelhouse = example / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    fd = os.open(wheelhouse, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        runpy.run_path(str(example / "make-wheelhouse"))["build"](wheelhouse)
+    finally:
+        os.close(fd)
 
 
 # ---- running in parallel (pytest-xdist: scripts/test runs ``-n``) -------------------

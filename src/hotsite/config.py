@@ -16,10 +16,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotsite.config_checks import link_problems
+from hotsite.config_conflicts import ConflictsConfig
+from hotsite.config_dr import DRSection
 from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
 from hotsite.tls import TLSSettings, check_complete, checked_path
+from hotsite.topology import Routes
 from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages
 
 __all__ = ["DatabaseURL", "LinkConfig", "ProjectConfig", "SiteConfig", "load", "table_matcher"]
@@ -158,6 +161,10 @@ class ProjectConfig(_Model):
     )
     sites: dict[str, SiteConfig]
     replication: list[LinkConfig] = Field(default_factory=list)
+    conflicts: ConflictsConfig = Field(
+        default_factory=ConflictsConfig,
+        description="how sites that both take writes settle conflicts (docs/conflicts.md)",
+    )
     state_dir: Path | None = Field(default=None, description="default: .hotsite next to the file")
     nodes: NodesConfig = Field(default_factory=NodesConfig, description="see docs/nodes.md")
     require_tls: bool = Field(
@@ -166,9 +173,10 @@ class ProjectConfig(_Model):
     )
     control_tls: TLSConfig | None = Field(
         default=None,
-        description="reserved for the controller/agent HTTP channel (not used yet); validated"
-        " like a site's tls",
+        description="TLS for the controller/agent HTTP channel: the controller serves cert/key,"
+        " agents verify it against ca (docs/dr.md)",
     )
+    dr: DRSection | None = Field(default=None, description="failover, leases, entry: docs/dr.md")
 
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)
@@ -192,6 +200,16 @@ class ProjectConfig(_Model):
         never share a position row.
         """
         return f"{self.project_name}/{link.name}"
+
+    @property
+    def routes(self) -> Routes:
+        return Routes.of((link.source, link.target) for link in self.replication)
+
+    def links_into(self, site: str) -> list[LinkConfig]:
+        return [link for link in self.replication if link.target == site]
+
+    def site_priority(self) -> list[str]:
+        return self.conflicts.priority(list(self.sites))
 
     @property
     def home(self) -> Path:
@@ -296,6 +314,15 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
         links, [str(name) for name in sites or {}], urls,
         lambda link: journal_file(base_dir, home, link), doc,
     )  # fmt: skip
+    routes = Routes.of((link.source, link.target) for _, link in links)
+    problems += [(("replication",), message) for message in routes.problems()]
+    raw_conflicts = data.get("conflicts")
+    if isinstance(raw_conflicts, dict):
+        try:
+            conflicts = ConflictsConfig.model_validate(raw_conflicts)
+            problems += conflicts.problems([str(n) for n in sites or {}], routes.writers())
+        except ValidationError:
+            pass  # reported by the validation of the whole file
     for name, parsed in urls.items():
         required = (sites or {})[name].get("require_tls")
         if parsed.unix_socket and (required or (required is None and data.get("require_tls"))):

@@ -10,22 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from hotsite.dburl import DatabaseURL
 from hotsite.yamlfile import KeyPath, YamlDocument
 
-if TYPE_CHECKING:
-    from hotsite.config import LinkConfig
-
 Problem = tuple[KeyPath, str]
 
 
+class Link(Protocol):
+    """What these checks read of a link (``config.LinkConfig`` has it): config.py calls
+    this module, so it cannot be imported back here."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def server_id(self) -> int | None: ...
+
+
+L = TypeVar("L", bound=Link)
+
+
 def link_problems(
-    links: list[tuple[int, LinkConfig]],
+    links: list[tuple[int, L]],
     sites: list[str],
     urls: dict[str, DatabaseURL],
-    journal_of: Callable[[LinkConfig], Path],
+    journal_of: Callable[[L], Path],
     doc: YamlDocument,
 ) -> list[Problem]:
     """Links must name two different known sites, exist once, own their journal and
@@ -86,7 +100,7 @@ def link_problems(
     return problems
 
 
-def _same_database(link: LinkConfig, urls: dict[str, DatabaseURL]) -> list[Problem]:
+def _same_database(link: Link, urls: dict[str, DatabaseURL]) -> list[Problem]:
     source, target = urls.get(link.source), urls.get(link.target)
     if source is None or target is None or source.database == target.database:
         return []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import pymysql
 import pymysql.cursors
 
 from hotsite.binary_literals import send_bytes_as_binary
-from hotsite.config import DatabaseURL
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import DatabaseError, DatabaseUnavailable, HotsiteError
 from hotsite.tls import client_context
 
@@ -34,12 +35,70 @@ UNAVAILABLE_CODES = {
 }
 
 
+# pymysql ships no type information: these say what hotsite uses of its connections and
+# cursors (``pymysql.connections.Connection``, ``pymysql.cursors.Cursor`` and
+# ``SSCursor``), so a typo or a wrong argument is found by mypy, not by a site.
+Value = Any  # what pymysql returns for a column: int, str, bytes, Decimal, datetime, None
+Record = tuple[Value, ...]  # one row of a result, in the SELECT's column order
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def execute(self, query: str, args: Any = None) -> int: ...
+
+    def executemany(self, query: str, args: Iterable[Any]) -> int | None: ...
+
+    def fetchone(self) -> Record | None: ...
+
+    def fetchmany(self, size: int | None = None) -> Sequence[Record]: ...
+
+    def fetchall(self) -> Sequence[Record]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Cursor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Connection(Protocol):
+    def cursor(self) -> Cursor: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def autocommit(self, value: bool) -> None: ...
+
+    def escape(self, obj: Any, mapping: Any = None) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The server's (or the client library's) error number, None for any other error.
+
+    pymysql puts it first in ``args``: ``(1062, "Duplicate entry ...")``."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def error_message(exc: BaseException) -> str:
+    """The server's message as it gave it (may quote row values: see ``error_reason``)."""
+    return str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+
+
 def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
     """A user-facing error for a pymysql exception raised while talking to ``site``."""
     if isinstance(exc, HotsiteError):
         return exc
     where = f"site {site!r} database {url.redacted()}"
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    code = error_code(exc)
     if code == ACCESS_DENIED:
         return DatabaseError(
             f"{where}: access denied for user {url.user!r}",
@@ -97,7 +156,7 @@ _QUOTED_VALUES = [
 
 def error_reason(exc: BaseException) -> str:
     """The server's message, with any row value it quotes hidden."""
-    text = str(exc.args[1]) if len(exc.args) >= 2 else (str(exc) or type(exc).__name__)
+    text = error_message(exc)
     for pattern in _QUOTED_VALUES:
         text = pattern.sub(r"\1…\2", text)
     return text
@@ -140,7 +199,7 @@ def connect(
     streaming: bool = False,
     timeout: float = 5.0,
     client_flag: int = 0,
-) -> Any:
+) -> Connection:
     """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
     try:
         conn = pymysql.connect(
@@ -156,7 +215,36 @@ def connect(
         raise explain(exc, url, site) from None
 
 
-def query_value(conn: Any, sql: str, args: Any = None) -> Any:
+def prepare_writer(conn: Connection, *, bulk_load: bool = False) -> None:
+    """The session of every hotsite writer of replicated rows (apply, snapshot, repair).
+
+    The rows were checked where they were first written: checking foreign keys again
+    costs, and refuses rows in an order the source accepted (a child before its parent
+    in one batch). ``NO_AUTO_VALUE_ON_ZERO``: a 0 in an AUTO_INCREMENT column stays 0
+    instead of becoming the next number. A bulk load (the snapshot, into tables it has
+    just emptied) skips unique checks too.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SET SESSION foreign_key_checks = 0,"
+            " sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
+            + (", unique_checks = 0" if bulk_load else "")
+        )
+
+
+def single_row(cur: Cursor) -> Record:
+    """The row of a query that always returns one (``SELECT @@port``, ``CURRENT_USER()``,
+    a row just written): its absence is a broken server or session, said in one line."""
+    row = cur.fetchone()
+    if row is None:
+        raise DatabaseError(
+            "the server returned no row where it always returns one",
+            "check the server's health and run the command again",
+        )
+    return row
+
+
+def query_value(conn: Connection, sql: str, args: Any = None) -> Value:
     with conn.cursor() as cur:
         cur.execute(sql, args)
         row = cur.fetchone()
@@ -164,7 +252,6 @@ def query_value(conn: Any, sql: str, args: Any = None) -> Any:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    return code in UNAVAILABLE_CODES or isinstance(
+    return error_code(exc) in UNAVAILABLE_CODES or isinstance(
         exc, (ConnectionError, pymysql.err.InterfaceError)
     )

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from hotsite.redaction import MASK
 from hotsite.tls import NO_TLS, URL_OPTIONS, TLSSettings, check_complete, checked_path
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -81,7 +82,7 @@ class DatabaseURL:
         )
 
     def redacted(self) -> str:
-        secret = ":***" if self.password else ""
+        secret = f":{MASK}" if self.password else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"mysql://{self.user}{secret}@{host}:{self.port}/{self.database}"
 

@@ -26,6 +26,19 @@ def register_schema(name: str, ddl: str) -> None:
     _SCHEMAS[name] = ddl
 
 
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error: one writer at a time across
+    processes, and all of it or nothing (the state store and the journals use it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -72,14 +85,8 @@ class StateStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: one writer at a time across processes."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.connection()) as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -14,8 +14,8 @@ import asyncssh
 import pytest
 
 from hotsite.errors import AuthenticationError, HostKeyError, RemoteError, UnreachableError
-from hotsite.nodes.base import Node, SSHSettings
-from hotsite.remote import RemoteSession, history, hostkeys
+from hotsite.nodes import Node
+from hotsite.remote import RemoteSession, SSHSettings, history, hostkeys
 from hotsite.remote.ssh import SSHTransport
 from hotsite.state import StateStore
 from hotsite.testing.sshhosts import SSHHost, SSHHostFactory, machine_lock

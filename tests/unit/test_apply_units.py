@@ -15,7 +15,7 @@ from hotsite.replication.apply import statements as sql
 from hotsite.replication.apply.ddl import schema_matcher, shown, took_effect
 from hotsite.replication.apply.errors import without_values
 from hotsite.replication.apply.rows import describe_key, duplicate_key_name
-from hotsite.replication.schema import TableInfo
+from hotsite.replication.schema import Column, TableInfo
 
 
 class Escaper:
@@ -44,8 +44,8 @@ def test_multi_row_splits_under_the_statement_limit(monkeypatch: pytest.MonkeyPa
 
 
 def test_key_lists_inline_integers_and_bind_the_rest() -> None:
-    single = TableInfo("app", "t", ("id", "v"), ("id",), False)
-    composite = TableInfo("app", "o", ("shop", "num"), ("shop", "num"), False)
+    single = TableInfo("app", "t", (Column("id"), Column("v")), ("id",), False)
+    composite = TableInfo("app", "o", (Column("shop"), Column("num")), ("shop", "num"), False)
     assert sql.delete_many(single, [(1,), (2,)]) == (
         "DELETE FROM `app`.`t` WHERE `id` IN (1, 2)",
         None,

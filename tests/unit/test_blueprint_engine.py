@@ -9,7 +9,7 @@ from pathlib import Path
 from hotsite.blueprint.apply import Deployment, Event
 from hotsite.blueprint.model import load_blueprint
 from hotsite.state import StateStore
-from tests.blueprint_standin import StandInInfra
+from hotsite.testing.blueprints import DirectoryNodes
 
 BLUEPRINT = """
 name: demo
@@ -48,11 +48,11 @@ outputs:
 
 def deployment(
     tmp_path: Path, count: int = 2, start: str = "echo start >> trace", **kw
-) -> tuple[Deployment, StandInInfra, list[Event]]:
+) -> tuple[Deployment, DirectoryNodes, list[Event]]:
     path = tmp_path / "blueprint.yaml"
     path.write_text(BLUEPRINT.replace("COUNT", str(count)).replace("START", start))
     events: list[Event] = []
-    infra = StandInInfra(tmp_path / "nodes")
+    infra = DirectoryNodes(tmp_path / "nodes")
     dep = Deployment(
         site="primary",
         blueprint=load_blueprint(path, "primary"),
@@ -177,8 +177,12 @@ def test_interrupted_creation_finds_nodes_instead_of_duplicating(tmp_path: Path)
 
 
 def test_secret_is_never_logged_nor_recorded(tmp_path: Path) -> None:
-    dep, _infra, _ = deployment(tmp_path)
-    assert asyncio.run(dep.up()).ok  # the stand-in's log asserts no secret reaches it
+    dep, infra, _ = deployment(tmp_path)
+    assert asyncio.run(dep.up()).ok
+    # The secret reached the step through its (hidden) environment, never the command text.
+    configure = [run for run in infra.runs if run.step == "app.configure"]
+    assert len(configure) == 2 and all(run.exit_status == 0 for run in configure)
+    assert all("s3cr3t-value" not in run.command for run in infra.runs)
     assert "s3cr3t-value" not in _state_store_text(tmp_path / "state.db")
 
 

@@ -101,6 +101,7 @@ def test_dependency_levels_and_cycles() -> None:
         levels({"a": ["b"], "b": ["a"]})
 
 
+@pytest.mark.usefixtures("petclinic_wheelhouse")
 def test_example_blueprint_is_valid() -> None:
     bp = load_blueprint(EXAMPLE, "dr")
     assert set(bp.services) == {"mariadb", "schema", "app", "lb"}

@@ -12,8 +12,8 @@ from hotsite.blueprint.model import load_blueprint
 from hotsite.blueprint.render import RenderError, render
 from hotsite.errors import ConfigError
 from hotsite.state import StateStore
+from hotsite.testing.blueprints import DirectoryNodes
 from hotsite.traffic.haproxy import HAProxySite, lifecycle
-from tests.blueprint_standin import StandInInfra
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "petclinic" / "blueprint.yaml"
 CTX = {"inputs": {"dir": "/opt/a b; reboot", "hosts": ["h1", "it's"], "port": 8080}}
@@ -79,11 +79,12 @@ def plan(tmp_path: Path, blueprint: Path, inputs: dict[str, object]) -> None:
         secrets={"db_password": "long-enough-1"},
         default_driver="dirs",
         store=StateStore(tmp_path / "state.db"),
-        infra=StandInInfra(tmp_path / "nodes"),
+        infra=DirectoryNodes(tmp_path / "nodes"),
         observer=lambda event: None,
     ).plan()
 
 
+@pytest.mark.usefixtures("petclinic_wheelhouse")
 def test_an_empty_directory_input_stops_the_sample_site_at_plan(tmp_path: Path) -> None:
     bp = load_blueprint(EXAMPLE, "primary")
     inputs = {name: spec.default for name, spec in bp.inputs.items()}

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from hotsite.config import DatabaseURL
-from hotsite.replication import events
+from hotsite.replication import transactions
 from hotsite.replication.gtid import Gtid, GtidState
 
 
@@ -33,8 +33,10 @@ def test_transaction_round_trips_every_value_type() -> None:
         "flags": {"a", "b"},
         "doc": {"nested": [1, 2]},
     }
-    tx = events.Transaction("0-1-5", 1.5, [events.RowChange(events.UPDATE, "app", "t", row, row)])
-    back = events.decode(events.encode(tx))
+    tx = transactions.Transaction(
+        "0-1-5", 1.5, [transactions.RowChange(transactions.UPDATE, "app", "t", row, row)]
+    )
+    back = transactions.decode(transactions.encode(tx))
     assert back.gtid == "0-1-5" and back.commit_ts == 1.5
     after = back.changes[0].after
     assert after is not None
@@ -42,12 +44,25 @@ def test_transaction_round_trips_every_value_type() -> None:
         k: v for k, v in row.items() if k != "flags"
     }
     assert after["flags"] == "a,b"
-    ddl = events.decode(
-        events.encode(
-            events.Transaction("0-1-6", 2.0, ddl="ALTER TABLE t ADD c INT", ddl_schema="app")
+    ddl = transactions.decode(
+        transactions.encode(
+            transactions.Transaction("0-1-6", 2.0, ddl="ALTER TABLE t ADD c INT", ddl_schema="app")
         )
     )
     assert (ddl.ddl, ddl.ddl_schema, ddl.changes) == ("ALTER TABLE t ADD c INT", "app", [])
+
+
+def test_change_kinds_keep_the_journal_wire_format() -> None:
+    # A journal written before ChangeKind existed holds plain "i"/"u"/"d": it still reads.
+    old = b'{"g":"0-1-7","t":3.0,"c":[["i","app","t",null,{"id":1}],["d","app","t",{"id":2},null]]}'
+    back = transactions.decode(old)
+    assert [c.kind for c in back.changes] == [
+        transactions.ChangeKind.INSERT,
+        transactions.ChangeKind.DELETE,
+    ]
+    assert all(isinstance(c.kind, transactions.ChangeKind) for c in back.changes)
+    assert transactions.encode(back) == old  # and is written the same way
+    assert transactions.UPDATE == "u" and transactions.ChangeKind("u") is transactions.UPDATE
 
 
 def test_database_url_hides_password_and_expands_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hotsite.config import load
 from hotsite.errors import ConfigError
 from hotsite.nodes.config import ByonProvider, LibcloudProvider, OtherProvider
-from hotsite.remote.shell import wrap
+from hotsite.remote._shell import wrap
 
 HEAD = "sites:\n  primary: {database: 'mysql://root@127.0.0.1:1/app'}\nnodes:\n"
 

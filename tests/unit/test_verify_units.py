@@ -3,14 +3,17 @@ schema comparison, exit codes."""
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from hotsite.replication.events import DELETE, INSERT, UPDATE, RowChange, Transaction
+from hotsite.errors import JournalError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
+from hotsite.replication.schema import Column, TableInfo
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, RowChange, Transaction
 from hotsite.replication.verify.chunks import MAX_ROWS, ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize
 from hotsite.replication.verify.positions import Applied
@@ -24,8 +27,6 @@ from hotsite.replication.verify.report import (
 from hotsite.replication.verify.rows import in_range
 from hotsite.replication.verify.schema_diff import schema_differences
 from hotsite.replication.verify.sql import (
-    Column,
-    TableShape,
     integer_key,
     keys_in,
     range_where,
@@ -33,8 +34,8 @@ from hotsite.replication.verify.sql import (
 )
 
 
-def shape(*columns: Column, key: tuple[str, ...] = ("id",)) -> TableShape:
-    return TableShape("app", "t", columns, key)
+def shape(*columns: Column, key: tuple[str, ...] = ("id",)) -> TableInfo:
+    return TableInfo("app", "t", columns, key)
 
 
 ID = Column("id", "int", "int(11)", False, None)
@@ -171,6 +172,47 @@ def test_window_with_ddl_means_any_row(tmp_path: Path) -> None:
     window = reader.window(GtidState.parse("0-1-1"), Applied(GtidState.parse("0-1-2"), 2, "0-1-2"))
     assert window is not None and window.touched(shape(ID)) is None
     reader.close()
+
+
+def test_window_after_a_trim_is_not_proven(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    _journal(path, [_tx(n) for n in range(1, 6)])
+    journal = Journal(path)
+    journal.trim(3, keep=0)  # entries 1-3 forgotten
+    journal.close()
+    reader = JournalReader(path)
+    # The window back to 0-1-1 would need the trimmed entries: not provable.
+    assert (
+        reader.window(GtidState.parse("0-1-1"), Applied(GtidState.parse("0-1-5"), 5, "0-1-5"))
+        is None
+    )
+    # One that starts after the trim is.
+    window = reader.window(GtidState.parse("0-1-4"), Applied(GtidState.parse("0-1-5"), 5, "0-1-5"))
+    assert window is not None and not window.ddl
+    reader.close()
+
+
+def test_a_read_only_journal_writes_nothing(tmp_path: Path) -> None:
+    """status and verify open journals beside a running agent: never a table created in a
+    file that is not a journal, never a write."""
+    other = tmp_path / "not-a-journal.db"
+    other.write_bytes(b"")
+    reader = Journal(other, read_only=True)
+    with pytest.raises(sqlite3.Error):
+        reader.source_state()
+    reader.close()
+    assert other.read_bytes() == b""
+    path = tmp_path / "journal.db"
+    _journal(path, [_tx(1)])
+    before = path.read_bytes()
+    reader = Journal(path, read_only=True)
+    assert reader.gtid_at(1) == "0-1-1" and reader.gtid_at(2) is None
+    assert reader.entries_before(2, 10) == [(1, "0-1-1")]
+    assert reader.transaction_at(1) is not None and reader.transaction_at(9) is None
+    with pytest.raises(JournalError):
+        reader.reset(GtidState())
+    reader.close()
+    assert path.read_bytes() == before
 
 
 # --- schemas and reports -----------------------------------------------------------------

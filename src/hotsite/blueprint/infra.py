@@ -2,15 +2,13 @@
 
 The transports come from a RemoteSession, which keeps one connection per node and writes
 every command to the command log; the engine labels each command with its step through
-``hotsite.remote.logged.step``, so the ``log`` hook has nothing left to do here.
+``hotsite.remote.step``.
 """
 
 from __future__ import annotations
 
-from hotsite.nodes.base import Node, NodeDriver
-from hotsite.nodes.providers import Providers
-from hotsite.remote.base import CommandResult, Transport
-from hotsite.remote.session import RemoteSession
+from hotsite.nodes import Node, NodeDriver, Providers
+from hotsite.remote import RemoteSession, Transport
 
 
 class NodesInfrastructure:
@@ -34,8 +32,3 @@ class NodesInfrastructure:
             self.providers.ssh,
             accept_new_host_keys=self.providers.accept_new_host_keys,
         )
-
-    def log(
-        self, result: CommandResult, *, site: str, step: str, secrets: list[str], started: float
-    ) -> None:
-        return None  # LoggedTransport already recorded it

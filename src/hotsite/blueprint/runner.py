@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,10 +37,6 @@ class Infrastructure(Protocol):
     async def connect(self, node: Node) -> Transport: ...
 
     async def close(self) -> None: ...
-
-    def log(
-        self, result: CommandResult, *, site: str, step: str, secrets: list[str], started: float
-    ) -> None: ...
 
 
 class StepFailed(HotsiteError):
@@ -95,7 +90,6 @@ class NodeSession:
         exclusive: bool = False,
     ) -> CommandResult:
         """``exclusive``: one at a time per node and service, *on the node* — see below."""
-        started = time.time()
         # `set -e`: a multi-line step stops at its first failing command, like a script.
         text = f"set -e\n{command}" if "\n" in command.strip() else command
         # Only values holding a secret travel as the transport's (hidden) environment;
@@ -121,18 +115,8 @@ class NodeSession:
                 result = await self.transport.run(text, env=hidden or None, timeout=timeout)
         except HotsiteError as exc:
             # Could not run to an end (timeout, lost connection): log and report it too.
-            result = CommandResult(self.node.name, text, -1, "", str(exc), time.time() - started)
-            self.infra.log(
-                result,
-                site=self.site,
-                step=f"{service}.{step}",
-                secrets=self.secrets,
-                started=started,
-            )
+            # (The transport's command log has recorded it, as every command it runs.)
             raise StepFailed(self.node.name, service, step, self.redact(str(exc)), "") from None
-        self.infra.log(
-            result, site=self.site, step=f"{service}.{step}", secrets=self.secrets, started=started
-        )
         return result
 
     async def run_step(self, service: str, step: RenderedStep, env: dict[str, str]) -> None:
@@ -168,22 +152,11 @@ class NodeSession:
                 "cannot create directories",
                 output_tail(result, self.redact),
             )
-        started = time.time()
         try:
             with logged.step(f"{service}.upload"), logged.secrets(self.secrets):
                 await self._put_all(step)
         except HotsiteError as exc:
             raise StepFailed(self.node.name, service, "upload", str(exc), "") from None
-        names = [dest for _, dest in step.uploads] + [dest for dest, _, _ in step.files]
-        self.infra.log(
-            CommandResult(
-                self.node.name, "upload " + " ".join(names), 0, "", "", time.time() - started
-            ),
-            site=self.site,
-            step=f"{service}.upload",
-            secrets=self.secrets,
-            started=started,
-        )
 
     async def _put_all(self, step: RenderedStep) -> None:
         for src, dest in step.uploads:

@@ -7,13 +7,19 @@ import sys
 import pymysql
 import typer
 
+from hotsite.cli import agent as _agent  # noqa: F401  (registers commands)
 from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers commands)
+from hotsite.cli import conflicts as _conflicts  # noqa: F401  (registers commands)
+from hotsite.cli import dr as _dr  # noqa: F401  (registers commands)
+from hotsite.cli import moves as _moves  # noqa: F401  (registers commands)
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
 from hotsite.cli import replication as _replication  # noqa: F401  (registers commands)
 from hotsite.cli import verify as _verify  # noqa: F401
 from hotsite.cli.app import command, print_error
 from hotsite.db import error_reason
 from hotsite.errors import HotsiteError
+
+__all__ = ["main"]
 
 
 def main() -> None:

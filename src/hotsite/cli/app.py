@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from hotsite import config as config_module
 from hotsite.config import ProjectConfig
+from hotsite.nodes import Providers, open_store
 from hotsite.private import sharing_warnings
 
 app = typer.Typer(
@@ -71,6 +72,18 @@ def project(ctx: typer.Context) -> ProjectConfig:
     obj = ctx.find_object(Context)
     assert obj is not None
     return obj.config
+
+
+def providers_of(config: ProjectConfig, *, accept_new_host_keys: bool = False) -> Providers:
+    """The one way commands build the node providers from the project file, so every
+    command tags and finds cloud nodes under the same project name
+    (``ProjectConfig.project_name``, which databases use too)."""
+    return Providers(
+        config.nodes,
+        open_store(config.home),
+        project=config.project_name,
+        accept_new_host_keys=accept_new_host_keys,
+    )
 
 
 def command() -> Any:

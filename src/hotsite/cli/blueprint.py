@@ -19,16 +19,23 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hotsite.blueprint.apply import Deployment
-from hotsite.blueprint.infra import NodesInfrastructure
-from hotsite.blueprint.outcome import Event, Observer, Outcome, site_lock
-from hotsite.blueprint.plan import as_dict, describe, summary
-from hotsite.blueprint.site import open_deployment
-from hotsite.blueprint.state import DeploymentStore
-from hotsite.cli.app import app, console, err_console, print_warning, project
+from hotsite.blueprint import (
+    Deployment,
+    DeploymentStore,
+    Event,
+    NodesInfrastructure,
+    Observer,
+    Outcome,
+    as_dict,
+    describe,
+    open_deployment,
+    site_lock,
+    summary,
+)
+from hotsite.cli.app import app, console, err_console, print_warning, project, providers_of
 from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, HotsiteError
-from hotsite.nodes.providers import Providers, open_store
+from hotsite.nodes import open_store
 
 SITE = typer.Argument(..., help="The site, as named under sites in the project file.")
 ACCEPT_NEW = typer.Option(
@@ -47,7 +54,7 @@ def _deployment(
 ) -> tuple[Deployment, ProjectConfig]:
     config: ProjectConfig = project(ctx)
     # The same project name as 'hotsite nodes': both tag and find the same cloud nodes.
-    providers = Providers.for_project(config, accept_new_host_keys=accept_new)
+    providers = providers_of(config, accept_new_host_keys=accept_new)
     deployment = open_deployment(
         config,
         site,

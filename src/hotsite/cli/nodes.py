@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
-from hotsite.cli.app import app, console, err_console, project
+from hotsite.cli.app import app, console, err_console, project, providers_of
 from hotsite.errors import ConfigError, DriverError, NodeError
-from hotsite.nodes import NodeSpec, records
-from hotsite.nodes.providers import Providers, open_store
+from hotsite.nodes import NodeSpec, Providers, open_store, records
 from hotsite.remote import Outcome, RemoteSession, history
 
 T = TypeVar("T")
@@ -32,7 +31,7 @@ JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 def _providers(ctx: typer.Context, accept_new: bool = False) -> Providers:
-    return Providers.for_project(project(ctx), accept_new_host_keys=accept_new)
+    return providers_of(project(ctx), accept_new_host_keys=accept_new)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -345,7 +344,7 @@ def pool(
 @nodes_app.command("host-keys")
 def host_keys(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Host keys hotsite trusts (recorded the first time each host was accepted)."""
-    from hotsite.remote import hostkeys
+    from hotsite.remote import hostkeys  # asyncssh only for these commands
 
     rows = hostkeys.listing(_providers(ctx).store)
     if as_json:
@@ -366,7 +365,7 @@ def forget_host_key(
     port: int | None = typer.Option(None, "--port", help="Only this port."),
 ) -> None:
     """Forget a recorded host key (after a host was reinstalled), so it can be accepted anew."""
-    from hotsite.remote import hostkeys
+    from hotsite.remote import hostkeys  # asyncssh only for these commands
 
     removed = hostkeys.forget(_providers(ctx).store, address, port)
     if not removed:

@@ -24,9 +24,7 @@ from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.config import LinkConfig, ProjectConfig
-from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
-from hotsite.replication.gtid import GtidState
-from hotsite.replication.status import link_report
+from hotsite.replication import GtidState, LinkAgent, LinkStatus, link_lock, link_report
 from hotsite.statefiles import require_writable_dir
 
 FROM = typer.Option(None, "--from", help="Source site (default: the only link's).")
@@ -224,6 +222,11 @@ def status(
                 "" if not info.get("rate") else f"{info['rate']:.0f} tx/s",
             )
             name = ""
+        conflicts = report["apply"].get("conflicts")
+        if conflicts:
+            per_table = ", ".join(f"{t} {n}" for t, n in sorted(conflicts.items()))
+            parked = report["apply"].get("parked") or 0
+            table.add_row("", "conflicts", Text(f"{per_table} ({parked} parked)"), "", "", "")
         for error in report["errors"]:
             # Text, not markup: a message may hold '[...]'.
             table.add_row("", Text("error", style="red"), Text(error), "", "", "")

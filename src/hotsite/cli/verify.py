@@ -22,8 +22,15 @@ from rich.text import Text
 from hotsite.cli.app import app, console, err_console, project
 from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.errors import ConfigError
-from hotsite.replication.verify import VerifyOptions, VerifyProgress, verify_link
-from hotsite.replication.verify.report import IDENTICAL, TableResult, VerifyReport, key_text
+from hotsite.replication import (
+    IDENTICAL,
+    TableResult,
+    VerifyOptions,
+    VerifyProgress,
+    VerifyReport,
+    key_text,
+    verify_link,
+)
 
 
 @app.command()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import abc
 import enum
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+# nodes uses remote (to probe and scrub hosts), never the other way round: a transport
+# takes a Host (address and credentials), which a Node makes of itself.
+from hotsite.remote.host import Host, SSHSettings
 
 if TYPE_CHECKING:
     from hotsite.state import StateStore
@@ -71,28 +73,19 @@ class Node:
     def is_local(self) -> bool:
         return self.driver == "local"
 
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """How hotsite reaches nodes; from ``nodes.ssh`` in the project file and the CLI."""
-
-    user: str = "root"
-    key: Path | None = None  # private key; the public one is ``key`` + ``.pub``
-    connect_timeout: float = 10.0
-    concurrency: int = 32
-    accept_new_host_keys: bool = False
-    jump: str | None = None  # default bastion, "[user@]host[:port]"
-    agent: bool = False  # also offer the keys of ssh-agent ($SSH_AUTH_SOCK)
-
     @property
-    def agent_socket(self) -> str | None:
-        return os.environ.get("SSH_AUTH_SOCK")
-
-    def public_key(self) -> str | None:
-        if self.key is None:
-            return None
-        pub = Path(str(self.key) + ".pub")
-        return pub.read_text().strip() if pub.exists() else None
+    def host(self) -> Host:
+        """Where transports connect to reach this node, and as whom."""
+        return Host(
+            name=self.name,
+            address=self.address,
+            port=self.ssh_port,
+            user=self.ssh_user or None,
+            key=self.ssh_key,
+            jump=self.ssh_jump,
+            site=self.site,
+            local=self.is_local,
+        )
 
 
 @dataclass

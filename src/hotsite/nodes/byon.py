@@ -19,7 +19,8 @@ from typing import Any
 
 from hotsite.errors import HostKeyError, HotsiteError, NodeError, PoolExhaustedError
 from hotsite.logs import get_logger
-from hotsite.nodes import probe, records
+from hotsite.nodes import _probe as probe
+from hotsite.nodes import records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import ByonProvider, PoolHost
 

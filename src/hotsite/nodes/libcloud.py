@@ -20,7 +20,8 @@ from typing import Any
 
 from hotsite.errors import DriverError, HotsiteError, NodeError
 from hotsite.logs import get_logger
-from hotsite.nodes import probe, records
+from hotsite.nodes import _probe as probe
+from hotsite.nodes import records
 from hotsite.nodes.base import Capability, Node, NodeDriver, NodeSpec
 from hotsite.nodes.config import LibcloudProvider
 from hotsite.redaction import redact

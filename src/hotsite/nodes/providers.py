@@ -2,33 +2,29 @@
 
 ``Providers`` knows the project's ``nodes:`` section and its state store, builds the
 driver for a provider name (through the lazy registry), and answers which SSH settings
-and host-key policy apply to a node.
+and host-key policy apply to a node. It is given the section, not the whole project
+file: the project file (``hotsite.config``) is built of the packages' sections, so
+nodes never imports it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from hotsite.errors import ConfigError
 from hotsite.nodes import records
-from hotsite.nodes.base import DriverContext, Node, NodeDriver, SSHSettings
+from hotsite.nodes.base import DriverContext, Node, NodeDriver
 from hotsite.nodes.config import ByonProvider, LibcloudProvider, NodesConfig, OtherProvider
 from hotsite.nodes.registry import driver_class
+from hotsite.remote.host import SSHSettings
 from hotsite.state import StateStore
-
-if TYPE_CHECKING:
-    from hotsite.config import ProjectConfig
 
 
 def open_store(home: Path) -> StateStore:
     return StateStore(home / "state.db")
-
-
-def project_name(config: ProjectConfig) -> str:
-    return config.nodes.project or config.path.parent.name or "hotsite"
 
 
 class Providers:
@@ -45,17 +41,6 @@ class Providers:
         self.project = project
         self.accept_new_override = accept_new_host_keys
         self._drivers: dict[str, NodeDriver] = {}
-
-    @classmethod
-    def for_project(cls, config: ProjectConfig, *, accept_new_host_keys: bool = False) -> Providers:
-        """The one way to build it from the project file, so every command tags and finds
-        cloud nodes under the same project name (``nodes.project`` or the directory's)."""
-        return cls(
-            config.nodes,
-            open_store(config.home),
-            project=project_name(config),
-            accept_new_host_keys=accept_new_host_keys,
-        )
 
     @property
     def ssh(self) -> SSHSettings:

@@ -1,6 +1,6 @@
 """The local transport: the same contract as SSH, for the ``local`` driver and tests.
 
-Commands run through the same wrapper as over SSH (``remote.shell``), so environment,
+Commands run through the same wrapper as over SSH (``remote._shell``), so environment,
 directory, sudo and quoting behave identically on both.
 """
 
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from hotsite.errors import RemoteError
+from hotsite.remote._shell import wrap
 from hotsite.remote.base import CommandResult, Transport
-from hotsite.remote.shell import wrap
 
 
 class LocalTransport(Transport):

@@ -38,6 +38,11 @@ def step(label: str | None) -> Iterator[None]:
         _step.reset(token)
 
 
+def current_step() -> str | None:
+    """The label set by the innermost ``step`` block (for transports that log elsewhere)."""
+    return _step.get()
+
+
 @contextmanager
 def secrets(values: Iterable[str]) -> Iterator[None]:
     """Redact these values from commands and output logged inside the block."""

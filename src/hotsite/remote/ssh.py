@@ -24,10 +24,10 @@ from hotsite.errors import (
     RemoteError,
     UnreachableError,
 )
-from hotsite.nodes.base import Node, SSHSettings
 from hotsite.remote import hostkeys
+from hotsite.remote._shell import wrap
 from hotsite.remote.base import CommandResult, Transport
-from hotsite.remote.shell import wrap
+from hotsite.remote.host import Host, Reachable, SSHSettings
 from hotsite.state import StateStore
 
 # AES-GCM first: one AES-NI call per packet on both ends, where ChaCha20-Poly1305
@@ -60,13 +60,13 @@ class _HostKeyCheck(asyncssh.SSHClient):
 class SSHTransport(Transport):
     def __init__(
         self,
-        node: Node,
+        host: Host,
         conn: asyncssh.SSHClientConnection,
         user: str,
         jump: asyncssh.SSHClientConnection | None = None,
     ) -> None:
-        self.node = node.name
-        self.where = f"{node.address}:{node.ssh_port}"
+        self.node = host.name
+        self.where = host.where
         self._conn = conn
         self._jump = jump
         self._user = user
@@ -76,45 +76,46 @@ class SSHTransport(Transport):
     @classmethod
     async def connect(
         cls,
-        node: Node,
+        target: Reachable,
         store: StateStore,
         ssh: SSHSettings,
         *,
         accept_new: bool = False,
         jump: asyncssh.SSHClientConnection | None = None,
     ) -> SSHTransport:
-        """Connect to the node (through ``jump``, a shared bastion connection the caller
-        owns, or else through its own connection to ``node.ssh_jump``)."""
-        key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
+        """Connect to the host (through ``jump``, a shared bastion connection the caller
+        owns, or else through its own connection to ``host.jump``)."""
+        host = target.host
+        key_path = Path(host.key).expanduser() if host.key else ssh.key
         if key_path is not None:
-            _private_key(key_path, node.name)  # a missing or unreadable key: one clear line
+            _private_key(key_path, host.name)  # a missing or unreadable key: one clear line
         if ssh.agent and not ssh.agent_socket:
             raise NodeError(
                 "nodes.ssh.agent is set but SSH_AUTH_SOCK is not",
                 "start ssh-agent and ssh-add the key, or set nodes.ssh.key instead",
             )
-        user = node.ssh_user or ssh.user
+        user = host.user or ssh.user
         owned_jump = None
-        if node.ssh_jump and jump is None:
-            jump = owned_jump = await open_jump(node, store, ssh, accept_new=accept_new)
+        if host.jump and jump is None:
+            jump = owned_jump = await open_jump(host, store, ssh, accept_new=accept_new)
         try:
             conn = await _open(
-                f"{node.name} ({node.address}:{node.ssh_port})",
-                node.address,
-                node.ssh_port,
+                f"{host.name} ({host.where})",
+                host.address,
+                host.port,
                 user,
                 key_path,
                 store,
                 ssh,
                 accept_new,
-                label=node.name,
+                label=host.name,
                 tunnel=jump,
             )
         except BaseException:
             if owned_jump is not None:
                 owned_jump.close()
             raise
-        return cls(node, conn, user, owned_jump)
+        return cls(host, conn, user, owned_jump)
 
     async def run(
         self,
@@ -230,14 +231,15 @@ class SSHTransport(Transport):
 
 
 async def open_jump(
-    node: Node, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
+    target: Reachable, store: StateStore, ssh: SSHSettings, *, accept_new: bool = False
 ) -> asyncssh.SSHClientConnection:
-    """A connection to the node's bastion, to tunnel node connections through."""
-    assert node.ssh_jump
-    key_path = Path(node.ssh_key).expanduser() if node.ssh_key else ssh.key
-    user, address, port = parse_jump(node.ssh_jump, node.ssh_user or ssh.user)
+    """A connection to the host's bastion, to tunnel host connections through."""
+    host = target.host
+    assert host.jump
+    key_path = Path(host.key).expanduser() if host.key else ssh.key
+    user, address, port = parse_jump(host.jump, host.user or ssh.user)
     return await _open(
-        f"jump host {address}:{port} of {node.name}",
+        f"jump host {address}:{port} of {host.name}",
         address,
         port,
         user,
@@ -245,7 +247,7 @@ async def open_jump(
         store,
         ssh,
         accept_new,
-        label=f"{node.name} (jump)",
+        label=f"{host.name} (jump)",
     )
 
 

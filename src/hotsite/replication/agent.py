@@ -28,7 +28,8 @@ from hotsite.private import write_private
 from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
-from hotsite.replication.capture_process import CaptureJob, run_capture_side
+from hotsite.replication.capture.process import CaptureJob, run_capture_side
+from hotsite.replication.conflicts import ConflictWriter, check_key_ranges, check_policy_columns
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.identity import (
     LinkGuard,
@@ -39,9 +40,15 @@ from hotsite.replication.identity import (
     source_lineage,
 )
 from hotsite.replication.journal import Journal
+from hotsite.replication.origins import read_load
 from hotsite.replication.privileges import require_target_privileges
-from hotsite.replication.schema import ensure_hotsite_schema
-from hotsite.replication.snapshot import Progress, SnapshotResult, snapshot
+from hotsite.replication.schema import ensure_hotsite_schema, list_tables
+from hotsite.replication.snapshot import (
+    Progress,
+    SnapshotResult,
+    snapshot,
+    write_start_position,
+)
 from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
 
@@ -90,6 +97,13 @@ class LinkAgent:
             self.server_id,
         )
         self.lineage = ""
+        routes = config.routes
+        # What travels on this link besides the source's own transactions (a ring), and
+        # whether the target takes writes itself (then changes go through conflicts).
+        self.forwards = routes.forwards(link.source, link.target)
+        self.two_way = routes.two_way(link.target)
+        self.writers = routes.writers()
+        self._applier: MySQLApplier | None = None
         # A target position the journal was last proven to feed: the same position needs
         # no second proof (a trim never forgets what the target still needs), and the
         # proof reads every journal row.
@@ -133,6 +147,8 @@ class LinkAgent:
                     self.link.decoder,
                 )
                 require_target_privileges(target, self.link.target, schemas)
+                if self.two_way:
+                    self._check_two_way(source, target)
                 ensure_hotsite_schema(source)
                 self.lineage = source_lineage(source)
                 ensure_hotsite_schema(target)
@@ -145,6 +161,62 @@ class LinkAgent:
         finally:
             source.close()
         return warnings
+
+    def _check_two_way(self, source: Any, target: Any) -> None:
+        """Both ends take writes: ids must not collide, policy columns must exist."""
+        if self.link.source in self.writers:
+            check_key_ranges(
+                [(self.link.source, source), (self.link.target, target)], len(self.writers)
+            )
+        check_policy_columns(
+            target, self.link.target, list_tables(target, self.matches), self.config.conflicts
+        )
+
+    def _conflict_writer(self, table: Any) -> ConflictWriter:
+        return ConflictWriter(
+            self.config.project_name,
+            self.link.target,
+            self.link_key,
+            self.config.conflicts,
+            self.config.site_priority(),
+            table,
+        )
+
+    def seed_from_reverse(self) -> GtidState | None:
+        """Start this link without a snapshot where its source was itself loaded from its
+        target by the link the other way: at the source's position right after that load
+        (recorded by the snapshot), so the loaded rows do not travel back and every write
+        the source took since does. None when there is no such load to start from."""
+        reverse = next(
+            (
+                other
+                for other in self.config.replication
+                if other.source == self.link.target and other.target == self.link.source
+            ),
+            None,
+        )
+        if reverse is None:
+            return None
+        source = connect(self.source_url, self.link.source)
+        try:
+            loaded = read_load(source, self.config.link_key(reverse))
+        finally:
+            source.close()
+        if loaded is None:
+            return None
+        target = connect(self.target_url, self.link.target, autocommit=False)
+        try:
+            write_start_position(target, self.link_key, self.link.source, self.lineage, loaded)
+            target.commit()
+        finally:
+            target.close()
+        journal = Journal(self.journal_path)
+        try:
+            journal.reset(loaded)
+        finally:
+            journal.close()
+        log.info("link started at the position after the reverse load", link=self.link.name)
+        return loaded
 
     def _other_server_ids(self) -> dict[str, int]:
         """Replica server ids of the project's other links from the same source."""
@@ -233,6 +305,9 @@ class LinkAgent:
             journal_path=str(self.journal_path),
             heartbeat_interval=self.link.heartbeat_interval,
             decoder=self.link.decoder,
+            project=self.config.project_name,
+            forwards=self.forwards,
+            target_site=self.link.target,
         )
         self._process = ctx.Process(
             target=run_capture_side,
@@ -271,6 +346,10 @@ class LinkAgent:
             **self.apply_stats.as_dict(self.link.heartbeat_interval),
             "mismatches": self.apply_mismatches,
         }
+        applier = self._applier
+        if applier is not None and self.two_way:
+            self.status.apply["conflicts"] = dict(applier.conflict_counts)
+            self.status.apply["parked"] = applier.parked
         self.status.updated_at = time.time()
         self._write_status()
         if self.error:
@@ -311,7 +390,9 @@ class LinkAgent:
             self.link_key,
             schema_matcher(self.link.tables, self.source_url.database),
             warn=self._warn,
+            conflicts=self._conflict_writer if self.two_way else None,
         )
+        self._applier = applier
         stats = self.apply_stats
         delay = RETRY_FIRST
         try:

@@ -67,9 +67,6 @@ class GtidState:
     def copy(self) -> GtidState:
         return GtidState(self._by_domain)
 
-    def is_empty(self) -> bool:
-        return not self._by_domain
-
     def __str__(self) -> str:
         return ",".join(str(self._by_domain[d]) for d in sorted(self._by_domain))
 

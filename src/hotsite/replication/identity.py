@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, query_value
+from hotsite.db import Connection, connect, query_value, single_row
 from hotsite.errors import ConfigError, HotsiteError, LockedError
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, IDENTITY_TABLE
 
@@ -44,10 +44,10 @@ class ServerIdentity:
         return f"{self.hostname}:{self.port} (server_id {self.server_id}, datadir {self.datadir})"
 
 
-def read_identity(conn: Any, site: str) -> ServerIdentity:
+def read_identity(conn: Connection, site: str) -> ServerIdentity:
     with conn.cursor() as cur:
         cur.execute("SELECT @@server_id, @@hostname, @@port, @@datadir")
-        server_id, hostname, port, datadir = cur.fetchone()
+        server_id, hostname, port, datadir = single_row(cur)
     return ServerIdentity(site, int(server_id), str(hostname), int(port), str(datadir))
 
 
@@ -66,7 +66,7 @@ def same_server(conn_a: Any, conn_b: Any) -> bool:
 
 
 def check_distinct_servers(
-    source_conn: Any, source_site: str, target_conn: Any, target_site: str
+    source_conn: Connection, source_site: str, target_conn: Connection, target_site: str
 ) -> tuple[ServerIdentity, ServerIdentity]:
     """Refuse a link whose ends are one server, or two servers sharing a server_id."""
     source = read_identity(source_conn, source_site)
@@ -87,7 +87,7 @@ def check_distinct_servers(
     return source, target
 
 
-def source_lineage(conn: Any) -> str:
+def source_lineage(conn: Connection) -> str:
     """A random id hotsite stores once on a source server (``hotsite.hotsite_identity``).
 
     MariaDB has no server UUID; this id stays with the server's data through restarts
@@ -100,11 +100,11 @@ def source_lineage(conn: Any) -> str:
             (secrets.token_hex(16), time.time()),
         )
         cur.execute(f"SELECT lineage FROM {HOTSITE_SCHEMA}.{IDENTITY_TABLE} WHERE id = 1")
-        return str(cur.fetchone()[0])
+        return str(single_row(cur)[0])
 
 
 def check_position_owner(
-    target_conn: Any, link_key: str, lineage: str, source_site: str, target_site: str
+    target_conn: Connection, link_key: str, lineage: str, source_site: str, target_site: str
 ) -> None:
     """Refuse a position row on the target that another source wrote for this key."""
     try:
@@ -144,7 +144,7 @@ class ServerLock:
         self.site = site
         self.name = name
         self.refusal = refusal
-        self._conn: Any = None
+        self._conn: Connection | None = None
         self._checked = 0.0
 
     def acquire(self) -> None:

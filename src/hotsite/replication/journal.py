@@ -19,8 +19,9 @@ from pathlib import Path
 
 from hotsite.errors import JournalError
 from hotsite.private import private_sqlite
-from hotsite.replication import events
+from hotsite.replication import transactions
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.state import write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transactions (
@@ -48,13 +49,29 @@ class JournalEntry:
     rows: int
     payload: bytes
 
-    def transaction(self) -> events.Transaction:
-        return events.decode(self.payload)
+    def transaction(self) -> transactions.Transaction:
+        return transactions.decode(self.payload)
+
+
+MOVE_ASIDE = (
+    "move the journal aside: the target's own position rebuilds it on the next 'hotsite replicate'"
+)
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: for readers beside a running link (status, verify): never
+        writes, never creates its tables (a file that is not a journal stays as it was);
+        WAL lets them share the file with the agent that writes it."""
         self.path = path
+        if read_only:
+            try:
+                self._conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {path} cannot be read ({exc})", MOVE_ASIDE) from None
+            return
         try:
             private_sqlite(path)  # whole rows: 0600, and so its -wal/-shm
             self._conn = sqlite3.connect(
@@ -67,18 +84,14 @@ class Journal:
         except sqlite3.OperationalError as exc:
             raise _storage_error(path, exc) from None
         except sqlite3.DatabaseError as exc:
-            raise JournalError(
-                f"journal {path} cannot be opened ({exc})",
-                "move the journal aside: the target's own position rebuilds it"
-                " on the next 'hotsite replicate'",
-            ) from None
+            raise JournalError(f"journal {path} cannot be opened ({exc})", MOVE_ASIDE) from None
 
     def close(self) -> None:
         self._conn.close()
 
     # --- ship side -------------------------------------------------------------
 
-    def append(self, batch: Iterable[events.Transaction], source_state: GtidState) -> int:
+    def append(self, batch: Iterable[transactions.Transaction], source_state: GtidState) -> int:
         """Append transactions and the source position they reach, atomically."""
         now = time.time()
         rows = [
@@ -90,7 +103,7 @@ class Journal:
                 now,
                 tx.row_count,
                 int(tx.heartbeat_ts is not None),
-                events.encode(tx),
+                transactions.encode(tx),
             )
             for tx in batch
         ]
@@ -107,15 +120,9 @@ class Journal:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it or nothing, a full disk said in one line."""
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self._conn) as conn:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise _storage_error(self.path, exc) from None
 
@@ -218,18 +225,6 @@ class Journal:
         row = self._conn.execute("SELECT MIN(seq) FROM transactions").fetchone()
         return int(row[0] or 0)
 
-    def last_entry(self) -> tuple[int, str, float] | None:
-        row = self._conn.execute(
-            "SELECT seq, gtid, shipped_at FROM transactions ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return (int(row[0]), str(row[1]), float(row[2])) if row else None
-
-    def count_after(self, seq: int) -> int:
-        row = self._conn.execute(
-            "SELECT COUNT(*) FROM transactions WHERE seq > ?", (seq,)
-        ).fetchone()
-        return int(row[0])
-
     def oldest_commit_after(self, seq: int) -> float | None:
         row = self._conn.execute(
             "SELECT commit_ts FROM transactions WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
@@ -253,13 +248,27 @@ class Journal:
                 self._set_meta("base_state", base)
         return int(deleted)
 
-    def entries(self, after_seq: int = 0) -> Iterator[JournalEntry]:
-        while True:
-            batch = self.read(after_seq, 1000, 10**9)
-            if not batch:
-                return
-            yield from batch
-            after_seq = batch[-1].seq
+    # --- verify side: walking back from the target's entry ------------------------
+
+    def gtid_at(self, seq: int) -> str | None:
+        row = self._conn.execute("SELECT gtid FROM transactions WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else None
+
+    def entries_before(self, seq: int, limit: int) -> list[tuple[int, str]]:
+        """(seq, gtid) of the ``limit`` entries before ``seq``, newest first."""
+        return [
+            (int(entry_seq), str(gtid))
+            for entry_seq, gtid in self._conn.execute(
+                "SELECT seq, gtid FROM transactions WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (seq, limit),
+            )
+        ]
+
+    def transaction_at(self, seq: int) -> transactions.Transaction | None:
+        row = self._conn.execute(
+            "SELECT payload FROM transactions WHERE seq = ?", (seq,)
+        ).fetchone()
+        return transactions.decode(row[0]) if row else None
 
 
 def _forget_older_layout(conn: sqlite3.Connection) -> None:

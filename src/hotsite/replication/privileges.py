@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import pymysql
 
+from hotsite.db import Connection, single_row
 from hotsite.errors import DatabaseError
 from hotsite.replication.schema import HOTSITE_SCHEMA
 
@@ -81,7 +81,7 @@ class Grants:
         return []
 
 
-def read_grants(conn: Any) -> Grants:
+def read_grants(conn: Connection) -> Grants:
     """The current user's grants, with those of its roles; uncertain if unreadable."""
     grants = Grants()
     pending: list[str | None] = [None]
@@ -104,7 +104,7 @@ def read_grants(conn: Any) -> Grants:
     return grants
 
 
-def require_source_privileges(conn: Any, site: str, tables: list[tuple[str, str]]) -> None:
+def require_source_privileges(conn: Connection, site: str, tables: list[tuple[str, str]]) -> None:
     grants = read_grants(conn)
     missing: dict[str, list[str]] = {}
     for privilege in SOURCE_GLOBAL:
@@ -120,7 +120,7 @@ def require_source_privileges(conn: Any, site: str, tables: list[tuple[str, str]
     _refuse(conn, site, "source", missing)
 
 
-def require_target_privileges(conn: Any, site: str, schemas: list[str]) -> None:
+def require_target_privileges(conn: Connection, site: str, schemas: list[str]) -> None:
     grants = read_grants(conn)
     missing: dict[str, list[str]] = {}
     for schema in schemas:
@@ -133,12 +133,12 @@ def require_target_privileges(conn: Any, site: str, schemas: list[str]) -> None:
     _refuse(conn, site, "target", missing)
 
 
-def _refuse(conn: Any, site: str, role: str, missing: dict[str, list[str]]) -> None:
+def _refuse(conn: Connection, site: str, role: str, missing: dict[str, list[str]]) -> None:
     if not missing:
         return
     with conn.cursor() as cur:
         cur.execute("SELECT CURRENT_USER()")
-        user, _, host = str(cur.fetchone()[0]).rpartition("@")
+        user, _, host = str(single_row(cur)[0]).rpartition("@")
     grantee = f"'{user}'@'{host}'"
     lacks = "; ".join(f"{', '.join(privs)} on {scope}" for scope, privs in missing.items())
     statements = "; ".join(

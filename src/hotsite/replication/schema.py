@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hotsite.db import Connection, Cursor
 from hotsite.errors import SchemaError
 
 HOTSITE_SCHEMA = "hotsite"
@@ -29,14 +30,32 @@ class NoPrimaryKey(SchemaError):
 
 
 @dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str = ""  # information_schema DATA_TYPE, lower case
+    column_type: str = ""  # the full type, e.g. "decimal(10,2) unsigned"
+    nullable: bool = True
+    collation: str | None = None
+    # Computed by the server (VIRTUAL / STORED): never written by apply.
+    generated: bool = False
+
+
+@dataclass(frozen=True)
 class TableInfo:
+    """A table as hotsite reads it from information_schema: the one model of apply,
+    snapshot and verify.
+
+    ``describe`` reads one table whole and refuses a table without a primary key (apply
+    cannot find its rows again); ``read_tables`` reads many at once, keyless ones
+    included (verify reports them), and leaves the two apply-only facts
+    (``has_other_unique_keys``, ``has_triggers``) at False.
+    """
+
     schema: str
     name: str
-    columns: tuple[str, ...]
-    primary_key: tuple[str, ...]
-    has_other_unique_keys: bool
-    # Columns the server computes (VIRTUAL / STORED): never written by apply.
-    generated: frozenset[str] = frozenset()
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]  # () for a table without one
+    has_other_unique_keys: bool = False
     # The target has triggers on it: apply it change by change, so each fires per change.
     has_triggers: bool = False
 
@@ -44,12 +63,39 @@ class TableInfo:
     def qualified(self) -> str:
         return f"{quote(self.schema)}.{quote(self.name)}"
 
+    @property
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def generated(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.columns if c.generated)
+
+
+TableName = tuple[str, str]
+_COLUMNS = (
+    "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,"
+    " c.IS_NULLABLE, c.COLLATION_NAME, c.IS_GENERATED FROM information_schema.COLUMNS c"
+)
+
+
+def _column(row: tuple[Any, ...]) -> Column:
+    _, _, name, data_type, column_type, nullable, collation, generated = row
+    return Column(
+        name,
+        str(data_type).lower(),
+        str(column_type),
+        nullable == "YES",
+        collation,
+        str(generated).upper() == "ALWAYS",
+    )
+
 
 def quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
-def list_tables(conn: Any, matches: Callable[[str, str], bool]) -> list[tuple[str, str]]:
+def list_tables(conn: Connection, matches: Callable[[str, str], bool]) -> list[tuple[str, str]]:
     """Base tables that a link's patterns select, system schemas excluded."""
     with conn.cursor() as cur:
         cur.execute(
@@ -63,17 +109,15 @@ def list_tables(conn: Any, matches: Callable[[str, str], bool]) -> list[tuple[st
         ]
 
 
-def describe(conn: Any, schema: str, table: str) -> TableInfo:
+def describe(conn: Connection, schema: str, table: str) -> TableInfo:
     """Columns in order and the primary key; SchemaError when the table has none."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT COLUMN_NAME, IS_GENERATED FROM information_schema.COLUMNS"
-            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            _COLUMNS
+            + " WHERE c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s ORDER BY c.ORDINAL_POSITION",
             (schema, table),
         )
-        described = cur.fetchall()
-        columns = tuple(row[0] for row in described)
-        generated = frozenset(row[0] for row in described if str(row[1]).upper() == "ALWAYS")
+        columns = tuple(_column(row) for row in cur.fetchall())
         cur.execute(
             "SELECT 1 FROM information_schema.TRIGGERS"
             " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s LIMIT 1",
@@ -97,10 +141,42 @@ def describe(conn: Any, schema: str, table: str) -> TableInfo:
             f"table {schema}.{table} has no primary key",
             "add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of replication.tables",
         )
-    return TableInfo(schema, table, columns, tuple(primary), bool(unique), generated, has_triggers)
+    return TableInfo(schema, table, columns, tuple(primary), bool(unique), has_triggers)
 
 
-def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
+def read_tables(
+    conn: Connection, matches: Callable[[str, str], bool]
+) -> dict[TableName, TableInfo]:
+    """Every selected base table with its columns and primary key (() when it has none),
+    in two queries whatever the number of tables."""
+    with conn.cursor() as cur:
+        cur.execute(
+            _COLUMNS + " JOIN information_schema.TABLES t"
+            "  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME"
+            " WHERE t.TABLE_TYPE = 'BASE TABLE'"
+            " ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
+        )
+        columns: dict[TableName, list[Column]] = {}
+        for row in cur.fetchall():
+            schema, table = row[0], row[1]
+            if schema in SYSTEM_SCHEMAS or not matches(schema, table):
+                continue
+            columns.setdefault((schema, table), []).append(_column(row))
+        cur.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
+            " WHERE INDEX_NAME = 'PRIMARY' ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX"
+        )
+        keys: dict[TableName, list[str]] = {}
+        for schema, table, name in cur.fetchall():
+            if (schema, table) in columns:
+                keys.setdefault((schema, table), []).append(name)
+    return {
+        name: TableInfo(name[0], name[1], tuple(cols), tuple(keys.get(name, ())))
+        for name, cols in columns.items()
+    }
+
+
+def require_primary_keys(conn: Connection, tables: list[tuple[str, str]]) -> None:
     """Refuse to start when any selected table lacks a primary key; name them all.
 
     Keys are read from information_schema.STATISTICS, which a user with SELECT sees;
@@ -126,7 +202,7 @@ def require_primary_keys(conn: Any, tables: list[tuple[str, str]]) -> None:
         )
 
 
-def ensure_hotsite_schema(conn: Any) -> None:
+def ensure_hotsite_schema(conn: Connection) -> None:
     """hotsite's own tables: the applied position per origin, and heartbeats."""
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
@@ -171,7 +247,7 @@ def ensure_hotsite_schema(conn: Any) -> None:
         )
 
 
-def ensure_repair_table(conn: Any) -> None:
+def ensure_repair_table(conn: Connection) -> None:
     """The marker table written by ``hotsite verify --repair`` (see docs/verify.md)."""
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {HOTSITE_SCHEMA}")
@@ -188,7 +264,7 @@ def ensure_repair_table(conn: Any) -> None:
         )
 
 
-def _upgrade_applied_table(cur: Any) -> None:
+def _upgrade_applied_table(cur: Cursor) -> None:
     """Positions written before links had keys were keyed by origin alone: they cannot be
     told apart from another project's, so they are set aside (renamed) and the link
     starts from a snapshot, never from a position that may not be its own."""

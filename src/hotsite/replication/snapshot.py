@@ -17,11 +17,12 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, query_value
+from hotsite.db import Connection, connect, prepare_writer, query_value
 from hotsite.errors import DatabaseError, SnapshotRefused, listed
 from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
+from hotsite.replication.origins import ensure_origin_tables, record_load
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HEARTBEAT_TABLE,
@@ -82,16 +83,15 @@ def snapshot(
         # position row first, so the next 'replicate' reloads it and never streams onto it.
         _write_snapshot_row(target, link_key, source_site, lineage, GtidState(), "loading")
         target.commit()
-        with target.cursor() as cur:
-            cur.execute("SET SESSION foreign_key_checks = 0")
-            cur.execute("SET SESSION unique_checks = 0")
-            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+        prepare_writer(target, bulk_load=True)
         total = 0
         for schema, table in tables:
             total += _copy_table(
                 source, target, schema, table, estimates[(schema, table)], progress
             )
         source.commit()
+        if target_takes_writes:
+            _record_load(target, link_key)
         _write_snapshot_row(target, link_key, source_site, lineage, position, "")
         journal.reset(position)
         target.commit()
@@ -99,6 +99,23 @@ def snapshot(
     finally:
         source.close()
         target.close()
+
+
+def _record_load(target: Any, link_key: str) -> None:
+    """Where the link the other way starts: the target's position after the load (the
+    load's rows are before it), written in the snapshot's last transaction."""
+    target.commit()
+    with target.cursor() as cur:
+        ensure_origin_tables(cur)
+        cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        record_load(cur, link_key, str(cur.fetchone()[0] or ""))
+
+
+def write_start_position(
+    target: Any, link_key: str, origin: str, lineage: str, position: GtidState
+) -> None:
+    """A link's first position, set without a snapshot (agent.seed_from_reverse)."""
+    _write_snapshot_row(target, link_key, origin, lineage, position, "")
 
 
 def _write_snapshot_row(
@@ -114,7 +131,7 @@ def _write_snapshot_row(
         )
 
 
-def snapshot_state(conn: Any, link_key: str) -> str:
+def snapshot_state(conn: Connection, link_key: str) -> str:
     """'loading' while (or after an interrupted) snapshot fills the target, else ''."""
     with conn.cursor() as cur:
         cur.execute(
@@ -163,7 +180,7 @@ def _refuse_foreign_rows(
         )
 
 
-def _mark_source(conn: Any, site: str) -> None:
+def _mark_source(conn: Connection, site: str) -> None:
     with conn.cursor() as cur:
         cur.execute(
             f"INSERT INTO {HOTSITE_SCHEMA}.{HEARTBEAT_TABLE} (site, ts, seq)"
@@ -173,7 +190,7 @@ def _mark_source(conn: Any, site: str) -> None:
         )
 
 
-def _consistent_read(conn: Any, site: str) -> GtidState:
+def _consistent_read(conn: Connection, site: str) -> GtidState:
     with conn.cursor() as cur:
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -197,7 +214,7 @@ def _consistent_read(conn: Any, site: str) -> GtidState:
     return GtidState.parse(gtid_text)
 
 
-def _estimate_rows(conn: Any, schema: str, table: str) -> int:
+def _estimate_rows(conn: Connection, schema: str, table: str) -> int:
     value = query_value(
         conn,
         "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",

@@ -23,7 +23,14 @@ from hotsite.config import DatabaseURL, LinkConfig, ProjectConfig
 from hotsite.db import connect, explain, query_value
 from hotsite.errors import HotsiteError, JournalError
 from hotsite.replication.apply.mysql import AppliedPosition, read_applied
+from hotsite.replication.conflicts.log import (
+    CONFLICTS_TABLE,
+    PARKED,
+    counts_by_table,
+    list_conflicts,
+)
 from hotsite.replication.gtid import GtidState
+from hotsite.replication.journal import MOVE_ASIDE, Journal
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.snapshot import snapshot_state
 
@@ -81,7 +88,7 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
                 )
         except HotsiteError as exc:
             errors.append(str(exc))
-
+    conflicts = _conflicts_of(config, link, target_url, errors)
     agent = _agent_status(config, link) or {}
     running = bool(agent)
 
@@ -109,7 +116,11 @@ def link_report(config: ProjectConfig, link: LinkConfig) -> dict[str, Any]:
         "source": {"position": str(source_pos) if source_pos is not None else None},
         "capture": stage(captured, source_pos, agent.get("capture", {})),
         "ship": stage(shipped, captured, agent.get("ship", {})),
-        "apply": {**stage(applied, shipped, agent.get("apply", {})), "mismatches": mismatches},
+        "apply": {
+            **stage(applied, shipped, agent.get("apply", {})),
+            "mismatches": mismatches,
+            **conflicts,
+        },
         "errors": errors,
     }
 
@@ -126,6 +137,51 @@ def _source_position(url: DatabaseURL, site: str) -> GtidState:
     conn = connect(url, site)
     try:
         return GtidState.parse(query_value(conn, "SELECT @@GLOBAL.gtid_binlog_pos"))
+    except pymysql.MySQLError as exc:
+        raise explain(exc, url, site) from None
+    finally:
+        conn.close()
+
+
+def _conflicts_of(
+    config: ProjectConfig, link: LinkConfig, url: DatabaseURL | None, errors: list[str]
+) -> dict[str, Any]:
+    """At a target that takes writes itself: conflicts per table, and those parked."""
+    if url is None or not config.routes.two_way(link.target):
+        return {}
+    try:
+        counts, parked = _conflict_counts(
+            url, link.target, config.project_name, config.link_key(link)
+        )
+    except HotsiteError as exc:
+        errors.append(str(exc))
+        return {}
+    if parked:
+        errors.append(
+            f"{link.target}: {parked} conflict(s) parked (policy manual) wait for a decision:"
+            " 'hotsite conflicts list --parked', then 'hotsite conflicts resolve ID --take"
+            " source|target'"
+        )
+    return {"conflicts": counts, "parked": parked}
+
+
+def _conflict_counts(
+    url: DatabaseURL, site: str, project: str, link_key: str
+) -> tuple[dict[str, int], int]:
+    """Conflicts this link's changes met at the target, per table, and how many wait."""
+    conn = connect(url, site)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                " AND TABLE_NAME = %s",
+                (HOTSITE_SCHEMA, CONFLICTS_TABLE),
+            )
+            if cur.fetchone() is None:
+                return {}, 0
+            counts = counts_by_table(cur, project, link_key)
+            parked = len(list_conflicts(cur, project, status=PARKED, limit=100_000))
+        return counts, parked
     except pymysql.MySQLError as exc:
         raise explain(exc, url, site) from None
     finally:
@@ -157,26 +213,16 @@ def _applied_position(
 
 
 def _shipped_position(path: Path) -> GtidState | None:
-    """The source position the journal reaches, read without writing to it.
-
-    Read-only through sqlite itself rather than ``Journal``, which opens for writing (and
-    would create tables in a file that is not a journal).
-    """
+    """The source position the journal reaches, read without writing to it."""
     if not path.exists():
         return None
+    journal = Journal(path, read_only=True)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'source_state'").fetchone()
-        finally:
-            conn.close()
+        return journal.source_state()
     except sqlite3.Error as exc:
-        raise JournalError(
-            f"journal {path} cannot be read ({exc})",
-            "move the journal aside: the target's own position rebuilds it"
-            " on the next 'hotsite replicate'",
-        ) from None
-    return GtidState.parse(row[0]) if row else None
+        raise JournalError(f"journal {path} cannot be read ({exc})", MOVE_ASIDE) from None
+    finally:
+        journal.close()
 
 
 def _agent_status(config: ProjectConfig, link: LinkConfig) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hotsite.db import query_value
+from hotsite.db import Connection, query_value
 from hotsite.errors import SchemaError, SourceSettingsError, listed
 from hotsite.replication.schema import SYSTEM_SCHEMAS
 
@@ -35,7 +35,7 @@ def check_link_support(
     _refuse_smaller_packets(source, source_site, target, target_site)
 
 
-def _refuse_mysql(conn: Any, site: str) -> None:
+def _refuse_mysql(conn: Connection, site: str) -> None:
     version = str(query_value(conn, "SELECT VERSION()") or "")
     if "mariadb" not in version.lower():
         raise SourceSettingsError(
@@ -45,13 +45,13 @@ def _refuse_mysql(conn: Any, site: str) -> None:
         )
 
 
-def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+def _rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(sql)
         return list(cur.fetchall())
 
 
-def _refuse_engines(conn: Any, matches: Matches) -> None:
+def _refuse_engines(conn: Connection, matches: Matches) -> None:
     """Exactly-once needs the rows and the position in one target transaction, and a
     rolled-back source transaction to leave no trace: only InnoDB gives both. Sequences
     are tables of their own kind that apply cannot write."""
@@ -72,7 +72,7 @@ def _refuse_engines(conn: Any, matches: Matches) -> None:
         )
 
 
-def _refuse_cascades(conn: Any, matches: Matches) -> None:
+def _refuse_cascades(conn: Connection, matches: Matches) -> None:
     """MariaDB does not log the rows a foreign key's CASCADE or SET NULL changes (a native
     replica re-does them itself); hotsite applies with foreign key checks off, so the
     target would keep orphans or stale values."""
@@ -96,7 +96,7 @@ def _refuse_cascades(conn: Any, matches: Matches) -> None:
         )
 
 
-def _refuse_library_charsets(conn: Any, matches: Matches) -> None:
+def _refuse_library_charsets(conn: Connection, matches: Matches) -> None:
     """python-mysql-replication decodes text with Python codecs that are not always the
     column's character set; hotsite's own decoder keeps such text as bytes."""
     found = [

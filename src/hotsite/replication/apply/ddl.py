@@ -25,6 +25,8 @@ from typing import Any
 
 import pymysql
 
+from hotsite.db import error_code
+
 # ddl_fingerprint of a statement that failed at the target: run it again on restart
 # (the user may have fixed the target), never take a changed schema for its effect.
 DDL_FAILED = "failed"
@@ -77,7 +79,7 @@ def fingerprint(cur: Any, ddl_schema: str | None, replicated: Callable[[str], bo
             cur.execute(_TABLE_IDS.format(marks), names)
             table_ids = hashlib.sha256(repr(cur.fetchall()).encode()).hexdigest()[:32]
         except pymysql.MySQLError as exc:
-            if not exc.args or exc.args[0] not in _TABLE_IDS_UNREADABLE:
+            if error_code(exc) not in _TABLE_IDS_UNREADABLE:
                 raise
     return structure.hexdigest()[:32] + table_ids
 

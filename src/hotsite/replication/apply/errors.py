@@ -9,7 +9,7 @@ import pymysql
 
 from hotsite.binary_literals import literal_size
 from hotsite.config import DatabaseURL
-from hotsite.db import explain, is_unavailable
+from hotsite.db import error_code, explain, is_unavailable
 from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError
 from hotsite.replication.journal import JournalEntry
 
@@ -26,7 +26,7 @@ class TargetBusy(ApplyError):
 
 
 def explain_target_error(exc: pymysql.MySQLError, url: DatabaseURL, site: str) -> HotsiteError:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    code = error_code(exc)
     if code == LOCK_WAIT_TIMEOUT:
         return TargetBusy(
             f"site {site!r}: a replicated change waited too long for a row lock"
@@ -64,7 +64,7 @@ def oversized_row(
 ) -> HotsiteError | None:
     """A statement bigger than the target's max_allowed_packet closes the connection:
     not an outage to wait out, but a setting to change (looked for only on error)."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    code = error_code(exc)
     if not max_packet or not (code == PACKET_TOO_LARGE or is_unavailable(exc)):
         return None
     for entry in entries:

@@ -24,7 +24,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, error_reason
+from hotsite.db import connect, error_reason, prepare_writer
 from hotsite.errors import ApplyError, HotsiteError, JournalError
 from hotsite.faults import fault_point
 from hotsite.logs import get_logger
@@ -35,11 +35,14 @@ from hotsite.replication.apply.errors import (
     oversized_row,
     without_values,
 )
+from hotsite.replication.apply.origin_book import OriginBook
 from hotsite.replication.apply.prepare import prepare
 from hotsite.replication.apply.rows import Mismatch, RowWriter
-from hotsite.replication.events import RowChange, Transaction
+from hotsite.replication.conflicts import log as conflict_log
+from hotsite.replication.conflicts.writer import ConflictWriter
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import JournalEntry
+from hotsite.replication.origins import ddl_comment, ensure_origin_tables, write_ddl_session
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HOTSITE_SCHEMA,
@@ -49,6 +52,7 @@ from hotsite.replication.schema import (
     ensure_hotsite_schema,
     quote,
 )
+from hotsite.replication.transactions import RowChange, Transaction
 
 log = get_logger(__name__)
 
@@ -76,6 +80,7 @@ class MySQLApplier:
         link_key: str,
         replicated_schema: Callable[[str], bool] | None = None,
         warn: Callable[[str], None] | None = None,
+        conflicts: Callable[[Callable[[str, str], TableInfo]], ConflictWriter] | None = None,
     ) -> None:
         self.url = url
         self.site = site
@@ -89,6 +94,15 @@ class MySQLApplier:
         self._tables: dict[tuple[str, str], TableInfo] = {}
         self._keyless: set[tuple[str, str]] = set()
         self._rows = RowWriter(site, self._table)
+        self.project = link_key.split("/", 1)[0]
+        self.origins = OriginBook(self.project, origin, site)
+        # At a site that takes writes itself (both directions), changes go through the
+        # conflict writer; conflicts counted per table for 'hotsite status'.
+        self._conflicts = conflicts(self._table) if conflicts else None
+        self.conflict_counts: dict[str, int] = {}
+        self.parked = 0
+        self._pending_conflicts: list[Any] = []  # written, not yet committed
+        self._parts_origin: GtidState | None = None
         # A transaction that travels in parts, written but not committed yet:
         # (gtid, its last part written, the mismatches found so far).
         self._open_parts: tuple[str, int, list[Mismatch]] | None = None
@@ -102,10 +116,8 @@ class MySQLApplier:
         # FOUND_ROWS: an UPDATE reports the rows it matched, so 0 means "no such row".
         self.conn = connect(self.url, self.site, autocommit=True, client_flag=CLIENT.FOUND_ROWS)
         try:
+            prepare_writer(self.conn)
             with self.conn.cursor() as cur:
-                # Checks already ran on the source; zero must stay zero in AUTO_INCREMENT columns.
-                cur.execute("SET SESSION foreign_key_checks = 0")
-                cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
                 # The session a DDL's own (from the source) is swapped with, and back.
                 cur.execute(
                     "SET @hotsite_sql_mode = @@SESSION.sql_mode,"
@@ -117,8 +129,16 @@ class MySQLApplier:
                 self.max_packet = int(cur.fetchone()[0])
                 _keep_in_lists_as_ranges(cur)
             ensure_hotsite_schema(self.conn)
+            with self.conn.cursor() as cur:
+                ensure_origin_tables(cur)
+                conflict_log.ensure_conflicts_table(cur)
             self.conn.autocommit(False)
             position = read_applied(self.conn, self.link_key)
+            with self.conn.cursor() as cur:
+                self.origins.load(cur)
+                self.conflict_counts = conflict_log.counts_by_table(
+                    cur, self.project, self.link_key
+                )
             self.conn.commit()
         except pymysql.MySQLError as exc:  # the target went away again while we set up
             self.close()
@@ -155,6 +175,8 @@ class MySQLApplier:
                 gtid = Gtid.parse(tx.gtid)
                 if self.position.gtid_state.covers(gtid):
                     continue  # applied before a crash or a journal rebuild
+                if tx.part == 0:
+                    self.origins.drop_if_applied(tx)
                 if tx.ddl is None:
                     self._prepare(tx)  # (after the DDL, for a DDL with rows)
                 if self._open_parts is not None or tx.part or not tx.final:
@@ -175,6 +197,10 @@ class MySQLApplier:
                         self._commit_group([tx], entry.seq)
                     applied.append(tx)
                 else:
+                    if group and self._starts_new_group(group, tx):
+                        self._commit_group(group, last_seq)
+                        applied += group
+                        group = []
                     group.append(tx)
                 last_seq = entry.seq
             if group:
@@ -187,6 +213,19 @@ class MySQLApplier:
             self._rollback()
             raise
         return applied
+
+    def _starts_new_group(self, group: list[Transaction], tx: Transaction) -> bool:
+        """A target transaction carries one origin (its origin row says which), and a
+        resolution (written as it is everywhere) travels alone, as do the settlements of
+        conflicts decided at the source (in order with the source's own changes)."""
+        if tx.forced or group[-1].forced or tx.settlements or group[-1].settlements:
+            return True
+        if not OriginBook.counts(tx):
+            return False
+        origin = self.origins.origin_of(tx)
+        return any(
+            OriginBook.counts(other) and self.origins.origin_of(other) != origin for other in group
+        )
 
     def _prepare(self, tx: Transaction) -> None:
         for table in prepare(tx, self._table_with_key, self.position.skipped):
@@ -208,12 +247,14 @@ class MySQLApplier:
             if tx.ddl is not None:
                 self._apply_ddl(tx, seq, rows_follow=True)
                 self._prepare(tx)
+            with self.conn.cursor() as cur:
+                self._parts_origin = self.origins.mark(cur, self.origins.origin_of(tx), [tx])
             self._open_parts = (tx.gtid, 0, [])
         elif self._open_parts is None or self._open_parts[:2] != (tx.gtid, tx.part - 1):
             raise self._broken_parts(tx, f"part {tx.part} does not follow the parts before it")
         gtid, _, mismatches = self._open_parts
         with self.conn.cursor() as cur:
-            mismatches = mismatches + self._write_changes(cur, tx.changes)
+            mismatches = mismatches + self._write_changes(cur, tx.changes, tx)
         self._open_parts = (gtid, tx.part, mismatches)
         if not tx.final:
             return False
@@ -227,6 +268,8 @@ class MySQLApplier:
         self.conn.commit()
         fault_point("apply.after_commit")
         self._advance(state, tx.gtid, seq, 1, mismatches=total)
+        self.origins.committed(self.origins.origin_of(tx), self._parts_origin)
+        self._conflicts_committed()
         if mismatches:
             self._report(mismatches)
         return True
@@ -244,8 +287,15 @@ class MySQLApplier:
 
     def _commit_group(self, group: list[Transaction], last_seq: int) -> None:
         changes = [change for tx in group for change in tx.changes]
+        counted = [tx for tx in group if OriginBook.counts(tx)]
+        origin = self.origins.origin_of(counted[0]) if counted else self.origin
         with self.conn.cursor() as cur:
-            mismatches = self._write_changes(cur, changes)
+            origin_state = self.origins.mark(cur, origin, group)  # first: capture reads it first
+            mismatches = self._write_changes(cur, changes, counted[-1] if counted else None)
+            if self._conflicts is not None:
+                for tx in group:
+                    if tx.settlements:
+                        self._conflicts.settle(cur, tx.settlements)
             state = self.position.gtid_state.copy()
             for tx in group:
                 state.advance(Gtid.parse(tx.gtid))
@@ -255,15 +305,51 @@ class MySQLApplier:
         self.conn.commit()
         fault_point("apply.after_commit")
         self._advance(state, group[-1].gtid, last_seq, len(group), mismatches=total)
+        self.origins.committed(origin, origin_state)
+        self._conflicts_committed()
         if mismatches:
             self._report(mismatches)
 
-    def _write_changes(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
+    def _write_changes(
+        self, cur: Any, changes: list[RowChange], tx: Transaction | None
+    ) -> list[Mismatch]:
         if not changes:
             return []
+        if self._conflicts is not None and tx is not None:
+            if tx.forced:  # a resolution made by hand: taken as it is, settles parked ones
+                self._settle_parked(cur, changes)
+            else:
+                own = [c for c in changes if c.schema == HOTSITE_SCHEMA]
+                theirs = [c for c in changes if c.schema != HOTSITE_SCHEMA]
+                result = self._conflicts.apply(
+                    cur, theirs, self.origins.origin_of(tx), OriginBook.origin_gtid(tx)
+                )
+                self._pending_conflicts.append(result)
+                changes = own
+                if not changes:
+                    return []
         if self._collapsible(changes):
             return self._rows.apply_collapsed(cur, changes)
         return self._rows.apply_in_order(cur, changes)
+
+    def _settle_parked(self, cur: Any, changes: list[RowChange]) -> None:
+        keys: dict[str, list[dict[str, Any]]] = {}
+        for change in changes:
+            info = self._table(change.schema, change.table)
+            row = change.after or change.before or {}
+            keys.setdefault(f"{change.schema}.{change.table}", []).append(
+                {c: row.get(c) for c in info.primary_key}
+            )
+        for table, rows in keys.items():
+            ids = conflict_log.parked_on_keys(cur, self.project, table, rows)
+            conflict_log.mark_resolved(cur, self.project, ids, "resolved at another site")
+
+    def _conflicts_committed(self) -> None:
+        for result in self._pending_conflicts:
+            for table, count in result.conflicts.items():
+                self.conflict_counts[table] = self.conflict_counts.get(table, 0) + count
+            self.parked += result.parked
+        self._pending_conflicts = []
 
     def _report(self, mismatches: list[Mismatch]) -> None:
         for m in mismatches[:_MISMATCHES_LOGGED]:
@@ -287,7 +373,6 @@ class MySQLApplier:
         the first part of a big transaction) its rows come next, in the target transaction
         that writes the position; until then the DDL's mark stays, so a crash in between
         finds the statement done (its fingerprint changed) and goes on with the rows."""
-        statement = ddl_check.text(tx.ddl)
         state = self.position.gtid_state.copy()
         state.advance(Gtid.parse(tx.gtid))
         p = self.position
@@ -298,7 +383,7 @@ class MySQLApplier:
         with self.conn.cursor() as cur:
             took_effect = False
             if before:
-                if ddl_check.still_running(cur, statement):
+                if ddl_check.still_running(cur, ddl_check.text(self._ddl_sql(tx))):
                     raise TargetBusy(
                         f"site {self.site!r}: DDL {tx.gtid} from before a lost connection is"
                         " still running on the target",
@@ -315,15 +400,35 @@ class MySQLApplier:
                     self._write_ddl_mark(cur, tx.gtid, fingerprint)
                     self.conn.commit()
                 fault_point("apply.ddl.before_run")
+                write_ddl_session(
+                    cur,
+                    self.project,
+                    self.origins.origin_of(tx),
+                    OriginBook.origin_gtid(tx),
+                    tx.origin_first,
+                )
+                self.conn.commit()
                 self._run_ddl(cur, tx)
             self._tables.clear()
             self._keyless.clear()
             if rows_follow:
                 return
             fault_point("apply.ddl.before_position")
+            origin = self.origins.origin_of(tx)
+            origin_state = self.origins.mark(cur, origin, [tx])
             self._write_position(cur, state, tx, seq, 1, mismatches=p.mismatches)
         self.conn.commit()
         self._advance(state, tx.gtid, seq, 1, mismatches=p.mismatches)
+        self.origins.committed(origin, origin_state)
+
+    def _ddl_sql(self, tx: Transaction) -> str | bytes:
+        """The statement with its origin in a leading comment, which the binlog keeps: the
+        capture at this site knows it for an applied one (origins.py)."""
+        comment = ddl_comment(
+            self.project, self.origins.origin_of(tx), OriginBook.origin_gtid(tx), tx.origin_first
+        )
+        ddl = tx.ddl or ""
+        return comment.encode() + ddl if isinstance(ddl, bytes) else comment + ddl
 
     def _run_ddl(self, cur: Any, tx: Transaction) -> None:
         try:
@@ -335,7 +440,7 @@ class MySQLApplier:
                 cur.execute("SET SESSION " + ", ".join(f"{n} = %s" for n, _ in session),
                             [value for _, value in session])  # fmt: skip
             try:
-                cur.execute(tx.ddl)
+                cur.execute(self._ddl_sql(tx))
             finally:
                 if session:
                     cur.execute(
@@ -474,6 +579,7 @@ class MySQLApplier:
     # --- errors --------------------------------------------------------------------
 
     def _rollback(self) -> None:
+        self._pending_conflicts = []
         try:
             self.conn.rollback()
         except Exception:  # the connection is gone; the server rolled back for us

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import RowChange, Transaction
 
 TableKey = tuple[str, str]
 

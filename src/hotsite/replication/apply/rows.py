@@ -35,10 +35,11 @@ from typing import Any
 
 import pymysql
 
+from hotsite.db import error_code, error_message
 from hotsite.errors import ApplyError
 from hotsite.replication.apply import statements as sql
-from hotsite.replication.events import DELETE, INSERT, RowChange
 from hotsite.replication.schema import HOTSITE_SCHEMA, TableInfo
+from hotsite.replication.transactions import DELETE, INSERT, Key, Row, RowChange
 
 DUPLICATE_KEY = 1062
 _SELECT_CHUNK = 5000
@@ -51,8 +52,6 @@ UPDATE_OF_MISSING = "update of a row the target does not have"
 DELETE_OF_MISSING = "delete of a row the target does not have"
 MOVE_ONTO_EXISTING = "key change onto a key the target already has"
 _EXPECT_PRESENT = (UPDATE_OF_MISSING, DELETE_OF_MISSING)  # the others expect no row
-
-Key = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,9 @@ def describe_key(columns: tuple[str, ...], values: Key) -> str:
 
 def duplicate_key_name(exc: BaseException) -> str | None:
     """The unique key a duplicate-key error names (never the duplicated value), else None."""
-    if not isinstance(exc, pymysql.MySQLError) or not exc.args or exc.args[0] != DUPLICATE_KEY:
+    if not isinstance(exc, pymysql.MySQLError) or error_code(exc) != DUPLICATE_KEY:
         return None
-    found = _KEY_IN_MESSAGE.search(str(exc.args[1]) if len(exc.args) > 1 else "")
+    found = _KEY_IN_MESSAGE.search(error_message(exc))
     return found.group(1).rsplit(".", 1)[-1] if found else "?"
 
 
@@ -108,7 +107,7 @@ class RowWriter:
     # --- collapsed (primary key only) ----------------------------------------------
 
     def apply_collapsed(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
-        final: dict[tuple[str, str], dict[Key, dict[str, Any] | None]] = {}
+        final: dict[tuple[str, str], dict[Key, Row | None]] = {}
         # per key, its first change in the group: what the target must hold before it
         first: dict[tuple[str, str], dict[Key, str]] = {}
         for change in changes:

@@ -87,11 +87,11 @@ def delete_one_sql(table: str, key: tuple[str, ...]) -> str:
 
 def delete_many(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any] | None]:
     """One DELETE for many keys: ``WHERE pk IN (...)`` or ``WHERE (a, b) IN ((..), (..))``."""
-    where, args = _key_in(info, keys)
+    where, args = key_in(info, keys)
     return f"DELETE FROM {info.qualified} WHERE {where}", args
 
 
-def _key_in(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any] | None]:
+def key_in(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any] | None]:
     """``pk IN (...)`` for many keys. Integer keys (the common case) are written into the
     statement as literals: escaping each through the driver costs more than the query."""
     cols = ", ".join(quote(c) for c in info.primary_key)
@@ -109,7 +109,7 @@ def _key_in(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any
 
 def select_keys(info: TableInfo, keys: list[tuple[Any, ...]]) -> tuple[str, list[Any] | None]:
     """The primary keys of the target rows among ``keys``: one ``WHERE pk IN (...)``."""
-    where, args = _key_in(info, keys)
+    where, args = key_in(info, keys)
     cols = ", ".join(quote(c) for c in info.primary_key)
     return f"SELECT {cols} FROM {info.qualified} WHERE {where}", args
 
@@ -123,7 +123,7 @@ def count_keys(
     parts: list[str] = []
     args: list[Any] = []
     for keys in key_sets:
-        where, key_args = _key_in(info, keys)
+        where, key_args = key_in(info, keys)
         parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where})")
         args += key_args or []
     return "SELECT " + ", ".join(parts), args or None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import explain
+from hotsite.db import error_code, error_message, explain
 from hotsite.errors import (
     DdlStoppedError,
     HotsiteError,
@@ -31,9 +31,10 @@ from hotsite.replication.capture.stream import (
     RowsEvent,
     XidEvent,
 )
-from hotsite.replication.events import RowChange, Transaction
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.replication.origins import MARKER_TABLES, Origin, note_marker, origin_of_ddl
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
+from hotsite.replication.transactions import RowChange, Transaction
 
 POSITION_NOT_IN_BINLOG = 1236
 # A transaction's rows are handed on in parts of about this many binlog bytes.
@@ -80,6 +81,9 @@ class BinlogCapture:
         start: GtidState,
         heartbeat_period: float = 0.5,
         decoder: str = "fast",
+        project: str = "",
+        ships: Callable[[str], bool] = lambda origin: False,
+        target: str = "",
     ) -> None:
         self.url = url
         self.site = site
@@ -88,11 +92,18 @@ class BinlogCapture:
         self.position = start.copy()
         self.heartbeat_period = heartbeat_period
         self.decoder = decoder
+        # A transaction applied here from elsewhere (origins.py) keeps its rows only when
+        # ``ships(origin)`` says this link forwards that origin's transactions; otherwise
+        # it travels empty, so the position still moves past it.
+        self.project = project
+        self.ships = ships
+        self.target = target
+        self._ddl_sessions: dict[int, Origin] = {}  # session → origin of its next DDL
         self._source: FastBinlogSource | LibrarySource | None = None
 
     def _wants(self, schema: str, table: str) -> bool:
         return bool(self.matches(schema, table)) or (
-            schema == HOTSITE_SCHEMA and table == HEARTBEAT_TABLE
+            schema == HOTSITE_SCHEMA and (table == HEARTBEAT_TABLE or table in MARKER_TABLES)
         )
 
     def _open(self) -> FastBinlogSource | LibrarySource:
@@ -126,7 +137,15 @@ class BinlogCapture:
                         tx = None
                     yield None
                 elif type(event) is RowsEvent:
-                    if tx is not None:
+                    if (
+                        tx is not None
+                        and event.schema == HOTSITE_SCHEMA
+                        and (event.table in MARKER_TABLES)
+                    ):
+                        for before, after in event.rows:
+                            change = RowChange(event.kind, event.schema, event.table, before, after)
+                            note_marker(tx, change, self.project, self._ddl_sessions)
+                    elif tx is not None:
                         tx.changes.extend(
                             RowChange(event.kind, event.schema, event.table, before, after)
                             for before, after in event.rows
@@ -164,11 +183,16 @@ class BinlogCapture:
                             tx = None
                     elif word != "BEGIN":
                         schema = event.schema.strip()
+                        query, raw = self._note_ddl_origin(tx, query, event.raw)
+                        session = self._ddl_sessions.pop(event.thread_id, None)
+                        if session is not None and tx.origin is None:
+                            tx.origin, tx.origin_gtid = session.site, session.gtid
+                            tx.origin_first = session.first
                         self._refuse_statement_dml(query, schema, tx.gtid)
                         statement = self._ddl_statement(query, schema, tx.gtid)
                         if statement is not None:
                             tx.ddl, tx.ddl_schema = (
-                                _exact(statement, query, event.raw),
+                                _exact(statement, query, raw),
                                 schema or None,
                             )
                             if event.context is not None:
@@ -179,6 +203,32 @@ class BinlogCapture:
             raise self._explain(exc) from None
         finally:
             self.close()
+
+    def _note_ddl_origin(self, tx: Transaction, query: str, raw: bytes) -> tuple[str, bytes]:
+        """A DDL that apply ran carries its origin in a leading comment (origins.py)."""
+        origin, statement = origin_of_ddl(query)
+        if origin is None:
+            return query, raw
+        if origin.project == self.project:
+            tx.origin, tx.origin_gtid, tx.origin_first = origin.site, origin.gtid, origin.first
+        cut = len(query) - len(statement)  # the comment is ASCII: as many bytes as characters
+        return statement, raw.lstrip()[cut:] if raw else raw
+
+    def _routed(self, tx: Transaction) -> Transaction:
+        """Flag a transaction that this link does not ship (applied here from its own
+        target, or from a site the target hears from directly, or a repair): it is not
+        journaled, not even empty, so the target writes nothing for it and nothing can
+        bounce between two sites; the shipped position still moves past it."""
+        settlements = [s[1:] for s in tx.settlements if s[0] == self.target]
+        if tx.origin is not None and not tx.forced and not self.ships(tx.origin):
+            tx.changes = []
+            tx.ddl = tx.ddl_schema = tx.ddl_context = None
+            tx.heartbeat_ts = None
+            tx.skip = not settlements
+            if settlements:  # decisions made here for the target still travel to it, as ours
+                tx.origin = tx.origin_gtid = tx.origin_first = None
+        tx.settlements = settlements
+        return tx
 
     def _part(self, tx: Transaction) -> Transaction:
         """Hand on the rows gathered so far as one part of ``tx``, which goes on with the
@@ -193,10 +243,15 @@ class BinlogCapture:
             part=tx.part,
             final=False,
             size=tx.size,
+            origin=tx.origin,
+            origin_gtid=tx.origin_gtid,
+            origin_first=tx.origin_first,
+            forced=tx.forced,
+            settlements=tx.settlements,
         )
-        tx.changes, tx.size, tx.part = [], 0, tx.part + 1
+        tx.changes, tx.size, tx.part, tx.settlements = [], 0, tx.part + 1, []
         tx.ddl = tx.ddl_schema = tx.ddl_context = None  # the DDL runs once, with part 0
-        return part
+        return self._routed(part)
 
     def _unfinished(self, tx: Transaction) -> None:
         """A group that ended without XID or COMMIT: a prepared XA transaction (its XA
@@ -235,7 +290,7 @@ class BinlogCapture:
         ):
             after = tx.changes[-1].after or {}
             tx.heartbeat_ts = float(after.get("ts", 0))
-        return tx
+        return self._routed(tx)
 
     def _ddl_statement(self, query: str, schema: str, gtid: str) -> str | None:
         """The statement to replicate for a DDL event (maybe rewritten to the link's
@@ -277,11 +332,11 @@ class BinlogCapture:
         )
 
     def _explain(self, exc: pymysql.MySQLError) -> HotsiteError:
-        code = exc.args[0] if exc.args else None
+        code = error_code(exc)
         if code == POSITION_NOT_IN_BINLOG:
             return PositionPurgedError(
                 f"site {self.site!r}: the source no longer has position {self.position} in its binlog"
-                f" ({exc.args[1] if len(exc.args) > 1 else exc})",
+                f" ({error_message(exc)})",
                 "the target cannot be caught up by streaming; run 'hotsite snapshot' to reload it",
             )
         return explain(exc, self.url, self.site)

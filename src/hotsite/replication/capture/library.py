@@ -24,6 +24,7 @@ from hotsite.replication.capture.stream import (
     RowsEvent,
 )
 from hotsite.replication.capture.stream import XidEvent as HotsiteXid
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE
 
 
 class LibrarySource:
@@ -95,17 +96,18 @@ class LibrarySource:
                     getattr(event, "collation_server", None),
                 )
                 raw = event.query if isinstance(event.query, bytes) else b""
-                yield QueryEvent(_text(event.schema), _text(event.query), raw, context)
+                thread_id = int(getattr(event, "slave_proxy_id", 0) or 0)
+                yield QueryEvent(_text(event.schema), _text(event.query), raw, context, thread_id)
             elif self.wants(event.schema, event.table):
                 if isinstance(event, WriteRowsEvent):
                     rows = [(None, row["values"]) for row in event.rows]
-                    yield RowsEvent("i", event.schema, event.table, rows, _size(event))
+                    yield RowsEvent(INSERT, event.schema, event.table, rows, _size(event))
                 elif isinstance(event, UpdateRowsEvent):
                     rows = [(row["before_values"], row["after_values"]) for row in event.rows]
-                    yield RowsEvent("u", event.schema, event.table, rows, _size(event))
+                    yield RowsEvent(UPDATE, event.schema, event.table, rows, _size(event))
                 elif isinstance(event, DeleteRowsEvent):
                     rows = [(row["values"], None) for row in event.rows]
-                    yield RowsEvent("d", event.schema, event.table, rows, _size(event))
+                    yield RowsEvent(DELETE, event.schema, event.table, rows, _size(event))
 
 
 def _text(value: object) -> str:

@@ -24,6 +24,8 @@ from typing import Any
 
 from pymysql.charset import charset_by_id
 
+from hotsite.replication.transactions import Row
+
 # Column types (include/mysql_com.h: enum_field_types).
 DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE, NULL, TIMESTAMP, LONGLONG, INT24 = range(10)
 DATE, TIME, DATETIME, YEAR, NEWDATE, VARCHAR, BIT, TIMESTAMP2, DATETIME2, TIME2 = range(10, 20)
@@ -42,7 +44,6 @@ _SET_STR_VALUE, _ENUM_STR_VALUE = 5, 6
 _ENUM_SET_DEFAULT_CHARSET, _ENUM_SET_COLUMN_CHARSET = 10, 11
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
-Row = dict[str, Any]
 
 
 class UnsupportedColumn(Exception):

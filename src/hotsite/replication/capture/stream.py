@@ -26,6 +26,7 @@ from hotsite.replication.capture.rowformat import (
     decode_rows,
     parse_table_map,
 )
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, ChangeKind
 
 COM_BINLOG_DUMP = 0x12
 _HEADER = struct.Struct("<IBIIIH")  # timestamp, type, server_id, size, log_pos, flags
@@ -36,12 +37,12 @@ MARIADB_GTID = 162
 # MariaDB's compressed events (log_bin_compress=ON): 165 query, 166-171 rows.
 COMPRESSED = frozenset(range(165, 172))
 _ROWS = {
-    WRITE_V1: ("i", False),
-    UPDATE_V1: ("u", False),
-    DELETE_V1: ("d", False),
-    WRITE_V2: ("i", True),
-    UPDATE_V2: ("u", True),
-    DELETE_V2: ("d", True),
+    WRITE_V1: (INSERT, False),
+    UPDATE_V1: (UPDATE, False),
+    DELETE_V1: (DELETE, False),
+    WRITE_V2: (INSERT, True),
+    UPDATE_V2: (UPDATE, True),
+    DELETE_V2: (DELETE, True),
 }
 _QUERY_POST_HEADER = struct.Struct("<IIBHH")  # thread, exec time, schema len, error, vars len
 _GTID_POST_HEADER = struct.Struct("<QIB")  # seq_no, domain_id, flags
@@ -60,6 +61,7 @@ class QueryEvent:
     query: str
     raw: bytes = b""  # the statement's bytes, in the session's client character set
     context: QueryContext | None = None
+    thread_id: int = 0  # the session that ran it (apply names its own: origins.py)
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ class XidEvent:
 
 @dataclass(slots=True)
 class RowsEvent:
-    kind: str  # "i", "u" or "d"
+    kind: ChangeKind
     schema: str
     table: str
     rows: list[tuple[Any, Any]]  # (before, after) images; None where there is none
@@ -215,7 +217,7 @@ class FastBinlogSource:
             return None  # a table this link does not replicate
         change, version2 = _ROWS[kind]
         try:
-            rows: list[tuple[Any, Any]] = decode_rows(body, table, change == "u", version2)
+            rows: list[tuple[Any, Any]] = decode_rows(body, table, change == UPDATE, version2)
         except PartialRowImage:
             raise SourceSettingsError(
                 f"table {table.schema}.{table.table}: the source logged a change without"
@@ -223,13 +225,13 @@ class FastBinlogSource:
                 "set binlog_row_image=FULL on the source (SET GLOBAL and its configuration"
                 " file), then run 'hotsite snapshot' to reload the target",
             ) from None
-        if change == "d":
+        if change == DELETE:
             rows = [(image, None) for _, image in rows]
         return RowsEvent(change, table.schema, table.table, rows, len(body))
 
 
 def _query(body: bytes) -> QueryEvent:
-    _, _, schema_len, _, vars_len = _QUERY_POST_HEADER.unpack_from(body, 0)
+    thread_id, _, schema_len, _, vars_len = _QUERY_POST_HEADER.unpack_from(body, 0)
     start = _QUERY_POST_HEADER.size + vars_len
     schema = body[start : start + schema_len].decode("utf8", "replace")
     raw = body[start + schema_len + 1 :]
@@ -237,5 +239,5 @@ def _query(body: bytes) -> QueryEvent:
     if len(raw) > 12 and raw[:5].upper() not in (b"BEGIN", b"COMMI", b"XA ST", b"XA EN"):
         # Only statements that may be DDL need their session (cheap, but not per commit).
         context = parse_status_vars(body[_QUERY_POST_HEADER.size : start])
-        return QueryEvent(schema, query, raw, context)
-    return QueryEvent(schema, query, raw)
+        return QueryEvent(schema, query, raw, context, thread_id)
+    return QueryEvent(schema, query, raw, thread_id=thread_id)

@@ -2,7 +2,9 @@
 rows that differ, and repair only those. See docs/verify.md for how comparisons are
 aligned on replication positions.
 
-Public API: ``verify_link(config, link, options, progress) -> VerifyReport``.
+Public API: ``verify_link(config, link, options, progress) -> VerifyReport``, its
+``VerifyOptions`` and ``VerifyProgress``, and of the report ``TableResult``,
+``IDENTICAL`` and ``key_text``.
 """
 
 from __future__ import annotations
@@ -13,22 +15,32 @@ from dataclasses import dataclass, field
 from hotsite.config import LinkConfig, ProjectConfig, table_matcher
 from hotsite.errors import ConfigError, HotsiteError
 from hotsite.replication.capture.checks import require_database
+from hotsite.replication.schema import TableInfo, read_tables
 from hotsite.replication.verify.compare import Settings, Sites, TableVerifier
 from hotsite.replication.verify.inflight import JournalReader
 from hotsite.replication.verify.positions import SourceSite, TargetSite
 from hotsite.replication.verify.repair import Repairer, ReverseRepairer
 from hotsite.replication.verify.report import (
+    IDENTICAL,
     NO_KEY,
     SCHEMA,
     SOURCE_ONLY,
     TARGET_ONLY,
     TableResult,
     VerifyReport,
+    key_text,
 )
-from hotsite.replication.verify.schema_diff import read_shapes, schema_differences
-from hotsite.replication.verify.sql import TableShape
+from hotsite.replication.verify.schema_diff import schema_differences
 
-__all__ = ["VerifyOptions", "VerifyProgress", "VerifyReport", "verify_link"]
+__all__ = [
+    "IDENTICAL",
+    "TableResult",
+    "VerifyOptions",
+    "VerifyProgress",
+    "VerifyReport",
+    "key_text",
+    "verify_link",
+]
 
 
 @dataclass
@@ -95,8 +107,8 @@ def verify_link(
             max_rounds=options.max_rounds,
             detail_limit=options.detail_limit,
         )
-        mine = read_shapes(sites.check_source.conn, matches)
-        theirs = read_shapes(sites.check_target.conn, matches)
+        mine = read_tables(sites.check_source.conn, matches)
+        theirs = read_tables(sites.check_target.conn, matches)
         names = sorted(mine.keys() | theirs.keys())
         if not names and options.tables:
             raise ConfigError(
@@ -134,8 +146,8 @@ def _verify_table(
     settings: Settings,
     progress: VerifyProgress,
     repairer: Repairer | ReverseRepairer | None,
-    mine: TableShape | None,
-    theirs: TableShape | None,
+    mine: TableInfo | None,
+    theirs: TableInfo | None,
 ) -> TableResult:
     if mine is None or theirs is None:
         shape = mine or theirs

@@ -26,20 +26,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hotsite.replication.gtid import GtidState
+from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.chunks import ChunkSizer, next_step
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
 from hotsite.replication.verify.positions import Applied, SourceSite, TargetSite
 from hotsite.replication.verify.report import DIFFERENT, EXTRA, MISSING, RowDiff, TableResult
 from hotsite.replication.verify.rows import describe, in_range, orderable, row_hashes
-from hotsite.replication.verify.sql import Key, TableShape
 
 NARROW_ROWS = 2000  # differing ranges larger than this are split before rows are compared
 NARROW_WAYS = 16
 
 
 class Repairs(Protocol):
-    def repair(self, shape: TableShape, keys: list[Key]) -> int: ...
+    def repair(self, shape: TableInfo, keys: list[Key]) -> int: ...
 
 
 Progress = Callable[[str, int], None]  # (table, rows just verified)
@@ -83,7 +84,7 @@ class TableVerifier:
     def __init__(
         self,
         sites: Sites,
-        shape: TableShape,
+        shape: TableInfo,
         settings: Settings,
         progress: Progress | None = None,
         repairer: Repairs | None = None,

@@ -20,10 +20,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hotsite.replication import events
+from hotsite.errors import JournalError
+from hotsite.replication import transactions
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.replication.journal import Journal
+from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify.positions import Applied
-from hotsite.replication.verify.sql import Key, TableShape
 
 _PAGE = 500
 _CACHE = 50_000  # decoded journal entries kept: consecutive windows overlap
@@ -59,9 +62,9 @@ class Window:
 
     exact: bool = False  # since == until: nothing in between
     ddl: bool = False
-    changes: dict[tuple[str, str], list[events.RowChange]] = field(default_factory=dict)
+    changes: dict[tuple[str, str], list[transactions.RowChange]] = field(default_factory=dict)
 
-    def touched(self, shape: TableShape) -> dict[Key, Key] | None:
+    def touched(self, shape: TableInfo) -> dict[Key, Key] | None:
         """Keys of ``shape`` changed in the window, normalized -> as decoded; None: any row."""
         if self.ddl:
             return None
@@ -78,7 +81,7 @@ class Window:
         return keys
 
 
-def touched_keys(window: Window | None, shape: TableShape) -> dict[Key, Key] | None:
+def touched_keys(window: Window | None, shape: TableInfo) -> dict[Key, Key] | None:
     """Keys of ``shape`` that may differ between the two reads; None: any of them."""
     if window is None:
         return None
@@ -89,67 +92,61 @@ class JournalReader:
     """Read-only access to a link's journal file, shared safely with a running agent."""
 
     def __init__(self, path: Path | None) -> None:
-        self.conn: sqlite3.Connection | None = None
-        self._cache: OrderedDict[int, tuple[str, events.Transaction]] = OrderedDict()
+        self.journal: Journal | None = None
+        self._cache: OrderedDict[int, tuple[str, transactions.Transaction]] = OrderedDict()
         if path is not None and path.exists():
             try:
-                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-            except sqlite3.Error:
-                self.conn = None
+                self.journal = Journal(path, read_only=True)
+            except JournalError:
+                self.journal = None
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def window(self, since: GtidState, until: Applied) -> Window | None:
         if since == until.gtid:
             return Window(exact=True)
-        if self.conn is None or until.journal_seq <= 0:
+        if self.journal is None or until.journal_seq <= 0:
             return None
         try:
-            return self._scan(since, until)
+            return self._scan(self.journal, since, until)
         except sqlite3.Error:
             return None
 
-    def _scan(self, since: GtidState, until: Applied) -> Window | None:
-        assert self.conn is not None
-        head = self.conn.execute(
-            "SELECT gtid FROM transactions WHERE seq = ?", (until.journal_seq,)
-        ).fetchone()
-        if head is None or head[0] != until.last_gtid:
+    def _scan(self, journal: Journal, since: GtidState, until: Applied) -> Window | None:
+        if journal.gtid_at(until.journal_seq) != until.last_gtid:
             return None  # not the journal the target was applied from, or trimmed
         window = Window()
         seq = until.journal_seq + 1
         while True:
-            rows = self.conn.execute(
-                "SELECT seq, gtid FROM transactions WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-                (seq, _PAGE),
-            ).fetchall()
-            if not rows:
+            entries = journal.entries_before(seq, _PAGE)
+            if not entries:
                 # Reached the start: proven only if nothing was ever trimmed from it.
-                first = self.conn.execute("SELECT MIN(seq) FROM transactions").fetchone()
-                return window if first and first[0] == 1 else None
-            for entry_seq, gtid in rows:
+                return window if journal.first_seq() == 1 else None
+            for entry_seq, gtid in entries:
                 # Journal order is binlog order: the first entry (walking back) that the
                 # snapshot position covers is where the window starts.
                 if since.covers(Gtid.parse(gtid)):
                     return window
-                tx = self._transaction(entry_seq, gtid)
+                tx = self._transaction(journal, entry_seq, gtid)
+                if tx is None:
+                    return None  # trimmed while we read
                 if tx.ddl is not None:
                     window.ddl = True
                 for change in tx.changes:
                     window.changes.setdefault((change.schema, change.table), []).append(change)
-            seq = rows[-1][0]
+            seq = entries[-1][0]
 
-    def _transaction(self, seq: int, gtid: str) -> events.Transaction:
+    def _transaction(
+        self, journal: Journal, seq: int, gtid: str
+    ) -> transactions.Transaction | None:
         cached = self._cache.get(seq)
         if cached is not None and cached[0] == gtid:  # seqs restart when a journal is reset
             return cached[1]
-        assert self.conn is not None
-        (payload,) = self.conn.execute(
-            "SELECT payload FROM transactions WHERE seq = ?", (seq,)
-        ).fetchone()
-        tx = events.decode(payload)
+        tx = journal.transaction_at(seq)
+        if tx is None:
+            return None
         self._cache[seq] = (gtid, tx)
         if len(self._cache) > _CACHE:
             self._cache.popitem(last=False)

@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connect, explain
+from hotsite.db import Connection, connect, error_code, explain
 from hotsite.errors import DatabaseError, NotCaughtUpError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
@@ -40,7 +40,7 @@ class Site:
     def __init__(self, url: DatabaseURL, name: str) -> None:
         self.url = url
         self.name = name
-        self.conn: Any = connect(url, name, timeout=10)
+        self.conn: Connection = connect(url, name, timeout=10)
         self.in_snapshot = False
         self.query("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
@@ -50,7 +50,7 @@ class Site:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
         except pymysql.MySQLError as exc:
-            if exc.args and exc.args[0] in _LOCK_BUSY:
+            if error_code(exc) in _LOCK_BUSY:
                 raise LockBusy(str(exc)) from None
             raise explain(exc, self.url, self.name) from None
 
@@ -58,9 +58,9 @@ class Site:
         """Run a write (``many``: once per row of ``args``); returns affected rows."""
         try:
             with self.conn.cursor() as cur:
-                return int(cur.executemany(sql, args) if many else cur.execute(sql, args))
+                return (cur.executemany(sql, args) or 0) if many else cur.execute(sql, args)
         except pymysql.MySQLError as exc:
-            if exc.args and exc.args[0] in _LOCK_BUSY:
+            if error_code(exc) in _LOCK_BUSY:
                 raise LockBusy(str(exc)) from None
             raise explain(exc, self.url, self.name) from None
 

@@ -25,13 +25,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hotsite.db import prepare_writer
 from hotsite.errors import HotsiteError
 from hotsite.replication.gtid import GtidState
-from hotsite.replication.schema import HOTSITE_SCHEMA, REPAIR_TABLE, ensure_repair_table, quote
+from hotsite.replication.schema import (
+    HOTSITE_SCHEMA,
+    REPAIR_TABLE,
+    TableInfo,
+    ensure_repair_table,
+    quote,
+)
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.inflight import JournalReader, normalize, touched_keys
 from hotsite.replication.verify.positions import LockBusy, Site, SourceSite, TargetSite
-from hotsite.replication.verify.sql import Key, TableShape
 
 BATCH = 500
 
@@ -51,11 +58,11 @@ class Repairer:
         target.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")  # no gap locks
         _prepare_writer(target)
 
-    def repair(self, shape: TableShape, keys: list[Key]) -> int:
+    def repair(self, shape: TableInfo, keys: list[Key]) -> int:
         """Make ``keys`` on the target what they are on the source; returns rows fixed."""
         return _in_batches(self._repair_batch, shape, keys)
 
-    def _repair_batch(self, shape: TableShape, keys: list[Key]) -> int:
+    def _repair_batch(self, shape: TableInfo, keys: list[Key]) -> int:
         pending = list(keys)
         done = 0
         for attempt in range(self.rounds):
@@ -75,7 +82,7 @@ class Repairer:
             "run 'hotsite verify --repair' again when the write load is lower",
         )
 
-    def _round(self, shape: TableShape, keys: list[Key]) -> tuple[int, list[Key]]:
+    def _round(self, shape: TableInfo, keys: list[Key]) -> tuple[int, list[Key]]:
         source, target = self.source, self.target
         where, args = sql.keys_in(shape.primary_key, keys)
         positions = [[c.name for c in shape.columns].index(k) for k in shape.primary_key]
@@ -119,10 +126,10 @@ class ReverseRepairer:
         self.rounds = rounds
         _prepare_writer(source)
 
-    def repair(self, shape: TableShape, keys: list[Key]) -> int:
+    def repair(self, shape: TableInfo, keys: list[Key]) -> int:
         return _in_batches(self._repair_batch, shape, keys)
 
-    def _repair_batch(self, shape: TableShape, keys: list[Key]) -> int:
+    def _repair_batch(self, shape: TableInfo, keys: list[Key]) -> int:
         where, args = sql.keys_in(shape.primary_key, keys)
         for attempt in range(self.rounds):
             if attempt:
@@ -154,15 +161,15 @@ class ReverseRepairer:
 
 def _prepare_writer(site: Site) -> None:
     """Session settings of the side a repair writes to: never wait on a lock (the
-    applier must not be the deadlock victim), write rows exactly as read."""
+    applier must not be the deadlock victim), write rows exactly as read (as every
+    writer of replicated rows: ``db.prepare_writer``)."""
     site.query("SET SESSION innodb_lock_wait_timeout = 0")
-    site.query("SET SESSION foreign_key_checks = 0")
-    site.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+    prepare_writer(site.conn)
     ensure_repair_table(site.conn)
 
 
 def _in_batches(
-    repair_batch: Callable[[TableShape, list[Key]], int], shape: TableShape, keys: list[Key]
+    repair_batch: Callable[[TableInfo, list[Key]], int], shape: TableInfo, keys: list[Key]
 ) -> int:
     """Repair ``keys`` BATCH at a time; returns the rows fixed."""
     return sum(
@@ -172,7 +179,7 @@ def _in_batches(
 
 def _replace(
     site: Site,
-    shape: TableShape,
+    shape: TableInfo,
     where: str,
     args: list[Any],
     rows: list[Any],

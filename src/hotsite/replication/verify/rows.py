@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotsite.replication.schema import TableInfo
+from hotsite.replication.transactions import Key
 from hotsite.replication.verify import sql
 from hotsite.replication.verify.positions import Site
 from hotsite.replication.verify.report import DIFFERENT, RowDiff
-from hotsite.replication.verify.sql import Key, TableShape
 
 ROW_DETAIL_BATCH = 500  # keys per query when fetching whole rows
 
 
-def row_hashes(site: Site, shape: TableShape, where: str, args: list[Any]) -> dict[Key, str]:
+def row_hashes(site: Site, shape: TableInfo, where: str, args: list[Any]) -> dict[Key, str]:
     """MD5 of every row of a range, by key."""
     width = len(shape.primary_key)
     rows = site.query(sql.row_hashes_sql(shape, where), args)
@@ -21,7 +22,7 @@ def row_hashes(site: Site, shape: TableShape, where: str, args: list[Any]) -> di
 
 
 def describe(
-    source: Site, target: Site, shape: TableShape, settled: list[tuple[Key, str]], budget: int
+    source: Site, target: Site, shape: TableInfo, settled: list[tuple[Key, str]], budget: int
 ) -> list[RowDiff]:
     """RowDiffs, naming the differing columns of up to ``budget`` rows (read by the
     callers' open snapshots, so as of the same positions as the hashes)."""
@@ -39,7 +40,7 @@ def describe(
     return [RowDiff(key, kind, columns.get(key, ())) for key, kind in settled]
 
 
-def fetch_rows(site: Site, shape: TableShape, keys: list[Key]) -> dict[Key, tuple[Any, ...]]:
+def fetch_rows(site: Site, shape: TableInfo, keys: list[Key]) -> dict[Key, tuple[Any, ...]]:
     names = [c.name for c in shape.columns]
     positions = [names.index(k) for k in shape.primary_key]
     where, args = sql.keys_in(shape.primary_key, keys)

@@ -7,48 +7,10 @@ schema difference, because row hashes of differently shaped tables cannot agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from hotsite.replication.schema import SYSTEM_SCHEMAS
-from hotsite.replication.verify.sql import Column, TableShape
-
-TableName = tuple[str, str]
+from hotsite.replication.schema import TableInfo
 
 
-def read_shapes(conn: Any, matches: Callable[[str, str], bool]) -> dict[TableName, TableShape]:
-    """Every selected base table with its columns and primary key (empty when it has none)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,"
-            " c.IS_NULLABLE, c.COLLATION_NAME FROM information_schema.COLUMNS c"
-            " JOIN information_schema.TABLES t"
-            "  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME"
-            " WHERE t.TABLE_TYPE = 'BASE TABLE'"
-            " ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
-        )
-        columns: dict[TableName, list[Column]] = {}
-        for schema, table, name, data_type, column_type, nullable, collation in cur.fetchall():
-            if schema in SYSTEM_SCHEMAS or not matches(schema, table):
-                continue
-            columns.setdefault((schema, table), []).append(
-                Column(name, str(data_type).lower(), str(column_type), nullable == "YES", collation)
-            )
-        cur.execute(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
-            " WHERE INDEX_NAME = 'PRIMARY' ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX"
-        )
-        keys: dict[TableName, list[str]] = {}
-        for schema, table, name in cur.fetchall():
-            if (schema, table) in columns:
-                keys.setdefault((schema, table), []).append(name)
-    return {
-        name: TableShape(name[0], name[1], tuple(cols), tuple(keys.get(name, ())))
-        for name, cols in columns.items()
-    }
-
-
-def schema_differences(source: TableShape, target: TableShape) -> list[str]:
+def schema_differences(source: TableInfo, target: TableInfo) -> list[str]:
     """Human-readable differences between two definitions of one table; [] when equal."""
     found: list[str] = []
     theirs = {c.name: c for c in target.columns}

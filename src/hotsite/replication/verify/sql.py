@@ -18,45 +18,16 @@ compare an MD5 each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from hotsite.replication.schema import quote
+from hotsite.replication.schema import TableInfo, quote
+from hotsite.replication.transactions import Key
 
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
-Key = tuple[Any, ...]
 
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    data_type: str  # information_schema DATA_TYPE, lower case
-    column_type: str  # full type, e.g. "decimal(10,2) unsigned"
-    nullable: bool
-    collation: str | None
-
-
-@dataclass(frozen=True)
-class TableShape:
-    """What verify needs to know about a table: columns in order and the primary key."""
-
-    schema: str
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-
-    @property
-    def qualified(self) -> str:
-        return f"{quote(self.schema)}.{quote(self.name)}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-
-def row_image(shape: TableShape) -> str:
+def row_image(shape: TableInfo) -> str:
     """The SQL expression whose hash identifies a row's content."""
     strings = [c for c in shape.columns if c.data_type in _STRINGS | _BINARIES | {"json"}]
     collations = {c.collation for c in shape.columns if c.data_type in _STRINGS}
@@ -125,7 +96,7 @@ def keys_in(key: tuple[str, ...], keys: list[Key]) -> tuple[str, list[Any]]:
 _NO_LIMIT = "18446744073709551615"
 
 
-def integer_key(shape: TableShape) -> bool:
+def integer_key(shape: TableInfo) -> bool:
     """A one-column integer key: chunks can be planned as key ranges, no index walk."""
     if len(shape.primary_key) != 1:
         return False
@@ -133,7 +104,7 @@ def integer_key(shape: TableShape) -> bool:
     return column.data_type in {"tinyint", "smallint", "mediumint", "int", "bigint"}
 
 
-def chunk_checksum_sql(shape: TableShape, hash_fn: str, where: str) -> str:
+def chunk_checksum_sql(shape: TableInfo, hash_fn: str, where: str) -> str:
     return (
         f"SELECT COUNT(*), COALESCE(BIT_XOR(h * h), 0) FROM (SELECT {hash_fn}({row_image(shape)})"
         f" AS h FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where} LIMIT {_NO_LIMIT})"
@@ -141,7 +112,7 @@ def chunk_checksum_sql(shape: TableShape, hash_fn: str, where: str) -> str:
     )
 
 
-def next_chunk_sql(shape: TableShape, hash_fn: str, where: str, limit: int) -> str:
+def next_chunk_sql(shape: TableInfo, hash_fn: str, where: str, limit: int) -> str:
     """The next ``limit`` rows after a bound, checksummed in one pass over the index.
 
     With a one-column key the chunk's last key comes out of the same pass (``MAX``),
@@ -159,12 +130,12 @@ def next_chunk_sql(shape: TableShape, hash_fn: str, where: str, limit: int) -> s
     )
 
 
-def key_span_sql(shape: TableShape, where: str = "1=1") -> str:
+def key_span_sql(shape: TableInfo, where: str = "1=1") -> str:
     key = quote(shape.primary_key[0])
     return f"SELECT MIN({key}), MAX({key}) FROM {shape.qualified} WHERE {where}"
 
 
-def bucket_checksums_sql(shape: TableShape, hash_fn: str, where: str, cuts: int) -> str:
+def bucket_checksums_sql(shape: TableInfo, hash_fn: str, where: str, cuts: int) -> str:
     """Checksums of sub-ranges split at ``cuts`` keys (their values are the first ``%s``
     arguments): bucket i holds the keys above i cuts, compared by the server (row
     constructors for composite keys, so collations decide). One pass splits a range
@@ -180,11 +151,11 @@ def bucket_checksums_sql(shape: TableShape, hash_fn: str, where: str, cuts: int)
     )
 
 
-def count_sql(shape: TableShape, where: str) -> str:
+def count_sql(shape: TableInfo, where: str) -> str:
     return f"SELECT COUNT(*) FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where}"
 
 
-def cut_keys_sql(shape: TableShape, where: str, step: int) -> str:
+def cut_keys_sql(shape: TableInfo, where: str, step: int) -> str:
     """Every ``step``-th key of a range in key order: cut points for any kind of key."""
     keys = ", ".join(quote(c) for c in shape.primary_key)
     return (
@@ -194,7 +165,7 @@ def cut_keys_sql(shape: TableShape, where: str, step: int) -> str:
     )
 
 
-def nth_key_sql(shape: TableShape, where: str, offset: int) -> str:
+def nth_key_sql(shape: TableInfo, where: str, offset: int) -> str:
     keys = ", ".join(quote(c) for c in shape.primary_key)
     return (
         f"SELECT {keys} FROM {shape.qualified} FORCE INDEX (PRIMARY) WHERE {where}"
@@ -202,7 +173,7 @@ def nth_key_sql(shape: TableShape, where: str, offset: int) -> str:
     )
 
 
-def row_hashes_sql(shape: TableShape, where: str) -> str:
+def row_hashes_sql(shape: TableInfo, where: str) -> str:
     keys = ", ".join(quote(c) for c in shape.primary_key)
     return (
         f"SELECT {keys}, MD5({row_image(shape)}) FROM {shape.qualified} FORCE INDEX (PRIMARY)"
@@ -210,6 +181,6 @@ def row_hashes_sql(shape: TableShape, where: str) -> str:
     )
 
 
-def rows_sql(shape: TableShape, where: str) -> str:
+def rows_sql(shape: TableInfo, where: str) -> str:
     cols = ", ".join(quote(c.name) for c in shape.columns)
     return f"SELECT {cols} FROM {shape.qualified} WHERE {where}"

@@ -1,5 +1,9 @@
 """What flows through the pipeline: source transactions with their row changes or DDL.
 
+"Events" in hotsite are the binlog's (capture/stream.py turns them into a few simple
+ones); what capture makes of them, ships, journals and applies are *transactions*,
+defined here.
+
 Row images, not SQL text, so statements like ``UUID()`` or ``NOW()`` cannot diverge when
 re-run. Transactions are stored in the journal as compact JSON: readable with the
 sqlite3 shell when debugging, and independent of hotsite's Python version.
@@ -9,19 +13,34 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-INSERT, UPDATE, DELETE = "i", "u", "d"
 
+class ChangeKind(enum.StrEnum):
+    """What a row change does. The values are the journal's wire format ("i", "u", "d"):
+    a ``str`` enum, so journals written before it existed read back unchanged."""
+
+    INSERT = "i"
+    UPDATE = "u"
+    DELETE = "d"
+
+
+INSERT, UPDATE, DELETE = ChangeKind.INSERT, ChangeKind.UPDATE, ChangeKind.DELETE
+_KINDS = {kind.value: kind for kind in ChangeKind}  # a dict lookup: decode is per row
+
+# One row image: column name -> value (as the binlog decoders and pymysql give them).
 Row = dict[str, Any]
+# A primary key's values, in the key's column order.
+Key = tuple[Any, ...]
 
 
 @dataclass(slots=True)
 class RowChange:
-    kind: str  # INSERT, UPDATE or DELETE
+    kind: ChangeKind
     schema: str
     table: str
     before: Row | None  # None for INSERT
@@ -48,6 +67,21 @@ class Transaction:
     part: int = 0
     final: bool = True
     size: int = 0  # bytes of its binlog rows events (in memory only, not journaled)
+    # Where the transaction was first committed, when not at the link's source: a site
+    # that applied it from elsewhere forwards it around a ring (docs/replication.md,
+    # "Both directions"). ``origin_gtid`` is its GTID at the origin; a forwarded group
+    # of several origin transactions also names the first of them (``origin_first``).
+    origin: str | None = None
+    origin_gtid: str | None = None
+    origin_first: str | None = None
+    # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
+    forced: bool = False
+    # Conflict decisions for the site a change came from, written with the decision
+    # (conflicts/writer.py): [table, key, the row to set or None, the row it replaces].
+    settlements: list[list[Any]] = field(default_factory=list)
+    # Applied at the source from a site this link does not ship to (an echo): it moves
+    # the shipped position but is not journaled (in memory only, like ``size``).
+    skip: bool = False
 
     @property
     def row_count(self) -> int:
@@ -108,15 +142,22 @@ def encode(tx: Transaction) -> bytes:
         body["p"] = tx.part
     if not tx.final:
         body["nf"] = 1
+    if tx.origin is not None:
+        body["o"] = [tx.origin, tx.origin_gtid, tx.origin_first]
+    if tx.forced:
+        body["f"] = 1
+    if tx.settlements:
+        body["st"] = tx.settlements
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
 def decode(payload: bytes) -> Transaction:
     body = json.loads(payload, object_hook=_decode_object)
     changes = [
-        RowChange(kind, schema, table, before, after)
+        RowChange(_KINDS[kind], schema, table, before, after)
         for kind, schema, table, before, after in body.get("c", ())
     ]
+    origin, origin_gtid, origin_first = body.get("o") or (None, None, None)
     return Transaction(
         gtid=body["g"],
         commit_ts=body["t"],
@@ -127,4 +168,20 @@ def decode(payload: bytes) -> Transaction:
         heartbeat_ts=body.get("hb"),
         part=body.get("p", 0),
         final=not body.get("nf"),
+        origin=origin,
+        origin_gtid=origin_gtid,
+        origin_first=origin_first,
+        forced=bool(body.get("f")),
+        settlements=body.get("st") or [],
     )
+
+
+def encode_row(row: Row | None) -> str | None:
+    """A row image as JSON text (the journal's encoding), for hotsite's own tables."""
+    if row is None:
+        return None
+    return json.dumps(row, default=_encode_value, separators=(",", ":"))
+
+
+def decode_row(text: str | None) -> Row | None:
+    return None if text is None else json.loads(text, object_hook=_decode_object)

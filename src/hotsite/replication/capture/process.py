@@ -22,11 +22,11 @@ from hotsite.db import connect, query_value
 from hotsite.errors import HotsiteError
 from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
-from hotsite.replication.events import Transaction
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
+from hotsite.replication.transactions import Transaction
 
 SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
@@ -48,6 +48,11 @@ class CaptureJob:
     journal_path: str
     heartbeat_interval: float
     decoder: str = "fast"
+    project: str = ""
+    # Origins whose transactions, applied at the source from elsewhere, this link ships
+    # on (a ring); the rest of the source's applied transactions travel empty.
+    forwards: frozenset[str] = frozenset()
+    target_site: str = ""
 
 
 class CaptureSide:
@@ -110,6 +115,9 @@ class CaptureSide:
                 self.capture_position,
                 heartbeat_period=max(0.1, min(job.heartbeat_interval or 1.0, IDLE_HEARTBEAT)),
                 decoder=job.decoder,
+                project=job.project,
+                ships=job.forwards.__contains__,
+                target=job.target_site,
             )
             try:
                 for tx in reader.transactions(self.stop):
@@ -163,11 +171,11 @@ class CaptureSide:
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
-            self.journal.append(batch, self.ship_position)
+            self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             fault_point("ship.after_append")
             now = time.time()
-            self.ship.transactions += sum(tx.final for tx in batch)
+            self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
             self.ship.rows += sum(tx.row_count for tx in batch)
             self.ship.position = str(self.ship_position)
             for tx in batch:

@@ -1,0 +1,109 @@
+"""The moves' interfaces on this version's engine: the sites' databases reached directly
+from where the command runs, the one-link replication engine's positions, the local
+entry point. The site agent brings its own implementations of the same interfaces."""
+
+from __future__ import annotations
+
+import pymysql
+
+from hotsite.config import ProjectConfig
+from hotsite.db import connect
+from hotsite.dr.entry import entry_control
+from hotsite.dr.fence import FenceState
+from hotsite.dr.history import History
+from hotsite.dr.moves import MoveContext
+from hotsite.dr.project import dr_section, open_records, site_fence
+from hotsite.errors import HotsiteError
+from hotsite.replication import positions
+from hotsite.replication.gtid import GtidState
+from hotsite.state import StateStore
+from hotsite.traffic.entry import EntryControl
+
+
+class ProjectSites:
+    def __init__(self, config: ProjectConfig, timeout: float = 1.0) -> None:
+        self.config = config
+        self.timeout = timeout
+
+    def reachable(self, site: str) -> bool:
+        try:
+            conn = connect(self.config.site(site).database_url, site, timeout=self.timeout)
+        except HotsiteError:
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except pymysql.MySQLError:
+            return False
+        finally:
+            conn.close()
+
+    def fence(self, site: str, kind: str, epoch: int | None, reason: str) -> FenceState:
+        return _database_errors(
+            site, lambda: site_fence(self.config, site).fence(kind, epoch, reason)
+        )
+
+    def unfence(self, site: str) -> FenceState:
+        return _database_errors(site, lambda: site_fence(self.config, site).unfence())
+
+
+class LinkPositions:
+    """Positions of the configured link between two sites."""
+
+    def __init__(self, config: ProjectConfig) -> None:
+        self.config = config
+
+    def committed(self, site: str) -> GtidState:
+        return positions.source_position(self.config, site)
+
+    def shipped(self, source: str, target: str) -> GtidState | None:
+        return positions.shipped_position(self.config, self.config.link(source, target))
+
+    def applied(self, source: str, target: str) -> GtidState | None:
+        return positions.applied_position(self.config, self.config.link(source, target))
+
+
+class EntryTraffic:
+    def __init__(self, control: EntryControl | None) -> None:
+        self.control = control
+
+    def _running(self) -> EntryControl:
+        if self.control is None:
+            raise HotsiteError("there is no entry point (dr.entry) to switch")
+        if self.control.running_pid() is None:
+            raise HotsiteError("the entry point is not running ('hotsite entry up')")
+        return self.control
+
+    def drain(self, site: str) -> None:
+        self._running().set_state(site, "drain")
+
+    def cut(self, site: str) -> None:
+        self._running().cut(site)
+
+    def route(self, sites: set[str]) -> None:
+        self._running().route(sites)
+
+
+def move_context(config: ProjectConfig, apply_timeout: float, say: object = None) -> MoveContext:
+    dr = dr_section(config)
+    records = open_records(config)
+    control = entry_control(config) if dr.entry is not None else None
+    return MoveContext(
+        records=records,
+        history=History(StateStore(config.home / "state.db")),
+        sites=ProjectSites(config),
+        positions=LinkPositions(config),
+        traffic=EntryTraffic(control),
+        clock_margin=dr.clock_margin,
+        apply_timeout=apply_timeout,
+        say=say if callable(say) else (lambda line: None),
+    )
+
+
+def _database_errors(site: str, action: object) -> FenceState:
+    try:
+        result: FenceState = action()  # type: ignore[operator]
+        return result
+    except pymysql.MySQLError as exc:
+        raise HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})") from None

@@ -1,0 +1,310 @@
+"""Apply a group of changes at a site that takes writes itself: conflicts caught, settled.
+
+Each key's changes in the group collapse to its final state, as on a one-way link; but
+first the target rows of all those keys are read with ``SELECT … FOR UPDATE`` in the
+apply transaction (a plain read under REPEATABLE READ would let an application write
+slip in between the check and the write: a lost update) and compared with what the
+key's first change in the group expects: the before-image of an UPDATE or DELETE (all
+its columns, or with ``detect: changed-columns`` only those the changes touched), no
+row for an INSERT. A key that differs is a conflict: decide.py says which row wins, the
+log records it in the same transaction, and the link goes on.
+
+Values are compared in Python first (exact, cheap); a key that Python finds different is
+asked of the server (``col <=> value``), which compares as the column's type and
+collation do, so a float or a case-insensitive string is never a false conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotsite.config_conflicts import ConflictsConfig, TablePolicy
+from hotsite.replication.apply import statements as sql
+from hotsite.replication.conflicts import log
+from hotsite.replication.conflicts.decide import INCOMING, PARKED, Sides, decide
+from hotsite.replication.origins import write_settlement
+from hotsite.replication.schema import TableInfo, quote
+from hotsite.replication.transactions import DELETE, INSERT, Row, RowChange
+
+_CHUNK = 2000
+Key = tuple[Any, ...]
+
+
+@dataclass
+class _KeyChanges:
+    expect: Row | None  # the target row the first change expects (None: no row)
+    first_kind: str
+    before: Row | None  # the first change's before-image, for the log
+    final: Row | None = None  # None: the key ends deleted
+    changed: set[str] | None = field(default_factory=set)  # None: every column
+
+
+def _normalized(key: Key) -> Key:
+    return tuple(v.rstrip(" ").casefold() if isinstance(v, str) else v for v in key)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exactly equal in Python (a False is checked again by the server)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return type(a) is type(b) and a == b
+
+
+@dataclass
+class GroupResult:
+    conflicts: dict[str, int] = field(default_factory=dict)  # per table
+    parked: int = 0
+
+
+class ConflictWriter:
+    def __init__(
+        self,
+        project: str,
+        site: str,
+        link_key: str,
+        settings: ConflictsConfig,
+        priority: list[str],
+        table: Callable[[str, str], TableInfo],
+    ) -> None:
+        self.project = project
+        self.site = site
+        self.link_key = link_key
+        self.settings = settings
+        self.priority = tuple(priority)
+        self.table = table
+
+    def apply(
+        self, cur: Any, changes: list[RowChange], origin: str, origin_gtid: str
+    ) -> GroupResult:
+        result = GroupResult()
+        by_table: dict[tuple[str, str], dict[Key, _KeyChanges]] = {}
+        for change in changes:
+            info = self.table(change.schema, change.table)
+            keys = by_table.setdefault((change.schema, change.table), {})
+            _collect(keys, info, change)
+        sides = Sides(self.site, origin, self.priority)
+        for (schema, name), keys in by_table.items():
+            info = self.table(schema, name)
+            rule = self.settings.for_table(schema, name)
+            current = self._lock_rows(cur, info, list(keys))
+            deletes: list[Key] = []
+            writes: list[Row] = []
+            for key, kc in keys.items():
+                row = current.get(_normalized(key))
+                conflicting = self._conflicting(cur, info, key, kc, row, rule)
+                merge = rule.detect == "changed-columns"
+                if conflicting is None:
+                    self._settle(kc, row, None, deletes, writes, key, merge)
+                    continue
+                decision = decide(
+                    rule.policy,
+                    sides,
+                    incoming_deletes=kc.final is None,
+                    target_missing=row is None,
+                    newer=self._newer(cur, info, key, kc, row, rule),
+                )
+                self._settle(kc, row, (decision, conflicting), deletes, writes, key, merge)
+                if decision == INCOMING and row is not None and kc.final is None:
+                    # A deletion that won over this site's own row: the origin may hold
+                    # that row without having seen a conflict (its insert and delete had
+                    # both finished there before the row arrived) and would keep it for
+                    # ever. It deletes it too if it still holds exactly that row (settle,
+                    # at the origin). A row that won needs no such note: the origin wrote
+                    # it, and holds it or a later change that is on its way here.
+                    write_settlement(
+                        cur, self.project, origin, f"{schema}.{name}",
+                        dict(zip(info.primary_key, key, strict=True)), kc.final, row,
+                    )  # fmt: skip
+                log.record(
+                    cur, self.project, self.site, self.link_key, origin, origin_gtid,
+                    f"{schema}.{name}", dict(zip(info.primary_key, key, strict=True)),
+                    _kind(kc, row), row, kc.before, kc.final, rule.policy, decision,
+                )  # fmt: skip
+                table_name = f"{schema}.{name}"
+                result.conflicts[table_name] = result.conflicts.get(table_name, 0) + 1
+                result.parked += decision == PARKED
+            self._write(cur, info, deletes, writes)
+        return result
+
+    def settle(self, cur: Any, settlements: list[list[Any]]) -> None:
+        """Decisions the source made about rows this site wrote: each is taken when the
+        row here is still the one the source replaced (else a later change of this
+        site's is on its way there, and meets the decision as a conflict of its own)."""
+        for table_name, key_row, set_row, if_row in settlements:
+            schema, name = table_name.split(".", 1)
+            info = self.table(schema, name)
+            key = tuple(key_row[c] for c in info.primary_key)
+            row = self._lock_rows(cur, info, [key]).get(_normalized(key))
+            if row is None:
+                continue
+            compared = [c for c in if_row if c in row]
+            differing = {c for c in compared if not _same(row[c], if_row[c])}
+            if differing and self._server_differs(cur, info, key, if_row, differing):
+                continue
+            if set_row is None:
+                self._write(cur, info, [key], [])
+            else:
+                self._write(cur, info, [], [set_row])
+
+    # --- detection -------------------------------------------------------------------
+
+    def _lock_rows(self, cur: Any, info: TableInfo, keys: list[Key]) -> dict[Key, Row]:
+        columns = [c.name for c in info.columns if not c.generated]
+        names = ", ".join(quote(c) for c in columns)
+        pk_at = [columns.index(c) for c in info.primary_key]
+        rows: dict[Key, Row] = {}
+        for start in range(0, len(keys), _CHUNK):
+            where, args = sql.key_in(info, keys[start : start + _CHUNK])
+            cur.execute(f"SELECT {names} FROM {info.qualified} WHERE {where} FOR UPDATE", args)
+            for values in cur.fetchall():
+                key = tuple(values[i] for i in pk_at)
+                rows[_normalized(key)] = dict(zip(columns, values, strict=True))
+        return rows
+
+    def _conflicting(
+        self,
+        cur: Any,
+        info: TableInfo,
+        key: Key,
+        kc: _KeyChanges,
+        row: Row | None,
+        rule: TablePolicy,
+    ) -> set[str] | None:
+        """The columns in conflict (empty set: the row's presence), or None: no conflict."""
+        if kc.expect is None:
+            return set() if row is not None else None
+        if row is None:
+            return set()
+        compared = [c for c in kc.expect if c in row]
+        if rule.detect == "changed-columns" and kc.changed is not None:
+            compared = [c for c in compared if c in kc.changed]
+        differing = {c for c in compared if not _same(row[c], kc.expect[c])}
+        if differing:
+            differing = self._server_differs(cur, info, key, kc.expect, differing)
+        return differing or None
+
+    def _server_differs(
+        self, cur: Any, info: TableInfo, key: Key, expect: Row, columns: set[str]
+    ) -> set[str]:
+        ordered = sorted(columns)
+        tests = ", ".join(f"{quote(c)} <=> %s" for c in ordered)
+        where = " AND ".join(f"{quote(c)} <=> %s" for c in info.primary_key)
+        cur.execute(
+            f"SELECT {tests} FROM {info.qualified} WHERE {where} FOR UPDATE",
+            [sql.db_value(expect[c]) for c in ordered] + [sql.db_value(v) for v in key],
+        )
+        same = cur.fetchone() or ()
+        return {c for c, equal in zip(ordered, same, strict=False) if not equal}
+
+    def _newer(
+        self,
+        cur: Any,
+        info: TableInfo,
+        key: Key,
+        kc: _KeyChanges,
+        row: Row | None,
+        rule: TablePolicy,
+    ) -> int | None:
+        """newest-wins: +1 when the incoming version column is greater, -1 less, 0 equal."""
+        if rule.policy != "newest-wins" or kc.final is None or row is None or not rule.column:
+            return None
+        value = sql.db_value(kc.final.get(rule.column))
+        where = " AND ".join(f"{quote(c)} <=> %s" for c in info.primary_key)
+        column = quote(rule.column)
+        cur.execute(
+            f"SELECT CASE WHEN %s > {column} THEN 1 WHEN %s < {column} THEN -1 ELSE 0 END"
+            f" FROM {info.qualified} WHERE {where}",
+            [value, value] + [sql.db_value(v) for v in key],
+        )
+        found = cur.fetchone()
+        return int(found[0]) if found and found[0] is not None else 0
+
+    # --- writing ---------------------------------------------------------------------
+
+    def _settle(
+        self,
+        kc: _KeyChanges,
+        row: Row | None,
+        conflict: tuple[str, set[str]] | None,
+        deletes: list[Key],
+        writes: list[Row],
+        key: Key,
+        merge: bool,
+    ) -> None:
+        """What the key becomes: the change's final state, the target's row, or with
+        ``detect: changed-columns`` a merge of the two column by column (a column the
+        change touched that did not conflict is taken from the change whatever the
+        decision). With all columns compared, the decision takes a whole row: the other
+        site, deciding the mirror image, takes the same whole row."""
+        merge = merge and self._merging(kc)
+        decision, conflicting = conflict if conflict else (INCOMING, set())
+        if decision == PARKED:
+            return
+        if decision == INCOMING:
+            if kc.final is None:
+                deletes.append(key)
+            elif row is not None and merge and kc.changed is not None:
+                writes.append({**row, **{c: kc.final[c] for c in kc.changed if c in kc.final}})
+            else:
+                writes.append(kc.final)
+            return
+        # the target's row wins: only untouched-by-conflict changed columns move
+        if row is None or kc.final is None or kc.changed is None or not merge:
+            return
+        moved = {c: kc.final[c] for c in kc.changed - conflicting if c in kc.final}
+        if moved:
+            writes.append({**row, **moved})
+
+    def _merging(self, kc: _KeyChanges) -> bool:
+        return kc.first_kind not in (INSERT, DELETE) and kc.changed is not None
+
+    def _write(self, cur: Any, info: TableInfo, deletes: list[Key], writes: list[Row]) -> None:
+        for start in range(0, len(deletes), _CHUNK):
+            statement, args = sql.delete_many(info, deletes[start : start + _CHUNK])
+            cur.execute(statement, args)
+        by_columns: dict[tuple[str, ...], list[str]] = {}
+        for row in writes:
+            row = {c: v for c, v in row.items() if c not in info.generated}
+            by_columns.setdefault(tuple(row), []).append(
+                sql.row_literal(cur.connection, row.values())
+            )
+        for columns, values in by_columns.items():
+            prefix, suffix = sql.upsert_parts(info.qualified, columns)
+            for statement in sql.multi_row(prefix, values, suffix):
+                cur.execute(statement)
+
+
+def _collect(keys: dict[Key, _KeyChanges], info: TableInfo, change: RowChange) -> None:
+    pk = info.primary_key
+    if change.kind == INSERT:
+        after = change.after or {}
+        key = tuple(after[c] for c in pk)
+        kc = keys.setdefault(key, _KeyChanges(None, INSERT, None, changed=None))
+        kc.final = after
+        kc.changed = None
+    elif change.kind == DELETE:
+        before = change.before or {}
+        key = tuple(before[c] for c in pk)
+        kc = keys.setdefault(key, _KeyChanges(before, DELETE, before, changed=None))
+        kc.final = None
+    else:
+        before, after = change.before or {}, change.after or {}
+        old_key, new_key = tuple(before[c] for c in pk), tuple(after[c] for c in pk)
+        kc = keys.setdefault(old_key, _KeyChanges(before, change.kind, before))
+        if old_key != new_key:  # a key change: the old key goes, the new one must be free
+            kc.final, kc.changed = None, None
+            moved = keys.setdefault(new_key, _KeyChanges(None, INSERT, None, changed=None))
+            moved.final, moved.changed = after, None
+            return
+        kc.final = after
+        if kc.changed is not None:
+            kc.changed |= {c for c in after if c not in before or not _same(before[c], after[c])}
+
+
+def _kind(kc: _KeyChanges, row: Row | None) -> str:
+    if kc.expect is None:
+        return "insert of an existing key"
+    what = "delete" if kc.first_kind == DELETE else "update"
+    return f"{what} of a {'missing' if row is None else 'changed'} row"

@@ -1,0 +1,155 @@
+"""Helpers for the dr tests: the controller as a real process, waiting for a state."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tests.helpers import HOTSITE
+
+TOKEN = "s3cret-token-0123456789abcdef"
+
+
+class Controller:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.process: subprocess.Popen[str] | None = None
+        self.stderr = config.parent / "controller.err"
+
+    def start(self) -> Controller:
+        env = {**os.environ, "HOTSITE_CONTROL_TOKEN": TOKEN}
+        self.process = subprocess.Popen(
+            [*HOTSITE, "--config", str(self.config), "controller"],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr.open("a"),
+            text=True,
+            env=env,
+            cwd=self.config.parent,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert "controller listening on" in line, line + self.stderr.read_text()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.site.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def web_sites(*names: str) -> Iterator[dict[str, int]]:
+    """A tiny HTTP server per site on loopback that answers its site's name; site → port."""
+    servers = []
+    for name in names:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        server.site = name  # type: ignore[attr-defined]
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        yield {name: s.server_address[1] for name, s in zip(names, servers, strict=True)}
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def get(port: int, timeout: float = 3.0) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+class CuttableProxy:
+    """A TCP proxy on loopback whose ``cut()`` drops every connection through it and
+    refuses new ones (a network partition, for one path only); ``mend()`` restores it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.cut_off = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut_off:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_off = True
+        with self._lock:
+            for s in self._open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+            self._open = []
+
+    def mend(self) -> None:
+        self.cut_off = False
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()

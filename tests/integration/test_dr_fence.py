@@ -1,0 +1,88 @@
+"""Fencing a real MariaDB: a writer's session is killed, nothing more can be written, the
+fence outlives a restart (the fence duty sets it again), and unfencing makes it writable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pymysql
+import pytest
+
+from hotsite.dr.fence import bypass_accounts, fence, read_state, unfence
+from hotsite.dr.fence_duty import FenceDuty
+from hotsite.testing.mariadb import PrivateMariaDB
+
+READ_ONLY = 1290
+
+
+def test_fence_kills_the_writer_blocks_writes_and_survives_a_restart(
+    mariadb_factory: Callable[..., PrivateMariaDB],
+) -> None:
+    server = mariadb_factory()
+    server.execute(
+        "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)",
+        "CREATE USER app@'%' IDENTIFIED BY 'pw'", "GRANT ALL ON app.* TO app@'%'",
+    )  # fmt: skip
+    writer = _app(server)
+    writer.autocommit(False)
+    with writer.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES (1)")  # open transaction, not committed
+    admin = server.connect()
+    try:
+        state = fence(admin, "move", epoch=3, reason="failed over to dr")
+        assert (state.read_only, state.fenced, state.kind, state.epoch) == (True, True, "move", 3)
+        assert state.killed >= 1
+        assert "'root'@'localhost'" in state.bypass  # ALL PRIVILEGES writes through read_only
+        with pytest.raises(pymysql.err.OperationalError):  # its session is gone
+            writer.commit()
+        app = _app(server)
+        with app.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as refused:
+            cur.execute("INSERT INTO app.t VALUES (2)")
+        assert refused.value.args[0] == READ_ONLY
+        app.close()
+        assert server.execute("SELECT COUNT(*) FROM app.t") == [(0,)]
+        # Not in the binlog: a fence must never replicate to the other site.
+        events = server.execute("SHOW BINLOG EVENTS") if _has_binlog(server) else []
+        assert not any("hotsite_fence" in str(e) for e in events), events
+    finally:
+        admin.close()
+
+    server.restart()  # read_only is gone after a restart; the row is not
+    assert read_state(server.connect()).read_only is False
+    duty = FenceDuty("primary", lambda: server.connect())
+    duty.start()
+    status = duty.poll()
+    assert (status["read_only"], status["fenced"], status["kind"], duty.enforced) == (
+        True, True, "move", 1,
+    )  # fmt: skip
+    app = _app(server)
+    with app.cursor() as cur, pytest.raises(pymysql.err.OperationalError):
+        cur.execute("INSERT INTO app.t VALUES (3)")
+    app.close()
+    # Someone turns read_only off by hand: the next poll turns it on again.
+    server.execute("SET GLOBAL read_only = OFF")
+    duty._last = 0.0
+    assert duty.poll()["read_only"] is True and duty.enforced == 2
+    duty.stop()
+
+    admin = server.connect()
+    state = unfence(admin)
+    assert (state.read_only, state.fenced) == (False, False)
+    app = _app(server)
+    with app.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES (4)")
+    app.close()
+    bypass = bypass_accounts(admin)
+    assert "'root'@'localhost'" in bypass and not any("'app'" in a for a in bypass)
+    admin.close()
+
+
+def _has_binlog(server: PrivateMariaDB) -> bool:
+    return server.execute("SELECT @@log_bin") == [(1,)]
+
+
+def _app(server: PrivateMariaDB) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host="127.0.0.1", port=server.port, user="app", password="pw", database="app",
+        autocommit=True, connect_timeout=2,
+    )  # fmt: skip

@@ -1,0 +1,147 @@
+"""Both directions without servers: decisions agree at both sites, topologies, the file."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hotsite.config import load
+from hotsite.errors import ConfigErrors
+from hotsite.replication.conflicts.decide import INCOMING, PARKED, TARGET, Sides, decide
+from hotsite.topology import Routes
+
+POLICIES = ["site-priority", "newest-wins", "source-wins", "target-wins"]
+PRIORITY = ("primary", "dr")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("a_row, b_row", [("a", "b"), (None, "b"), ("a", None)])
+@pytest.mark.parametrize("newer_at_a", [1, -1, 0])
+def test_both_sites_reach_the_same_row(
+    policy: str, a_row: str | None, b_row: str | None, newer_at_a: int
+) -> None:
+    """Site A holds ``a_row`` and receives B's change to ``b_row``; B holds ``b_row`` and
+    receives A's change to ``a_row`` (None: a deletion). Both must end with one row."""
+    at_a = decide(
+        policy,
+        Sides("primary", "dr", PRIORITY),
+        incoming_deletes=b_row is None,
+        target_missing=a_row is None,
+        newer=newer_at_a if a_row and b_row else None,
+    )
+    at_b = decide(
+        policy,
+        Sides("dr", "primary", PRIORITY),
+        incoming_deletes=a_row is None,
+        target_missing=b_row is None,
+        newer=-newer_at_a if a_row and b_row else None,
+    )
+    final_a = b_row if at_a == INCOMING else a_row
+    final_b = a_row if at_b == INCOMING else b_row
+    assert final_a == final_b
+
+
+def test_newest_wins_keeps_a_deletion_and_manual_parks() -> None:
+    sides = Sides("primary", "dr", PRIORITY)
+    assert decide("newest-wins", sides, incoming_deletes=True, target_missing=False) == INCOMING
+    assert decide("newest-wins", sides, incoming_deletes=False, target_missing=True) == TARGET
+    assert decide("manual", sides, incoming_deletes=False, target_missing=False) == PARKED
+
+
+def test_role_policies_are_read_from_the_priority_site() -> None:
+    at_primary = Sides("primary", "dr", PRIORITY)
+    at_dr = Sides("dr", "primary", PRIORITY)
+    kw = {"incoming_deletes": False, "target_missing": False}
+    assert decide("source-wins", at_primary, **kw) == INCOMING  # dr's row
+    assert decide("source-wins", at_dr, **kw) == TARGET  # dr's row
+    assert decide("target-wins", at_primary, **kw) == TARGET  # primary's row
+    assert decide("target-wins", at_dr, **kw) == INCOMING  # primary's row
+
+
+def test_a_ring_forwards_and_a_mesh_does_not() -> None:
+    ring = Routes.of([("a", "b"), ("b", "c"), ("c", "a")])
+    assert ring.forwards("b", "c") == {"a"}
+    assert ring.forwards("c", "a") == {"b"}
+    assert ring.problems() == []
+    mesh = Routes.of(itertools.permutations("abc", 2))
+    assert all(mesh.forwards(s, t) == frozenset() for s, t in mesh.links)
+    assert mesh.writers() == {"a", "b", "c"}
+    pair = Routes.of([("a", "b"), ("b", "a")])
+    assert pair.forwards("a", "b") == frozenset() and pair.two_way("a")
+    assert not Routes.of([("a", "b")]).two_way("b")
+
+
+def test_two_paths_from_one_origin_are_refused(tmp_path: Path) -> None:
+    chord = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a"), ("b", "d")]
+    problems = Routes.of(chord).problems()
+    assert problems == [
+        "site 'd' would receive 'a''s changes twice (b->d and c->d): add a direct link"
+        " a->d, or remove one of them"
+    ]
+    with pytest.raises(ConfigErrors, match="would receive 'a''s changes twice"):
+        load(_file(tmp_path, "abcd", chord))
+
+
+def _file(tmp_path: Path, sites: str, links: list[tuple[str, str]], **extra: object) -> Path:
+    doc = {
+        "sites": {
+            s: {"database": f"mysql://root@127.0.0.1:{3307 + i}/app"} for i, s in enumerate(sites)
+        },
+        "replication": [{"from": a, "to": b} for a, b in links],
+        **extra,
+    }
+    path = tmp_path / "hotsite.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "conflicts, message",
+    [
+        ({"policy": "newest-wins"}, "newest-wins needs 'column'"),
+        ({"site_priority": ["a", "x"]}, "unknown site x"),
+        ({"site_priority": ["a", "b"]}, "lists no place for c"),
+        ({"policy": "source-wins"}, "source-wins settles a conflict between two sites; 3 sites"),
+        ({"policy": "first-wins"}, "conflicts.policy"),
+    ],
+)
+def test_bad_conflict_settings_are_refused_in_one_line(
+    tmp_path: Path, conflicts: dict[str, object], message: str
+) -> None:
+    ring = [("a", "b"), ("b", "c"), ("c", "a")]
+    with pytest.raises(ConfigErrors) as caught:
+        load(_file(tmp_path, "abc", ring, conflicts=conflicts))
+    assert message in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_table_policies_override_the_default(tmp_path: Path) -> None:
+    config = load(
+        _file(
+            tmp_path,
+            "ab",
+            [("a", "b"), ("b", "a")],
+            conflicts={"column": "ver", "tables": {"app.t*": {"policy": "newest-wins"}}},
+        )
+    )
+    assert config.conflicts.for_table("app", "things").policy == "newest-wins"
+    assert config.conflicts.for_table("app", "things").column == "ver"
+    assert config.conflicts.for_table("app", "other").policy == "site-priority"
+    assert config.site_priority() == ["a", "b"]
+
+
+def test_a_site_agent_runs_its_links_and_with_dr_its_fence_and_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotsite.agent import site_duties
+    from hotsite.dr.token import DEFAULT_TOKEN_ENV
+
+    path = _file(tmp_path, "ab", [("a", "b"), ("b", "a")])
+    assert [d.name for d in site_duties(load(path), "b")] == ["link a->b"]
+    monkeypatch.setenv(DEFAULT_TOKEN_ENV, "x" * 32)
+    path.write_text(path.read_text() + "dr: {primary: a}\n")
+    names = [d.name for d in site_duties(load(path), "b")]
+    assert names[0] == "link a->b" and {"fence", "lease"} <= set(names)
