@@ -301,7 +301,7 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
     for index, raw in enumerate(raw_links if isinstance(raw_links, list) else []):
         # Only the keys these checks read: a bad batch size elsewhere in the link must
         # not hide that the link is a duplicate.
-        keys = ("from", "to", "journal", "server_id")
+        keys = ("from", "to", "journal", "server_id", "heartbeat_interval")
         try:
             if isinstance(raw, dict):
                 link = LinkConfig.model_validate({k: raw[k] for k in keys if k in raw})
@@ -316,6 +316,16 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
     )  # fmt: skip
     routes = Routes.of((link.source, link.target) for _, link in links)
     problems += [(("replication",), message) for message in routes.problems()]
+    for index, link in links:
+        if link.heartbeat_interval == 0 and routes.two_way(link.target):
+            problems.append(
+                (
+                    ("replication", index, "heartbeat_interval"),
+                    f"{link.target} writes to other sites too: its links need heartbeats"
+                    " (they move its applied position past the transactions it sends back"
+                    " nowhere); remove heartbeat_interval: 0",
+                )
+            )
     raw_conflicts = data.get("conflicts")
     if isinstance(raw_conflicts, dict):
         try:

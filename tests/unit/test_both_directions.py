@@ -145,3 +145,17 @@ def test_a_site_agent_runs_its_links_and_with_dr_its_fence_and_lease(
     path.write_text(path.read_text() + "dr: {primary: a}\n")
     names = [d.name for d in site_duties(load(path), "b")]
     assert names[0] == "link a->b" and {"fence", "lease"} <= set(names)
+
+
+def test_links_into_a_site_that_writes_elsewhere_need_heartbeats(tmp_path: Path) -> None:
+    path = _file(tmp_path, "ab", [("a", "b"), ("b", "a")])
+    doc = yaml.safe_load(path.read_text())
+    doc["replication"][0]["heartbeat_interval"] = 0
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigErrors, match="its links need heartbeats"):
+        load(path)
+    one_way = _file(tmp_path, "ab", [("a", "b")])
+    doc = yaml.safe_load(one_way.read_text())
+    doc["replication"][0]["heartbeat_interval"] = 0
+    one_way.write_text(yaml.safe_dump(doc))
+    assert load(one_way).replication[0].heartbeat_interval == 0

@@ -308,6 +308,7 @@ class LinkAgent:
             project=self.config.project_name,
             forwards=self.forwards,
             target_site=self.link.target,
+            notes=not self.two_way,
         )
         self._process = ctx.Process(
             target=run_capture_side,

@@ -84,6 +84,7 @@ class BinlogCapture:
         project: str = "",
         ships: Callable[[str], bool] = lambda origin: False,
         target: str = "",
+        notes: bool = True,
     ) -> None:
         self.url = url
         self.site = site
@@ -98,6 +99,11 @@ class BinlogCapture:
         self.project = project
         self.ships = ships
         self.target = target
+        # A transaction this link does not ship still travels as an empty one (a note that
+        # moves the target's applied position) when the target writes to no other site;
+        # at a target that does, that note would itself be an applied transaction there,
+        # sent back as a note, for ever: heartbeats move its position instead.
+        self.notes = notes
         self._ddl_sessions: dict[int, Origin] = {}  # session → origin of its next DDL
         self._source: FastBinlogSource | LibrarySource | None = None
 
@@ -224,8 +230,8 @@ class BinlogCapture:
             tx.changes = []
             tx.ddl = tx.ddl_schema = tx.ddl_context = None
             tx.heartbeat_ts = None
-            tx.skip = not settlements
-            if settlements:  # decisions made here for the target still travel to it, as ours
+            tx.skip = not settlements and not self.notes
+            if settlements or self.notes:  # it travels (a note, or decisions), as ours
                 tx.origin = tx.origin_gtid = tx.origin_first = None
         tx.settlements = settlements
         return tx

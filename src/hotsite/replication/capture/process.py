@@ -53,6 +53,7 @@ class CaptureJob:
     # on (a ring); the rest of the source's applied transactions travel empty.
     forwards: frozenset[str] = frozenset()
     target_site: str = ""
+    notes: bool = True  # see BinlogCapture: False where the target writes to other sites
 
 
 class CaptureSide:
@@ -118,6 +119,7 @@ class CaptureSide:
                 project=job.project,
                 ships=job.forwards.__contains__,
                 target=job.target_site,
+                notes=job.notes,
             )
             try:
                 for tx in reader.transactions(self.stop):
