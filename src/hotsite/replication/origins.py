@@ -18,7 +18,6 @@ resolutions (``hotsite conflicts resolve``) theirs.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +76,6 @@ def ensure_origin_tables(cur: Any) -> None:
         " for_site VARCHAR(64) NOT NULL,"
         " table_name VARCHAR(200) NOT NULL,"
         " row_key LONGTEXT NOT NULL,"
-        " set_row LONGTEXT NULL,"
         " if_row LONGTEXT NOT NULL,"
         " written_at DOUBLE NOT NULL"
         ") ENGINE=InnoDB"
@@ -141,14 +139,14 @@ def write_origin_mark(
 
 
 def write_settlement(
-    cur: Any, project: str, for_site: str, table: str, key: dict[str, Any],
-    set_row: dict[str, Any] | None, if_row: dict[str, Any],
-) -> None:  # fmt: skip
+    cur: Any, project: str, for_site: str, table: str, key: dict[str, Any], if_row: dict[str, Any]
+) -> None:
+    """For ``for_site``: delete the row of ``key`` if it still holds it as ``if_row``."""
     cur.execute(
         f"INSERT INTO {HOTSITE_SCHEMA}.{SETTLEMENTS_TABLE}"
-        " (project, for_site, table_name, row_key, set_row, if_row, written_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, UNIX_TIMESTAMP())",
-        (project, for_site, table, encode_row(key), encode_row(set_row), encode_row(if_row)),
+        " (project, for_site, table_name, row_key, if_row, written_at)"
+        " VALUES (%s, %s, %s, %s, %s, UNIX_TIMESTAMP())",
+        (project, for_site, table, encode_row(key), encode_row(if_row)),
     )
 
 
@@ -175,7 +173,10 @@ class Origin:
     site: str
     gtid: str
     first: str | None = None
-    ddl_session: int = 0
+
+    def stamp(self, tx: Transaction) -> None:
+        """Say on ``tx`` that it was first committed here (at ``site``, as ``gtid``)."""
+        tx.origin, tx.origin_gtid, tx.origin_first = self.site, self.gtid, self.first
 
 
 def origin_of_ddl(query: str) -> tuple[Origin | None, str]:
@@ -187,61 +188,47 @@ def origin_of_ddl(query: str) -> tuple[Origin | None, str]:
     return origin, query[match.end() :]
 
 
-def mark_from_row(table: str, after: Mapping[str, Any] | None) -> Origin | str | None:
-    """What a marker table's row says about its transaction: an Origin (applied from
-    elsewhere), "repair" / "resolution", or None (not a marker row)."""
-    row = after or {}
-    if table == ORIGINS_TABLE:
-        last = str(row.get("last_gtid") or "")
-        first = str(row.get("first_gtid") or "") or None
-        session = int(row.get("ddl_session") or 0)
-        return Origin(str(row.get("project", "")), str(row.get("origin", "")), last, first, session)
-    if table == APPLIED_TABLE:  # applied by an older hotsite, or a snapshot's last step
-        project = str(row.get("link_key", "")).split("/", 1)[0]
-        return Origin(project, str(row.get("origin", "")), str(row.get("last_gtid") or ""))
-    if table == REPAIR_TABLE:
-        return "repair"
-    if table == RESOLUTIONS_TABLE:
-        return "resolution"
-    if table == SETTLEMENTS_TABLE:
-        return "settlement"
-    return None
-
-
 def note_marker(
-    tx: Transaction, change: RowChange, project: str, sessions: dict[int, Origin] | None = None
-) -> bool:
-    """Record on ``tx`` what a row of a marker table says; False when it is no marker.
+    tx: Transaction, change: RowChange, project: str, sessions: dict[int, Origin]
+) -> None:
+    """Record on ``tx`` what a row of one of hotsite's marker tables says about it.
 
-    An origins row of another project is a marker all the same (it is hotsite's), but it
-    tells this project nothing: such a transaction counts as the site's own.
+    A marker of another project is hotsite's all the same (never shipped), but tells this
+    project nothing: such a transaction counts as the site's own.
     """
-    if change.schema != HOTSITE_SCHEMA or change.table not in MARKER_TABLES:
-        return False
-    mark = mark_from_row(change.table, change.after or change.before)
-    if mark == "settlement":
-        row = change.after or {}
-        if row.get("project") == project:
-            tx.settlements.append(
-                [
-                    str(row.get("for_site")),
-                    str(row.get("table_name")),
-                    decode_row(row.get("row_key")),
-                    decode_row(row.get("set_row")),
-                    decode_row(row.get("if_row")),
-                ]
-            )
-    elif mark == "resolution":
-        tx.forced = True
-    elif mark == "repair":
+    row = change.after or change.before or {}
+    if change.table == REPAIR_TABLE:
         tx.origin = tx.origin or REPAIRED
-    elif isinstance(mark, Origin) and mark.project == project and mark.ddl_session:
-        if sessions is not None:  # the next DDL of that session is this origin's
-            sessions[mark.ddl_session] = mark
-        tx.origin = tx.origin or mark.site
-    elif isinstance(mark, Origin) and mark.project == project and tx.origin is None:
-        tx.origin, tx.origin_gtid, tx.origin_first = mark.site, mark.gtid, mark.first
-    return True
+        return
+    if change.table == RESOLUTIONS_TABLE:
+        tx.forced = True
+        return
+    if row.get("project", str(row.get("link_key", "")).split("/", 1)[0]) != project:
+        return
+    if change.table == SETTLEMENTS_TABLE:
+        tx.settlements.append(
+            [
+                str(row.get("for_site")),
+                str(row.get("table_name")),
+                decode_row(row.get("row_key")),
+                decode_row(row.get("if_row")),
+            ]
+        )
+    elif change.table == ORIGINS_TABLE:
+        mark = Origin(
+            project,
+            str(row.get("origin", "")),
+            str(row.get("last_gtid") or ""),
+            str(row.get("first_gtid") or "") or None,
+        )
+        if row.get("ddl_session"):  # the next DDL of that session is this origin's
+            sessions[int(row["ddl_session"])] = mark
+            tx.origin = tx.origin or mark.site
+        elif tx.origin is None:
+            mark.stamp(tx)
+    elif change.table == APPLIED_TABLE and tx.origin is None:
+        # applied by an older hotsite, or a snapshot's last step: no origins row
+        Origin(project, str(row.get("origin", "")), str(row.get("last_gtid") or "")).stamp(tx)
 
 
 REPAIRED = "(repair)"  # the origin of a repair transaction: it is shipped nowhere

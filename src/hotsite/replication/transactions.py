@@ -76,8 +76,8 @@ class Transaction:
     origin_first: str | None = None
     # Written by 'hotsite conflicts resolve': every site takes these rows as they are.
     forced: bool = False
-    # Conflict decisions for the site a change came from, written with the decision
-    # (conflicts/writer.py): [table, key, the row to set or None, the row it replaces].
+    # Deletions that won a conflict, for the site the deleted change came from (written
+    # with the decision, conflicts/writer.py): [table, key, the row it must still hold].
     settlements: list[list[Any]] = field(default_factory=list)
     # Applied at the source from a site this link does not ship to (an echo): it moves
     # the shipped position but is not journaled (in memory only, like ``size``).

@@ -94,8 +94,7 @@ class BinlogCapture:
         self.heartbeat_period = heartbeat_period
         self.decoder = decoder
         # A transaction applied here from elsewhere (origins.py) keeps its rows only when
-        # ``ships(origin)`` says this link forwards that origin's transactions; otherwise
-        # it travels empty, so the position still moves past it.
+        # ``ships(origin)`` says this link forwards that origin's transactions (_routed).
         self.project = project
         self.ships = ships
         self.target = target
@@ -189,11 +188,7 @@ class BinlogCapture:
                             tx = None
                     elif word != "BEGIN":
                         schema = event.schema.strip()
-                        query, raw = self._note_ddl_origin(tx, query, event.raw)
-                        session = self._ddl_sessions.pop(event.thread_id, None)
-                        if session is not None and tx.origin is None:
-                            tx.origin, tx.origin_gtid = session.site, session.gtid
-                            tx.origin_first = session.first
+                        query, raw = self._note_ddl_origin(tx, query, event.raw, event.thread_id)
                         self._refuse_statement_dml(query, schema, tx.gtid)
                         statement = self._ddl_statement(query, schema, tx.gtid)
                         if statement is not None:
@@ -210,23 +205,31 @@ class BinlogCapture:
         finally:
             self.close()
 
-    def _note_ddl_origin(self, tx: Transaction, query: str, raw: bytes) -> tuple[str, bytes]:
-        """A DDL that apply ran carries its origin in a leading comment (origins.py)."""
+    def _note_ddl_origin(
+        self, tx: Transaction, query: str, raw: bytes, session: int
+    ) -> tuple[str, bytes]:
+        """A DDL that apply ran carries its origin in a leading comment, or where the server
+        rewrote the statement without it, in the origins row its session wrote just
+        before (origins.py); the statement is returned without the comment."""
+        announced = self._ddl_sessions.pop(session, None)
         origin, statement = origin_of_ddl(query)
         if origin is None:
+            if announced is not None and tx.origin is None:
+                announced.stamp(tx)
             return query, raw
         if origin.project == self.project:
-            tx.origin, tx.origin_gtid, tx.origin_first = origin.site, origin.gtid, origin.first
+            origin.stamp(tx)
         cut = len(query) - len(statement)  # the comment is ASCII: as many bytes as characters
         return statement, raw.lstrip()[cut:] if raw else raw
 
     def _routed(self, tx: Transaction) -> Transaction:
-        """Flag a transaction that this link does not ship (applied here from its own
-        target, or from a site the target hears from directly, or a repair): it is not
-        journaled, not even empty, so the target writes nothing for it and nothing can
-        bounce between two sites; the shipped position still moves past it."""
+        """Empty a transaction that this link does not ship (applied here from its own
+        target, or from a site the target hears from directly, or a repair). It travels
+        as an empty note that moves the target's applied position (``notes``), or with
+        only the settlements meant for the target; else it is not journaled at all (so
+        nothing bounces between two sites), and the shipped position moves past it."""
         settlements = [s[1:] for s in tx.settlements if s[0] == self.target]
-        if tx.origin is not None and not tx.forced and not self.ships(tx.origin):
+        if tx.origin is not None and not self.ships(tx.origin):
             tx.changes = []
             tx.ddl = tx.ddl_schema = tx.ddl_context = None
             tx.heartbeat_ts = None

@@ -50,7 +50,7 @@ class CaptureJob:
     decoder: str = "fast"
     project: str = ""
     # Origins whose transactions, applied at the source from elsewhere, this link ships
-    # on (a ring); the rest of the source's applied transactions travel empty.
+    # on (a ring); the rest of the source's applied transactions are emptied (_routed).
     forwards: frozenset[str] = frozenset()
     target_site: str = ""
     notes: bool = True  # see BinlogCapture: False where the target writes to other sites

@@ -87,6 +87,7 @@ class ConflictWriter:
         sides = Sides(self.site, origin, self.priority)
         for (schema, name), keys in by_table.items():
             info = self.table(schema, name)
+            table_name = f"{schema}.{name}"
             rule = self.settings.for_table(schema, name)
             current = self._lock_rows(cur, info, list(keys))
             deletes: list[Key] = []
@@ -106,6 +107,7 @@ class ConflictWriter:
                     newer=self._newer(cur, info, key, kc, row, rule),
                 )
                 self._settle(kc, row, (decision, conflicting), deletes, writes, key, merge)
+                key_row = dict(zip(info.primary_key, key, strict=True))
                 if decision == INCOMING and row is not None and kc.final is None:
                     # A deletion that won over this site's own row: the origin may hold
                     # that row without having seen a conflict (its insert and delete had
@@ -113,40 +115,28 @@ class ConflictWriter:
                     # ever. It deletes it too if it still holds exactly that row (settle,
                     # at the origin). A row that won needs no such note: the origin wrote
                     # it, and holds it or a later change that is on its way here.
-                    write_settlement(
-                        cur, self.project, origin, f"{schema}.{name}",
-                        dict(zip(info.primary_key, key, strict=True)), kc.final, row,
-                    )  # fmt: skip
+                    write_settlement(cur, self.project, origin, table_name, key_row, row)
                 log.record(
                     cur, self.project, self.site, self.link_key, origin, origin_gtid,
-                    f"{schema}.{name}", dict(zip(info.primary_key, key, strict=True)),
-                    _kind(kc, row), row, kc.before, kc.final, rule.policy, decision,
+                    table_name, key_row, _kind(kc, row), row, kc.before, kc.final,
+                    rule.policy, decision,
                 )  # fmt: skip
-                table_name = f"{schema}.{name}"
                 result.conflicts[table_name] = result.conflicts.get(table_name, 0) + 1
                 result.parked += decision == PARKED
             self._write(cur, info, deletes, writes)
         return result
 
     def settle(self, cur: Any, settlements: list[list[Any]]) -> None:
-        """Decisions the source made about rows this site wrote: each is taken when the
-        row here is still the one the source replaced (else a later change of this
-        site's is on its way there, and meets the decision as a conflict of its own)."""
-        for table_name, key_row, set_row, if_row in settlements:
+        """Deletions the source decided over rows this site wrote: each row is deleted here
+        when it is still the one the source deleted (else a later change of this site's
+        is on its way there, and meets the deletion as a conflict of its own)."""
+        for table_name, key_row, if_row in settlements:
             schema, name = table_name.split(".", 1)
             info = self.table(schema, name)
             key = tuple(key_row[c] for c in info.primary_key)
             row = self._lock_rows(cur, info, [key]).get(_normalized(key))
-            if row is None:
-                continue
-            compared = [c for c in if_row if c in row]
-            differing = {c for c in compared if not _same(row[c], if_row[c])}
-            if differing and self._server_differs(cur, info, key, if_row, differing):
-                continue
-            if set_row is None:
+            if row is not None and not self._differs(cur, info, key, row, if_row, list(if_row)):
                 self._write(cur, info, [key], [])
-            else:
-                self._write(cur, info, [], [set_row])
 
     # --- detection -------------------------------------------------------------------
 
@@ -177,13 +167,18 @@ class ConflictWriter:
             return set() if row is not None else None
         if row is None:
             return set()
-        compared = [c for c in kc.expect if c in row]
+        compared = list(kc.expect)
         if rule.detect == "changed-columns" and kc.changed is not None:
             compared = [c for c in compared if c in kc.changed]
-        differing = {c for c in compared if not _same(row[c], kc.expect[c])}
-        if differing:
-            differing = self._server_differs(cur, info, key, kc.expect, differing)
-        return differing or None
+        return self._differs(cur, info, key, row, kc.expect, compared) or None
+
+    def _differs(
+        self, cur: Any, info: TableInfo, key: Key, row: Row, expect: Row, columns: list[str]
+    ) -> set[str]:
+        """The columns (of those the row has) where the target row is not ``expect``:
+        compared in Python, and what Python finds different asked again of the server."""
+        differing = {c for c in columns if c in row and not _same(row[c], expect[c])}
+        return self._server_differs(cur, info, key, expect, differing) if differing else set()
 
     def _server_differs(
         self, cur: Any, info: TableInfo, key: Key, expect: Row, columns: set[str]
