@@ -16,7 +16,7 @@ from hotsite.db import connect
 from hotsite.errors import ConfigError
 from hotsite.replication import (
     Conflict,
-    ensure_conflicts_table,
+    conflicts_logged,
     get_conflict,
     list_conflicts,
     resolve_conflict,
@@ -35,12 +35,13 @@ def _sites(config: ProjectConfig, site: str | None) -> list[str]:
     )
 
 
-def _read(config: ProjectConfig, site: str, fn: Any) -> Any:
+def _read(config: ProjectConfig, site: str, fn: Any, missing: Any) -> Any:
+    """``fn(cursor)`` on the site's database; ``missing`` where it has no conflict log yet
+    (a read changes nothing on the site)."""
     conn = connect(config.site(site).database_url, site)
     try:
         with conn.cursor() as cur:
-            ensure_conflicts_table(cur)
-            return fn(cur)
+            return fn(cur) if conflicts_logged(cur) else missing
     finally:
         conn.close()
 
@@ -72,6 +73,7 @@ def list_command(
             lambda cur: list_conflicts(
                 cur, config.project_name, table, "parked" if parked else None
             ),
+            [],
         )
     if as_json:
         console.print_json(json.dumps([c.as_dict() for c in found], default=str))
@@ -91,7 +93,7 @@ def show_command(ctx: typer.Context, conflict_id: str = typer.Argument(..., meta
     config = project(ctx)
     site, number = _parse_id(conflict_id)
     config.site(site)
-    found = _read(config, site, lambda cur: get_conflict(cur, config.project_name, number))
+    found = _read(config, site, lambda cur: get_conflict(cur, config.project_name, number), None)
     if found is None:
         raise ConfigError(f"no conflict {conflict_id}", "list them with 'hotsite conflicts list'")
     console.print_json(json.dumps(found.as_dict(), default=str))
@@ -112,8 +114,11 @@ def resolve_command(
     conn = connect(config.site(site).database_url, site, autocommit=False)
     try:
         with conn.cursor() as cur:
-            ensure_conflicts_table(cur)
-        conn.commit()
+            logged = conflicts_logged(cur)
+        if not logged:
+            raise ConfigError(
+                f"no conflict {conflict_id}", "list them with 'hotsite conflicts list'"
+            )
         conflict = resolve_conflict(conn, config.project_name, site, number, take)
     finally:
         conn.close()

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hotsite.replication.agent import LinkAgent, LinkStatus, link_lock
     from hotsite.replication.conflicts import (
         Conflict,
-        ensure_conflicts_table,
+        conflicts_logged,
         get_conflict,
         list_conflicts,
         resolve_conflict,
@@ -58,7 +58,7 @@ _HOME = {
     "get_conflict": "conflicts",
     "list_conflicts": "conflicts",
     "resolve_conflict": "conflicts",
-    "ensure_conflicts_table": "conflicts",
+    "conflicts_logged": "conflicts",
 }
 __all__ = [
     "IDENTICAL",
@@ -72,7 +72,7 @@ __all__ = [
     "VerifyOptions",
     "VerifyProgress",
     "VerifyReport",
-    "ensure_conflicts_table",
+    "conflicts_logged",
     "get_conflict",
     "key_text",
     "link_lock",

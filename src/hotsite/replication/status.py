@@ -23,12 +23,7 @@ from hotsite.config import DatabaseURL, LinkConfig, ProjectConfig
 from hotsite.db import connect, explain, query_value
 from hotsite.errors import HotsiteError, JournalError
 from hotsite.replication.apply.mysql import AppliedPosition, read_applied
-from hotsite.replication.conflicts.log import (
-    CONFLICTS_TABLE,
-    PARKED,
-    counts_by_table,
-    list_conflicts,
-)
+from hotsite.replication.conflicts.log import conflicts_logged, counts_by_table, parked_count
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import MOVE_ASIDE, Journal
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
@@ -172,16 +167,9 @@ def _conflict_counts(
     conn = connect(url, site)
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                " AND TABLE_NAME = %s",
-                (HOTSITE_SCHEMA, CONFLICTS_TABLE),
-            )
-            if cur.fetchone() is None:
+            if not conflicts_logged(cur):
                 return {}, 0
-            counts = counts_by_table(cur, project, link_key)
-            parked = len(list_conflicts(cur, project, status=PARKED, limit=100_000))
-        return counts, parked
+            return counts_by_table(cur, project, link_key), parked_count(cur, project, link_key)
     except pymysql.MySQLError as exc:
         raise explain(exc, url, site) from None
     finally:

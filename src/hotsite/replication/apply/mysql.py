@@ -139,6 +139,7 @@ class MySQLApplier:
                 self.conflict_counts = conflict_log.counts_by_table(
                     cur, self.project, self.link_key
                 )
+                self.parked = conflict_log.parked_count(cur, self.project, self.link_key)
             self.conn.commit()
         except pymysql.MySQLError as exc:  # the target went away again while we set up
             self.close()

@@ -5,7 +5,7 @@ from hotsite.replication.conflicts.checks import check_key_ranges, check_policy_
 from hotsite.replication.conflicts.decide import Sides, decide
 from hotsite.replication.conflicts.log import (
     Conflict,
-    ensure_conflicts_table,
+    conflicts_logged,
     get_conflict,
     list_conflicts,
 )
@@ -20,8 +20,8 @@ __all__ = [
     "Sides",
     "check_key_ranges",
     "check_policy_columns",
+    "conflicts_logged",
     "decide",
-    "ensure_conflicts_table",
     "get_conflict",
     "list_conflicts",
     "resolve",

@@ -45,6 +45,15 @@ def ensure_conflicts_table(cur: Any) -> None:
     )
 
 
+def conflicts_logged(cur: Any) -> bool:
+    """Whether the site has a conflict log (apply creates it; readers never do)."""
+    cur.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (HOTSITE_SCHEMA, CONFLICTS_TABLE),
+    )
+    return cur.fetchone() is not None
+
+
 @dataclass
 class Conflict:
     id: int
@@ -153,6 +162,15 @@ def counts_by_table(cur: Any, project: str, link_key: str) -> dict[str, int]:
         (project, link_key),
     )
     return {name: int(count) for name, count in cur.fetchall()}
+
+
+def parked_count(cur: Any, project: str, link_key: str) -> int:
+    cur.execute(
+        f"SELECT COUNT(*) FROM {HOTSITE_SCHEMA}.{CONFLICTS_TABLE}"
+        " WHERE project = %s AND link_key = %s AND status = %s",
+        (project, link_key, PARKED),
+    )
+    return int(cur.fetchone()[0])
 
 
 def mark_resolved(cur: Any, project: str, ids: list[int], resolution: str) -> None:
