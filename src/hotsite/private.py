@@ -56,14 +56,32 @@ def private_file(path: Path) -> Path:
 def private_sqlite(path: Path) -> Path:
     """Prepare a SQLite database file before ``sqlite3.connect``: the file 0600, so the
     ``-wal``/``-shm`` SQLite creates next to it are 0600 too; companions an older
-    version left readable are tightened."""
-    private_file(path)
+    version left readable are tightened.
+
+    Files that exist are tightened by path, never opened: SQLite's locks are POSIX
+    advisory locks, which belong to the process, and closing *any* descriptor of the
+    file drops them all — so an open-and-close here, while another connection of this
+    process holds the database (a controller opening a second store for a move), left
+    that connection unlocked, and SQLite then failed with 'disk I/O error'."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        _tighten_by_path(path)
+    else:
+        os.close(fd)  # a new file: no connection of ours can hold it yet
     for suffix in SQLITE_COMPANIONS:
         try:
-            _tighten_path(path.with_name(path.name + suffix), os.O_RDONLY)
+            _tighten_by_path(path.with_name(path.name + suffix))
         except FileNotFoundError:
             continue
     return path
+
+
+def _tighten_by_path(path: Path) -> None:
+    info = os.stat(path)
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077 | FILE_MODE)
 
 
 def _tighten_path(path: Path, flags: int) -> None:
