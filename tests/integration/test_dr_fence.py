@@ -3,12 +3,13 @@ fence outlives a restart (the fence duty sets it again), and unfencing makes it 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pymysql
 import pytest
 
-from hotsite.dr.fence import bypass_accounts, fence, read_state, unfence
+from hotsite.dr.fence import bypass_accounts, enforce, fence, read_state, unfence
 from hotsite.dr.fence_duty import FenceDuty
 from hotsite.testing.mariadb import PrivateMariaDB
 
@@ -86,3 +87,57 @@ def _app(server: PrivateMariaDB) -> pymysql.connections.Connection:
         host="127.0.0.1", port=server.port, user="app", password="pw", database="app",
         autocommit=True, connect_timeout=2,
     )  # fmt: skip
+
+
+def test_unfence_is_never_undone_by_the_fence_duty_racing_it(
+    mariadb_factory: Callable[..., PrivateMariaDB],
+) -> None:
+    """Between its two steps an unfence leaves the server writable with its fence row:
+    what the agent's fence duty repairs, by killing sessions — the unfencing one too
+    (a failover then failed promoting the DR site, 'Lost connection'). Both hold the
+    server's named lock, so the duty waits for the unfence to end."""
+    server = mariadb_factory()
+    admin = server.connect()
+    fence(admin, "move", epoch=1, reason="standby")  # kills every other session
+    duty_conn = server.connect()
+    try:
+        # While an unfence holds the lock, the duty does nothing even to a writable,
+        # fenced server; once it is released, it fences again.
+        lifting = server.connect()
+        with lifting.cursor() as cur:
+            cur.execute("SELECT GET_LOCK('hotsite.fence.lifting', 0)")
+            server.execute("SET GLOBAL read_only = OFF")
+            state, acted = enforce(duty_conn)
+            assert (acted, state.read_only, state.fenced) == (False, False, True)
+            cur.execute("SELECT RELEASE_LOCK('hotsite.fence.lifting')")
+        lifting.close()
+        state, acted = enforce(duty_conn)
+        assert (acted, state.read_only) == (True, True)
+
+        # The race itself: the duty checking as fast as it can while unfence runs.
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def duty() -> None:
+            conn = server.connect()
+            while not stop.is_set():
+                try:
+                    enforce(conn)
+                except pymysql.MySQLError as exc:
+                    errors.append(exc)
+                    conn = server.connect()
+
+        thread = threading.Thread(target=duty, daemon=True)
+        thread.start()
+        try:
+            for epoch in range(2, 12):
+                fence(server.connect(), "move", epoch=epoch, reason="standby")
+                after = unfence(server.connect())  # a fresh session each time, as a move's
+                assert (after.read_only, after.fenced) == (False, False)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert server.execute("SELECT @@GLOBAL.read_only") == [(0,)]
+    finally:
+        admin.close()
+        duty_conn.close()

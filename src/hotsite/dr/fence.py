@@ -137,18 +137,30 @@ def fence(
 
 def unfence(conn: Any) -> FenceState:
     """Writable again, and the fence row cleared. read_only goes first: a crash between
-    the two leaves the row, and the agent fences the server again (the safe side)."""
-    _set_read_only(conn, False)
-    if read_state(conn).fenced:  # a server never fenced gets no table (no DDL on promote)
-        _write_row(conn, fenced=False, kind="manual", epoch=None, reason="unfenced")
+    the two leaves the row, and the agent fences the server again (the safe side).
+
+    Between the two the server is writable with its row still there, which is what
+    ``enforce`` (the site agent's fence duty) undoes — killing this very session. So
+    both hold the server's named lock ``LIFTING`` while they act."""
+    with _lifting(conn, wait=10) as held:
+        if not held:
+            raise HotsiteError(
+                "another session held the fence's lock for 10 s: the fence was not lifted"
+            )
+        _set_read_only(conn, False)
+        if read_state(conn).fenced:  # a server never fenced gets no table (no DDL on promote)
+            _write_row(conn, fenced=False, kind="manual", epoch=None, reason="unfenced")
     return read_state(conn)
 
 
 def enforce(conn: Any) -> tuple[FenceState, bool]:
     """If the row says fenced and the server is writable (a restart reset read_only, or
-    someone set it), fence it again. Returns the state after, and whether it acted."""
-    state = read_state(conn)
-    if state.fenced and not state.read_only:
+    someone set it), fence it again. Returns the state after, and whether it acted.
+    While an ``unfence`` is lifting the fence (it holds ``LIFTING``) nothing is done."""
+    with _lifting(conn, wait=0) as held:
+        state = read_state(conn)
+        if not held or not (state.fenced and not state.read_only):
+            return state, False
         killed = kill_sessions(conn)
         _set_read_only(conn, True)
         killed += kill_sessions(conn)
@@ -157,7 +169,21 @@ def enforce(conn: Any) -> tuple[FenceState, bool]:
             after.read_only, True, after.kind, after.epoch, after.reason, after.since, killed,
             bypass_accounts(conn),
         ), True  # fmt: skip
-    return state, False
+
+
+LIFTING = "hotsite.fence.lifting"
+
+
+@contextlib.contextmanager
+def _lifting(conn: Any, wait: float) -> Any:
+    """The server's named lock (GET_LOCK: per session, released when it ends)."""
+    held = bool(query_value(conn, "SELECT GET_LOCK(%s, %s)", (LIFTING, wait)))
+    try:
+        yield held
+    finally:
+        if held:
+            with contextlib.suppress(pymysql.MySQLError):
+                query_value(conn, "SELECT RELEASE_LOCK(%s)", (LIFTING,))
 
 
 def kill_sessions(conn: Any) -> int:
