@@ -80,6 +80,9 @@ def render_config(site: HAProxySite) -> str:
         "    timeout connect 2s",
         "    timeout client 30s",
         "    timeout server 30s",
+        # A check waits this long for an answer (default: inter, 500 ms): a loaded web node
+        # answering /health in 600 ms is not down, and a dead one refuses at once anyway.
+        "    timeout check 2s",
         "    retries 2",
         "    option redispatch",
         "",
