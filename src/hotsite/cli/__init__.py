@@ -10,6 +10,7 @@ import typer
 from hotsite.cli import agent as _agent  # noqa: F401  (registers commands)
 from hotsite.cli import blueprint as _blueprint  # noqa: F401  (registers commands)
 from hotsite.cli import conflicts as _conflicts  # noqa: F401  (registers commands)
+from hotsite.cli import demo as _demo  # noqa: F401  (registers commands)
 from hotsite.cli import dr as _dr  # noqa: F401  (registers commands)
 from hotsite.cli import moves as _moves  # noqa: F401  (registers commands)
 from hotsite.cli import nodes as _nodes  # noqa: F401  (registers commands)
