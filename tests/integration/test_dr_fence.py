@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pymysql
 import pytest
 
-from hotsite.dr.fence import bypass_accounts, enforce, fence, read_state, unfence
+from hotsite.dr.fence import SiteFence, bypass_accounts, enforce, fence, read_state, unfence
 from hotsite.dr.fence_duty import FenceDuty
 from hotsite.testing.mariadb import PrivateMariaDB
 
@@ -105,11 +105,11 @@ def test_unfence_is_never_undone_by_the_fence_duty_racing_it(
         # fenced server; once it is released, it fences again.
         lifting = server.connect()
         with lifting.cursor() as cur:
-            cur.execute("SELECT GET_LOCK('hotsite.fence.lifting', 0)")
+            cur.execute("SELECT GET_LOCK('hotsite.fence', 0)")
             server.execute("SET GLOBAL read_only = OFF")
             state, acted = enforce(duty_conn)
             assert (acted, state.read_only, state.fenced) == (False, False, True)
-            cur.execute("SELECT RELEASE_LOCK('hotsite.fence.lifting')")
+            cur.execute("SELECT RELEASE_LOCK('hotsite.fence')")
         lifting.close()
         state, acted = enforce(duty_conn)
         assert (acted, state.read_only) == (True, True)
@@ -141,3 +141,33 @@ def test_unfence_is_never_undone_by_the_fence_duty_racing_it(
     finally:
         admin.close()
         duty_conn.close()
+
+
+def test_two_fencers_at_once_never_kill_each_other(
+    mariadb_factory: Callable[..., PrivateMariaDB],
+) -> None:
+    """A move's fence and the lease keeper's meet at the start of every move (the
+    controller refuses the lease, the keeper fences at once): each kills every other
+    session, and killed each other ('Lost connection'; the relocate rolled back)."""
+    server = mariadb_factory()
+    errors: list[BaseException] = []
+
+    def fencer(kind: str, epoch: int | None) -> None:
+        site = SiteFence(server.connect)  # what the moves and the lease keeper use
+        for _ in range(8):
+            try:
+                state = site.fence(kind, epoch, "racing", list_bypass=False)
+                assert state.read_only and state.fenced
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=fencer, args=("move", 2)),
+        threading.Thread(target=fencer, args=("lease", 1)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert read_state(server.connect()).kind == "move"  # a lease fence never replaces it

@@ -45,8 +45,13 @@ _KEEP_COMMANDS = (
     "Slave_IO",
     "Slave_SQL",
     "Slave_worker",
+    # A session still logging in has no transaction to abort, and may be another fencer
+    # (its next statement waits for the fence's lock); once in, read_only stops it.
+    "Connect",
 )
-_KEEP_USERS = ("system user", "event_scheduler")
+_KEEP_USERS = ("system user", "event_scheduler", "unauthenticated user")
+_KILLED = (1927, 2006, 2013)  # connection killed, server gone, lost during a query
+_KILLED_RETRIES = 3
 _BYPASS = re.compile(r"^GRANT (ALL PRIVILEGES|.*\bREAD_ONLY ADMIN\b).* ON \*\.\* TO ")
 _BYPASS_BEFORE_10_11 = re.compile(r"^GRANT .*\bSUPER\b.* ON \*\.\* TO ")
 
@@ -114,6 +119,15 @@ def fence(
     that write through read_only."""
     if kind not in KINDS:
         raise ValueError(f"unknown fence kind {kind!r}")
+    # One fencer at a time (a move's and the lease keeper's meet at a move's start): each
+    # kills every other session, and a fencer waiting here is not killed (kill_sessions).
+    with _fence_lock(conn, wait=10) as held:
+        if not held:
+            raise HotsiteError("another session held the fence's lock for 10 s: not fenced")
+        return _fence(conn, kind, epoch, reason, list_bypass)
+
+
+def _fence(conn: Any, kind: str, epoch: int | None, reason: str, list_bypass: bool) -> FenceState:
     # Kill first: SET GLOBAL read_only waits for sessions holding table locks or open
     # transactions, and a fence must not wait on the very writers it is cutting.
     killed = kill_sessions(conn)
@@ -141,8 +155,8 @@ def unfence(conn: Any) -> FenceState:
 
     Between the two the server is writable with its row still there, which is what
     ``enforce`` (the site agent's fence duty) undoes — killing this very session. So
-    both hold the server's named lock ``LIFTING`` while they act."""
-    with _lifting(conn, wait=10) as held:
+    fence, unfence and enforce all hold the server's named lock ``FENCE_LOCK``."""
+    with _fence_lock(conn, wait=10) as held:
         if not held:
             raise HotsiteError(
                 "another session held the fence's lock for 10 s: the fence was not lifted"
@@ -156,8 +170,9 @@ def unfence(conn: Any) -> FenceState:
 def enforce(conn: Any) -> tuple[FenceState, bool]:
     """If the row says fenced and the server is writable (a restart reset read_only, or
     someone set it), fence it again. Returns the state after, and whether it acted.
-    While an ``unfence`` is lifting the fence (it holds ``LIFTING``) nothing is done."""
-    with _lifting(conn, wait=0) as held:
+    While another session fences or lifts the fence (it holds ``FENCE_LOCK``) nothing
+    is done: the next check, a quarter of a second later, sees how it ended."""
+    with _fence_lock(conn, wait=0) as held:
         state = read_state(conn)
         if not held or not (state.fenced and not state.read_only):
             return state, False
@@ -171,29 +186,32 @@ def enforce(conn: Any) -> tuple[FenceState, bool]:
         ), True  # fmt: skip
 
 
-LIFTING = "hotsite.fence.lifting"
+FENCE_LOCK = "hotsite.fence"
 
 
 @contextlib.contextmanager
-def _lifting(conn: Any, wait: float) -> Any:
+def _fence_lock(conn: Any, wait: float) -> Any:
     """The server's named lock (GET_LOCK: per session, released when it ends)."""
-    held = bool(query_value(conn, "SELECT GET_LOCK(%s, %s)", (LIFTING, wait)))
+    held = bool(query_value(conn, "SELECT GET_LOCK(%s, %s)", (FENCE_LOCK, wait)))
     try:
         yield held
     finally:
         if held:
             with contextlib.suppress(pymysql.MySQLError):
-                query_value(conn, "SELECT RELEASE_LOCK(%s)", (LIFTING,))
+                query_value(conn, "SELECT RELEASE_LOCK(%s)", (FENCE_LOCK,))
 
 
 def kill_sessions(conn: Any) -> int:
-    """Kill every client session but this one and the server's and binlog readers' own."""
+    """Kill every client session but this one, the server's and binlog readers' own, and
+    another fencer waiting for the fence's lock (it fences too; killing it made a move
+    fail when the lease keeper fenced at the same moment)."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
             f" AND COMMAND NOT IN ({', '.join(['%s'] * len(_KEEP_COMMANDS))})"
-            f" AND USER NOT IN ({', '.join(['%s'] * len(_KEEP_USERS))})",
-            (*_KEEP_COMMANDS, *_KEEP_USERS),
+            f" AND USER NOT IN ({', '.join(['%s'] * len(_KEEP_USERS))})"
+            " AND COALESCE(INFO, '') NOT LIKE %s",
+            (*_KEEP_COMMANDS, *_KEEP_USERS, f"%GET_LOCK('{FENCE_LOCK}'%"),
         )
         ids = [row[0] for row in cur.fetchall()]
         killed = 0
@@ -284,11 +302,19 @@ class SiteFence:
         self._connect = connect
 
     def _run(self, operation: Any, *args: Any) -> Any:
-        conn = self._connect()
-        try:
-            return operation(conn, *args)
-        finally:
-            conn.close()
+        # Another fencer may kill this session in the instant after it connected and
+        # before it waits for the fence's lock (kill_sessions spares only waiters): the
+        # operations are idempotent, so a killed one runs again on a fresh connection.
+        for attempt in range(_KILLED_RETRIES + 1):
+            conn = self._connect()
+            try:
+                return operation(conn, *args)
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] not in _KILLED or attempt == _KILLED_RETRIES:
+                    raise
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")
 
     def state(self) -> FenceState:
         result: FenceState = self._run(read_state)
