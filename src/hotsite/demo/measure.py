@@ -1,7 +1,7 @@
 """RTO and RPO of a move, measured from the client's own writes (load.py), not from
-the moves' timelines: the RTO is the gap the client saw between its last acknowledged
-write before the event (the site's death, or a planned move's decision) and its first
-acknowledged write after it, served by the new site; the RPO is the acknowledged writes
+the moves' timelines: the RTO is the gap the client saw between the last write the old
+site acknowledged (before its death, or before a planned move drained it) and the first
+one the new site acknowledged; the RPO is the acknowledged writes
 the new primary does not hold, and how far back the oldest of them was sent."""
 
 from __future__ import annotations
@@ -41,15 +41,16 @@ def client_view(
 ) -> ClientView:
     """``held``: the sequence numbers the new primary holds, read from its database
     after the move (before any other site's writes could reach it again)."""
-    before = [w for w in writes if w.ok and w.answered <= event_at]
     after = [w for w in writes if w.ok and w.sent >= event_at and w.site == new_site]
-    last_ok = max((w.answered for w in before), default=None)
     first_ok = min((w.answered for w in after), default=None)
     window_end = first_ok if first_ok is not None else float("inf")
-    errors = sum(1 for w in writes if not w.ok and event_at <= w.sent <= window_end)
-    rto = None
-    if first_ok is not None:
-        rto = first_ok - (last_ok if last_ok is not None else event_at)
+    # The old site's last acknowledged write: before the failure, or (a planned move)
+    # up to its drain, which may come a little after the decision was taken.
+    before = [w for w in writes if w.ok and w.site != new_site and w.answered <= window_end]
+    last_ok = max((w.answered for w in before), default=None)
+    start = last_ok if last_ok is not None else event_at
+    errors = sum(1 for w in writes if not w.ok and start <= w.sent <= window_end)
+    rto = None if first_ok is None else first_ok - start
     have = set(held)
     # Everything the old site acknowledged must be at the new one: a write it answered
     # after the event (a planned move drains it first) counts too.

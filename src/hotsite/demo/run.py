@@ -60,8 +60,11 @@ def demo_directory(given: Path | None) -> Path:
 
 def check_port(port: int, what: str, option: str) -> None:
     with socket.socket() as sock:
+        # As HAProxy binds it: the last run's closed connections (TIME_WAIT) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
+            sock.listen(1)
         except OSError:
             raise ConfigError(
                 f"port {port} ({what}) is taken by another process",

@@ -72,9 +72,14 @@ class Story:
     _tail: tuple[GtidState, set[int]] = field(default_factory=lambda: (GtidState(), set()))
 
     def run(self) -> None:
-        with self.steps.step("normal service on primary"):
-            self._serve(self.primary.name, STEADY)
-        failover = self.kill_primary_and_fail_over()
+        reporter = PeerReports(self.control, self.dr.name, self.primary)
+        reporter.start()
+        try:
+            with self.steps.step("normal service on primary"):
+                self._serve(self.primary.name, STEADY)
+            failover = self.kill_primary_and_fail_over()
+        finally:
+            reporter.stop()
         with self.steps.step("service answers from dr"):
             self._serve(self.dr.name, STEADY)
         with self.steps.step("old primary comes back"):
@@ -99,12 +104,7 @@ class Story:
             step.detail = "kill -9: agent, app, load balancer, mariadbd"
             self.say("primary site killed (kill -9 of its agent, app, load balancer, database)")
         with self.steps.step("controller detects and fails over"):
-            reporter = PeerReports(self.control, self.dr.name, self.primary)
-            reporter.start()
-            try:
-                move = self._wait_move("failover", self.dr.name, died, timeout=60)
-            finally:
-                reporter.stop()
+            move = self._wait_move("failover", self.dr.name, died, timeout=60)
             self._wait_served(self.dr.name, died, timeout=30)
         held = self.held(self.dr)
         self._held_at_failover = held
@@ -125,9 +125,11 @@ class Story:
         self.say("primary is back: its agent keeps it read-only (dr holds the lease)")
 
     def relocate_home(self) -> None:
-        decided = time.time()
+        asked = time.time()
         self.control.checked("relocate", "--to", self.primary.name, "--apply-timeout", "30")
-        move = self._wait_move("relocate", self.primary.name, decided, timeout=60)
+        move = self._wait_move("relocate", self.primary.name, asked, timeout=60)
+        # The planned move's event is its decision (the command takes a while to start).
+        decided = next(s["at"] for s in self.control.move(move["id"])["steps"] if s["step"] == "decided")
         self._wait_served(self.primary.name, decided, timeout=30)
         held = self.held(self.primary)
         self._add_move(move, decided, self.primary.name, held, "the relocate's decision")
