@@ -1,8 +1,11 @@
 # The targets a newcomer looks for. Everything installs what it needs via scripts/bootstrap.
-.PHONY: demo test lint format bench clean
+.PHONY: demo demo-replication test lint format bench clean
 
-demo:            ## two private MariaDB servers, a write load, live replication, proof
+demo:            ## the whole DR story: two sites, failover by itself, failback, relocate, a report
 	scripts/demo
+
+demo-replication: ## the smaller example: live replication between two MariaDB servers, proof
+	scripts/demo-replication
 
 test:            ## lint, type check and the whole test suite (what CI runs)
 	scripts/test

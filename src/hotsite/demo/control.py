@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotsite.demo.processes import Processes
 from hotsite.config import load
+from hotsite.demo.processes import Processes
 from hotsite.dr import History, controller_client
 from hotsite.errors import HotsiteError
 from hotsite.state import StateStore

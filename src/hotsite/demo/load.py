@@ -71,9 +71,7 @@ class WriteLoad:
                     {"pet_id": 1 + seq % 50, "visit_date": "2026-12-02",
                      "description": f"{MARK}{seq}"}
                 )  # fmt: skip
-                conn.request(
-                    "POST", "/api/visits", body, {"Content-Type": "application/json"}
-                )
+                conn.request("POST", "/api/visits", body, {"Content-Type": "application/json"})
                 answer = conn.getresponse()
                 text = answer.read()
                 site = (answer.getheader("X-Served-By") or "").removesuffix("-web1")

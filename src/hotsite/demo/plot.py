@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no display on a server or in a test
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 MOVE_COLOURS = {"failover": "#d62728", "relocate": "#1f77b4", "failback": "#9467bd"}
 
@@ -66,6 +66,8 @@ def _mark_moves(axes: Any, moves: list[dict[str, Any]], began: float, label: boo
         axes.axvline(event, color=colour, lw=1, ls="--")
         if label:
             rto = move["client"]["rto_seconds"]
-            text = f"{move['kind']} → {move['to']}" + (f"\nRTO {rto:.2f} s" if rto is not None else "")
+            text = f"{move['kind']} → {move['to']}" + (
+                f"\nRTO {rto:.2f} s" if rto is not None else ""
+            )
             axes.annotate(text, (event, 1), xycoords=("data", "axes fraction"), xytext=(3, -4),
                           textcoords="offset points", va="top", fontsize=8, color=colour)  # fmt: skip

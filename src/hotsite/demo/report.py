@@ -40,7 +40,9 @@ def verdicts(moves: list[dict[str, Any]], verify: dict[str, Any]) -> list[dict[s
         ))  # fmt: skip
     if verify:
         missing = sum(len(v) for v in verify.get("acknowledged_missing", {}).values())
-        found.append(_verdict("hotsite verify: both sites identical", bool(verify.get("identical"))))
+        found.append(
+            _verdict("hotsite verify: both sites identical", bool(verify.get("identical")))
+        )
         found.append(_verdict(
             f"every one of {verify.get('acknowledged_writes', 0)} acknowledged writes is on both"
             " sites", missing == 0,
@@ -93,7 +95,9 @@ def render_html(data: dict[str, Any]) -> str:
     began = data["began"]
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        "<title>hotsite demo report</title><style>", _CSS, "</style></head><body>",
+        "<title>hotsite demo report</title><style>",
+        _CSS,
+        "</style></head><body>",
         "<h1>hotsite demo: the whole DR story</h1>",
         f"<p>{html.escape(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(began)))} — "
         f"{data['seconds']:.1f} s, {data['writes']['acknowledged']} of {data['writes']['sent']}"

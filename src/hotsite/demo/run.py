@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -75,7 +76,9 @@ def check_port(port: int, what: str, option: str) -> None:
 def check_tools() -> None:
     for tool, package in ((MARIADBD, "mariadb-server"), (HAPROXY, "haproxy")):
         if shutil.which(tool) is None:
-            raise ConfigError(f"{tool} is not installed", f"run scripts/bootstrap (apt-get install {package})")
+            raise ConfigError(
+                f"{tool} is not installed", f"run scripts/bootstrap (apt-get install {package})"
+            )
 
 
 def run_demo(options: DemoOptions, print_line: Callable[[str], None], live: bool) -> DemoResult:
@@ -113,15 +116,39 @@ def run_demo(options: DemoOptions, print_line: Callable[[str], None], live: bool
             story.run()
             finished = True
     finally:
-        load.stop()
-        sampler.stop()
-        seconds = time.time() - began
-        report = write_report(directory, story, sampler, steps, began, seconds, finished)
-        if not options.keep or not finished:
-            processes.stop_all()
-            for site in (primary, dr):
-                shutil.rmtree(site.db.datadir, ignore_errors=True)  # 100s of MB; the report stays
-    return DemoResult(directory, report, seconds, finished and bool(story.verify.get("identical")))
+        # A second Ctrl-C must not cut the cleanup short: every process is stopped.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            load.stop()
+            sampler.stop()
+            seconds = time.time() - began
+            report = write_report(directory, story, sampler, steps, began, seconds, finished)
+        finally:
+            if not options.keep or not finished:
+                stop_everything(processes, (primary, dr), control)
+            signal.signal(signal.SIGINT, previous)
+    return DemoResult(directory, report, seconds, finished and story.correct())
+
+
+def stop_everything(processes: Processes, sites: tuple[LocalSite, ...], control: Control) -> None:
+    """Every process of the demo, by PID — also one started but not yet recorded when
+    Ctrl-C came: a server still starting, an entry point whose command was cut off."""
+    for site in sites:
+        if site.db.process is not None and site.db.process.poll() is None:
+            processes.adopt(f"{site.name} mariadbd", site.db.process.pid)
+    entry_pid = control.directory / ".hotsite" / "entry" / "haproxy.pid"
+    try:
+        pid = int(entry_pid.read_text().split()[0])
+        if str(control.directory).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            processes.adopt("entry point", pid)
+    except (OSError, ValueError, IndexError):
+        pass
+    processes.stop_all()
+    for site in sites:
+        if site.db.process is not None:
+            site.db.process.wait()  # reaped: no zombie left
+            site.db.process = None
+        shutil.rmtree(site.db.datadir, ignore_errors=True)  # 100s of MB; the report stays
 
 
 def set_up(

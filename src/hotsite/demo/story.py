@@ -93,6 +93,18 @@ class Story:
         with self.steps.step("verify both sites identical"):
             self.verify = self.verify_identical()
 
+    def correct(self) -> bool:
+        """The story ran and nothing is wrong with the data: the sites are identical and
+        hold every acknowledged write, and the planned move lost none. (A machine too
+        loaded for the RTO goals is reported in the verdicts, not as a failure.)"""
+        relocates = [m for m in self.moves if m["kind"] == "relocate"]
+        return bool(
+            self.verify.get("identical")
+            and not any(self.verify.get("acknowledged_missing", {}).values())
+            and relocates
+            and all(m["client"]["rpo_writes"] == 0 for m in relocates)
+        )
+
     # -- the failover ---------------------------------------------------------------
 
     def kill_primary_and_fail_over(self) -> float:
@@ -129,7 +141,9 @@ class Story:
         self.control.checked("relocate", "--to", self.primary.name, "--apply-timeout", "30")
         move = self._wait_move("relocate", self.primary.name, asked, timeout=60)
         # The planned move's event is its decision (the command takes a while to start).
-        decided = next(s["at"] for s in self.control.move(move["id"])["steps"] if s["step"] == "decided")
+        decided = next(
+            s["at"] for s in self.control.move(move["id"])["steps"] if s["step"] == "decided"
+        )
         self._wait_served(self.primary.name, decided, timeout=30)
         held = self.held(self.primary)
         self._add_move(move, decided, self.primary.name, held, "the relocate's decision")
@@ -145,7 +159,9 @@ class Story:
         except ValueError:
             report = {"error": (done.stderr or done.stdout).strip()[-500:]}
         acked = {w.seq for w in self.load.snapshot() if w.ok}
-        missing = {site.name: sorted(acked - self.held(site))[:100] for site in (self.primary, self.dr)}
+        missing = {
+            site.name: sorted(acked - self.held(site))[:100] for site in (self.primary, self.dr)
+        }
         return {
             "exit_status": done.returncode,
             "identical": done.returncode == 0,
@@ -187,7 +203,9 @@ class Story:
                 record = {}
             if record.get("primary") == target and record.get("move") is None:
                 for move in self.control.moves():
-                    if (move["kind"], move["to"]) == (kind, target) and move["started"] >= since - 1:
+                    if (move["kind"], move["to"]) == (kind, target) and move[
+                        "started"
+                    ] >= since - 1:
                         return move
             if time.monotonic() > deadline:
                 raise HotsiteError(f"no {kind} to {target} finished within {timeout:g} s")
@@ -242,7 +260,9 @@ def failback(story: Story) -> dict[str, Any]:
     return errant
 
 
-def _wait_caught_up(story: Story, source: LocalSite, target: LocalSite, timeout: float = 60) -> None:
+def _wait_caught_up(
+    story: Story, source: LocalSite, target: LocalSite, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -260,7 +280,9 @@ def _wait_caught_up(story: Story, source: LocalSite, target: LocalSite, timeout:
         except (pymysql.MySQLError, IndexError):
             behind = -1
         if time.monotonic() > deadline:
-            raise HotsiteError(f"{target.name} did not catch up with {source.name} ({behind} behind)")
+            raise HotsiteError(
+                f"{target.name} did not catch up with {source.name} ({behind} behind)"
+            )
         time.sleep(0.1)
 
 
