@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from hotsite.config import ProjectConfig
 from hotsite.duty import Duty
 from hotsite.errors import HotsiteError
@@ -23,6 +25,10 @@ from hotsite.private import write_private
 
 log = get_logger(__name__)
 POLL_EVERY = 0.25
+# What restarts a duty rather than the agent: its own errors, and a database error no
+# layer explained (a session killed under it — its own site being fenced, say) must not
+# take the other duties down with it.
+DUTY_ERRORS = (HotsiteError, pymysql.MySQLError)
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
@@ -75,7 +81,7 @@ class SiteAgent:
                 state.status = state.duty.poll()
                 state.error = None
                 state.delay = RETRY_FIRST
-            except HotsiteError as exc:
+            except DUTY_ERRORS as exc:
                 self._failed(state, str(exc))
         self._write_status()
 
@@ -85,7 +91,7 @@ class SiteAgent:
             state.running = True
             state.error = None
             log.info("duty started", site=self.site, duty=state.duty.name)
-        except HotsiteError as exc:
+        except DUTY_ERRORS as exc:
             self._failed(state, str(exc))
 
     def _failed(self, state: DutyState, message: str) -> None:

@@ -14,9 +14,9 @@ import yaml
 
 from hotsite.demo.sites import LocalSite
 
-LEASE = 1.5
-INTERVAL = 0.25
-DEAD_AFTER = 1.0
+LEASE = 1.6
+INTERVAL = 0.4
+DEAD_AFTER = 0.8
 CLOCK_MARGIN = 0.25
 HEARTBEAT = 0.25
 
