@@ -14,10 +14,28 @@ import yaml
 
 from hotsite.demo.sites import LocalSite
 
-LEASE = 1.6
-INTERVAL = 0.4
-DEAD_AFTER = 0.8
 CLOCK_MARGIN = 0.25
+
+
+@dataclass(frozen=True)
+class Timings:
+    lease: float
+    interval: float
+    dead_after: float
+
+
+# A quiet machine: detection within a second, the lease renewed every 0.25 s.
+QUIET = Timings(lease=1.5, interval=0.25, dead_after=1.0)
+# A machine far busier than its cores (other work running): the controller may take a
+# second to answer, and a lease of 1.5 s then runs out while it is being renewed — the
+# primary fences itself, again and again. A longer lease costs RTO, not safety.
+LOADED = Timings(lease=3.0, interval=0.5, dead_after=1.0)
+
+
+def timings() -> tuple[Timings, float]:
+    """The timings for this machine now, and its load per core (1-minute average)."""
+    per_core = os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    return (LOADED if per_core > 2.0 else QUIET), per_core
 HEARTBEAT = 0.25
 
 
@@ -28,7 +46,7 @@ class DemoPorts:
 
 
 def write_project(
-    directory: Path, primary: LocalSite, dr: LocalSite, ports: DemoPorts
+    directory: Path, primary: LocalSite, dr: LocalSite, ports: DemoPorts, times: Timings
 ) -> tuple[Path, str]:
     """``hotsite.yaml`` and the controller's token file (0600); returns the project file
     and the token (for the demo's own calls to the controller)."""
@@ -49,9 +67,9 @@ def write_project(
                 "listen": f"127.0.0.1:{ports.controller}",
                 "token_file": str(token_file),
             },
-            "lease": LEASE,
+            "lease": times.lease,
             "clock_margin": CLOCK_MARGIN,
-            "detection": {"interval": INTERVAL, "dead_after": DEAD_AFTER},
+            "detection": {"interval": times.interval, "dead_after": times.dead_after},
             "auto_failover": True,
             "entry": {
                 "listen": f"127.0.0.1:{ports.entry}",

@@ -21,7 +21,7 @@ from hotsite.demo.control import Control
 from hotsite.demo.live import LiveView
 from hotsite.demo.load import WriteLoad
 from hotsite.demo.processes import Processes
-from hotsite.demo.project import DemoPorts, write_project
+from hotsite.demo.project import LOADED, QUIET, DemoPorts, timings, write_project
 from hotsite.demo.report import write_report
 from hotsite.demo.sampler import Sampler
 from hotsite.demo.sites import HAPROXY, LocalSite, SitePorts
@@ -98,8 +98,9 @@ def run_demo(options: DemoOptions, print_line: Callable[[str], None], live: bool
         "dr", 2, directory / "dr",
         SitePorts(free_port(), free_port(), free_port()), secrets.token_hex(12), processes,
     )  # fmt: skip
+    times, load_per_core = timings()
     config, _token = write_project(
-        directory, primary, dr, DemoPorts(free_port(), options.entry_port)
+        directory, primary, dr, DemoPorts(free_port(), options.entry_port), times
     )
     control = Control(config, processes)
     load = WriteLoad("127.0.0.1", options.entry_port)
@@ -109,6 +110,12 @@ def run_demo(options: DemoOptions, print_line: Callable[[str], None], live: bool
     try:
         with view:
             view.sampler = sampler
+            if times is LOADED:
+                view.say(
+                    f"this machine is busy (load {load_per_core:.1f} per core): a lease of"
+                    f" {times.lease:g} s instead of {QUIET.lease:g} s, so a slow controller"
+                    " does not cost the primary its lease (the failover's RTO grows with it)"
+                )
             with steps.step("sites, controller, agents, entry point up"):
                 set_up(primary, dr, control, options.entry_port, view.say)
             load.start()
