@@ -41,7 +41,7 @@ def render_svg(data: dict[str, Any]) -> str:
         for axes in (writes, lag):
             axes.grid(alpha=0.3)
             _mark_moves(axes, data["moves"], began, label=axes is writes)
-        writes.legend(loc="upper right", fontsize=8, ncol=2)
+        writes.legend(loc="center right", fontsize=8, ncol=2)
         if links:
             lag.legend(loc="upper right", fontsize=8, ncol=2)
         fig.tight_layout()
