@@ -2,8 +2,9 @@
 
 Every replication link that ends at the site; and with a ``dr:`` section, the fence
 duty (a fence recorded on the site's database is enforced again at start and whenever
-the server comes back writable) and the lease keeper (the primary's lease; a standby
-kept read-only), both from the dr layer.
+the server comes back writable), the lease keeper (the primary's lease; a standby
+kept read-only) and the health report (which other sites' databases this site
+reaches, the controller's second witness of a failure), all from the dr layer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from __future__ import annotations
 from hotsite.agent.links import LinkDuty
 from hotsite.config import ProjectConfig
 from hotsite.db import connect
-from hotsite.dr import FenceDuty, LeaseKeeper, controller_client, dr_section, site_fence
+from hotsite.dr import (
+    FenceDuty,
+    LeaseKeeper,
+    PeerReporter,
+    ProjectSites,
+    controller_client,
+    dr_section,
+    site_fence,
+)
 from hotsite.duty import Duty
 
 
@@ -30,4 +39,15 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                 fence_before=dr.fence_before,
             )
         )
+        if len(config.sites) > 1:
+            probe = ProjectSites(config, timeout=dr.detection.probe_timeout)
+            duties.append(
+                PeerReporter(
+                    site,
+                    sorted(config.sites),
+                    probe.reachable,
+                    controller_client(config),
+                    interval=dr.detection.interval,
+                )
+            )
     return duties

@@ -1,0 +1,132 @@
+"""The agent's health report: which other sites it reaches, sent to the controller.
+
+The controller declares a site dead only when it has not reached the site itself for
+``dead_after`` seconds *and* another site's agent says the same in a fresh report (see
+detector.py). This duty is that other agent's half: every ``interval`` it probes each
+other site's database and posts ``{"peers": {"<site>": <seconds since it last reached
+it>}}`` (``POST /v1/report``). A site it has never reached counts from the duty's start,
+so an agent that comes up beside a dead primary still confirms the death.
+
+It runs in a thread of its own, like the lease keeper: a probe of an unreachable
+database blocks for its timeout, and the agent's poll loop (which runs the replication
+links too) must not delay the reports the controller's decision waits for. The probes
+of one round run in parallel for the same reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from hotsite.dr.client import ControllerRefused, ControllerUnreachable
+from hotsite.errors import HotsiteError
+from hotsite.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Reports(Protocol):
+    def report(self, site: str, report: dict[str, Any]) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class PeerReporter:
+    """``reachable(site)`` probes a site's database (``ProjectSites.reachable``)."""
+
+    def __init__(
+        self,
+        site: str,
+        peers: Sequence[str],
+        reachable: Callable[[str], bool],
+        controller: Reports,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = "health"
+        self.site = site
+        self.peers = tuple(peer for peer in peers if peer != site)
+        self._reachable = reachable
+        self._controller = controller
+        self._interval = interval
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._started = clock()
+        self.last_reached: dict[str, float] = {}
+        self.sent = 0  # reports the controller took
+        self.last_error = ""
+        self._failure: BaseException | None = None
+
+    # -- the Duty protocol ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._failure = None
+        self._thread = threading.Thread(target=self._run, name=f"peers-{self.site}", daemon=True)
+        self._thread.start()
+
+    def poll(self) -> dict[str, Any]:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise HotsiteError(f"the health report of site {self.site!r} stopped ({failure})")
+        return {
+            "site": self.site,
+            "peers": self.unreached(),
+            "reports_sent": self.sent,
+            "error": self.last_error,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._controller.close()
+
+    # -- the reporter's thread -------------------------------------------------------
+
+    def unreached(self) -> dict[str, float]:
+        """Seconds since this agent last reached each peer (since its start, if never)."""
+        now = self._clock()
+        with self._lock:
+            return {
+                peer: round(now - self.last_reached.get(peer, self._started), 3)
+                for peer in self.peers
+            }
+
+    def step(self, pool: ThreadPoolExecutor | None = None) -> dict[str, float]:
+        """Probe every peer once, then report; returns what was reported."""
+        began = self._clock()
+        probe = pool.map if pool is not None else map
+        for peer, reached in zip(self.peers, probe(self._reachable, self.peers), strict=True):
+            if reached:
+                with self._lock:
+                    # Reached at the probe's start: the safe side (the age is never
+                    # understated by how long the probe took).
+                    self.last_reached[peer] = began
+        peers = self.unreached()
+        try:
+            self._controller.report(self.site, {"peers": peers, "at": time.time()})
+            self.sent += 1
+            self.last_error = ""
+        except (ControllerUnreachable, ControllerRefused) as exc:
+            self.last_error = str(exc)
+        return peers
+
+    def _run(self) -> None:
+        try:
+            with ThreadPoolExecutor(max(1, len(self.peers)), f"probe-{self.site}") as pool:
+                while not self._stop.is_set():
+                    began = self._clock()
+                    self.step(pool)
+                    self._stop.wait(max(0.0, self._interval - (self._clock() - began)))
+        except BaseException as exc:  # reported by the next poll; the agent restarts us
+            log.warning("health report stopped", site=self.site, error=str(exc))
+            self._failure = exc
