@@ -78,10 +78,10 @@ class DRLab:
         self,
         base_dir: Path,
         *,
-        lease: float = 1.0,
-        interval: float = 0.1,
-        dead_after: float = 0.5,
-        clock_margin: float = 0.2,
+        lease: float = 2.0,
+        interval: float = 0.2,
+        dead_after: float = 1.0,
+        clock_margin: float = 0.3,
         auto_failover: bool = True,
     ) -> None:
         self.base_dir = base_dir
@@ -228,8 +228,8 @@ class DRLab:
         """The primary holds its lease, the DR site has the schema, a write through the
         entry point lands at the primary."""
         wait_until(lambda: self.record().get("lease_holder") == "primary", "the lease", timeout)
-        wait_until(lambda: self.count("dr") is not None, "the schema at dr", timeout)
         wait_until(lambda: _post(self.entry_address, "ready")[0] == 201, "the entry", timeout)
+        wait_until(lambda: "ready" in self.names("dr"), "replication to dr", timeout)
 
     # -- views ---------------------------------------------------------------------
 
@@ -270,7 +270,10 @@ class DRLab:
         return db
 
     def names(self, name: str) -> set[str]:
-        rows = self.db(name).execute("SELECT name FROM petclinic.pets")
+        try:
+            rows = self.db(name).execute("SELECT name FROM petclinic.pets")
+        except pymysql.MySQLError:
+            return set()  # not there (yet)
         return {str(row[0]) for row in rows}
 
     def count(self, name: str) -> int | None:
