@@ -33,6 +33,7 @@ Needs root (network namespaces), HAProxy and nftables.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -78,13 +79,13 @@ def one_run(move: str, args: argparse.Namespace) -> dict[str, float]:
 
 
 def measure(lab: DRLab, load: LoadGenerator, began: float) -> dict[str, float]:
-    last, first, write_to_write = load.gap(began)
+    _last, first, write_to_write = load.gap(began)
     first_new = min(w.acked for w in load.by("dr"))
     at_dr = lab.names("dr")
     lost = [w for w in load.acked if w.name not in at_dr]
     acks = sorted(w.acked for w in load.acked)
     window = [t for t in acks if t >= began - 1.0]
-    pause = max((b - a for a, b in zip(window, window[1:], strict=False)), default=0.0)
+    pause = max((b - a for a, b in itertools.pairwise(window)), default=0.0)
     return {
         "rto_from_fault": first_new - began,
         "rto_write_to_write": write_to_write,

@@ -20,8 +20,8 @@ from hotsite.config_conflicts import ConflictsConfig
 from hotsite.config_dr import DRSection
 from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
-from hotsite.site_outputs import recorded_outputs, server_of_url
 from hotsite.nodes.config import NodesConfig
+from hotsite.site_outputs import recorded_outputs, server_of_url
 from hotsite.tls import TLSSettings, check_complete, checked_path
 from hotsite.topology import Routes
 from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages

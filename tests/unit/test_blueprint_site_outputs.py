@@ -44,7 +44,11 @@ def test_addresses_come_from_the_outputs(tmp_path: Path) -> None:
     bring_up(tmp_path, "primary", {
         "database": "mysql://hs@10.0.0.5:3306/petclinic", "url": "http://10.0.0.4:8080/",
     })  # fmt: skip
-    bring_up(tmp_path, "dr", {"database": "mysql://hs@10.1.0.5:3306/petclinic", "url": "http://10.1.0.4/"})
+    bring_up(
+        tmp_path,
+        "dr",
+        {"database": "mysql://hs@10.1.0.5:3306/petclinic", "url": "http://10.1.0.4/"},
+    )
     config = load(path)
     assert config.site("primary").database_url.host == "10.0.0.5"
     assert config.site("dr").database == "mysql://hs@10.1.0.5:3306/petclinic"

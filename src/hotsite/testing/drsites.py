@@ -257,6 +257,11 @@ class DRLab:
         except (OSError, ValueError, http.client.HTTPException):
             return False
 
+    def controller_sites(self) -> dict[str, Any]:
+        """The controller's ``GET /v1/sites``: each site's last report and its age."""
+        answer = self._call("/v1/sites")
+        return answer if isinstance(answer, dict) else {}
+
     def record(self) -> dict[str, Any]:
         try:
             answer = self._call("/v1/record")
@@ -369,9 +374,7 @@ class LoadGenerator:
     own; every acknowledged write (201) is kept with the time it was acknowledged and
     the site that served it."""
 
-    def __init__(
-        self, address: tuple[str, int], writers: int = 4, pause: float = 0.005
-    ) -> None:
+    def __init__(self, address: tuple[str, int], writers: int = 4, pause: float = 0.005) -> None:
         self.address = address
         self.pause = pause
         self.acked: list[Write] = []
