@@ -28,7 +28,7 @@ import pytest
 
 from hotsite.dr.history import History
 from hotsite.state import StateStore
-from hotsite.testing.drsites import DRLab, LoadGenerator, WritableWatch, wait_until
+from hotsite.testing.drsites import DRLab, LoadGenerator, wait_until
 from tests.sshhosts_fixtures import missing_for_ssh_hosts, needs_commands
 
 pytestmark = [pytest.mark.slow, needs_commands("nft", "haproxy")]
@@ -61,7 +61,7 @@ def steady(lab: DRLab, load: LoadGenerator) -> None:
 
 def failover_under_load(lab: DRLab, fault: str) -> None:
     load = LoadGenerator(lab.entry_address).start()
-    watch = WritableWatch(lab).start()
+    watch = lab.watch()
     try:
         steady(lab, load)
         failed_at = time.time()
@@ -106,7 +106,7 @@ def test_a_primary_whose_network_is_cut_fails_over_by_itself(lab: DRLab) -> None
 
 def test_a_cut_link_between_the_sites_moves_nothing(lab: DRLab) -> None:
     load = LoadGenerator(lab.entry_address).start()
-    watch = WritableWatch(lab).start()
+    watch = lab.watch()
     try:
         wait_until(lambda: len(load.by("primary")) >= 10, "writes at the primary", 60)
         lab.cut_between("primary", "dr")
@@ -141,7 +141,7 @@ def test_a_partitioned_primary_fences_itself_before_the_dr_site_is_promoted(
 ) -> None:
     # Its own clients (from the root namespace) write to it directly, past the entry.
     direct = LoadGenerator((lab.primary.address, 8080)).start()
-    watch = WritableWatch(lab).start()
+    watch = lab.watch()
     try:
         wait_until(lambda: len(direct.by("primary")) >= 10, "direct writes", 60)
         lab.isolate("primary")
@@ -169,7 +169,7 @@ def test_a_partitioned_primary_fences_itself_before_the_dr_site_is_promoted(
 
 def test_relocate_under_load_loses_no_acknowledged_write(lab: DRLab) -> None:
     load = LoadGenerator(lab.entry_address).start()
-    watch = WritableWatch(lab).start()
+    watch = lab.watch()
     try:
         steady(lab, load)
         result = lab.hotsite("relocate", "--to", "dr")
@@ -188,7 +188,7 @@ def test_relocate_under_load_loses_no_acknowledged_write(lab: DRLab) -> None:
 
 
 def test_a_controller_killed_mid_failover_finishes_it_when_restarted(lab: DRLab) -> None:
-    watch = WritableWatch(lab).start()
+    watch = lab.watch()
     try:
         lab.kill_site("primary")
         # The moment the move is recorded (decided), the controller is killed -9.

@@ -22,10 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from hotsite.dr.client import ControllerRefused, ControllerUnreachable
+from hotsite.dr.ticker import Ticker
 from hotsite.errors import HotsiteError
-from hotsite.logs import get_logger
-
-log = get_logger(__name__)
 
 
 class Reports(Protocol):
@@ -51,30 +49,25 @@ class PeerReporter:
         self.peers = tuple(peer for peer in peers if peer != site)
         self._reachable = reachable
         self._controller = controller
-        self._interval = interval
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(f"peers-{site}", self.step, interval, clock)
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._started = clock()
         self.last_reached: dict[str, float] = {}
         self.sent = 0  # reports the controller took
         self.last_error = ""
-        self._failure: BaseException | None = None
 
     # -- the Duty protocol ---------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._failure = None
-        self._thread = threading.Thread(target=self._run, name=f"peers-{self.site}", daemon=True)
-        self._thread.start()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(1, len(self.peers)), f"probe-{self.site}")
+        self._ticker.start()
 
     def poll(self) -> dict[str, Any]:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
+        failure = self._ticker.failure()
+        if failure is not None:
             raise HotsiteError(f"the health report of site {self.site!r} stopped ({failure})")
         return {
             "site": self.site,
@@ -84,10 +77,10 @@ class PeerReporter:
         }
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._ticker.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         self._controller.close()
 
     # -- the reporter's thread -------------------------------------------------------
@@ -101,10 +94,10 @@ class PeerReporter:
                 for peer in self.peers
             }
 
-    def step(self, pool: ThreadPoolExecutor | None = None) -> dict[str, float]:
+    def step(self) -> dict[str, float]:
         """Probe every peer once, then report; returns what was reported."""
         began = self._clock()
-        probe = pool.map if pool is not None else map
+        probe = self._pool.map if self._pool is not None else map
         for peer, reached in zip(self.peers, probe(self._reachable, self.peers), strict=True):
             if reached:
                 with self._lock:
@@ -119,14 +112,3 @@ class PeerReporter:
         except (ControllerUnreachable, ControllerRefused) as exc:
             self.last_error = str(exc)
         return peers
-
-    def _run(self) -> None:
-        try:
-            with ThreadPoolExecutor(max(1, len(self.peers)), f"probe-{self.site}") as pool:
-                while not self._stop.is_set():
-                    began = self._clock()
-                    self.step(pool)
-                    self._stop.wait(max(0.0, self._interval - (self._clock() - began)))
-        except BaseException as exc:  # reported by the next poll; the agent restarts us
-            log.warning("health report stopped", site=self.site, error=str(exc))
-            self._failure = exc

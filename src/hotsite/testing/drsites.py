@@ -269,6 +269,10 @@ class DRLab:
         except (OSError, ValueError, http.client.HTTPException):
             return {}
 
+    def watch(self) -> WritableWatch:
+        """A started WritableWatch of both sites' databases."""
+        return WritableWatch({name: self.db(name) for name in ("primary", "dr")}).start()
+
     def db(self, name: str) -> PrivateMariaDB:
         db = self.sites[name].db
         assert db is not None
@@ -438,12 +442,12 @@ def _post(address: tuple[str, int], name: str) -> tuple[int, str]:
 
 
 class WritableWatch:
-    """Every 50 ms: which databases accept writes (read_only off), through their Unix
-    sockets; the moments when more than one did are kept."""
+    """Every 50 ms: which databases accept writes (read_only off) — a namespaced one
+    through its Unix socket — and the moments when more than one did."""
 
-    def __init__(self, lab: DRLab, sites: tuple[str, ...] = ("primary", "dr")) -> None:
-        self.lab = lab
-        self.sites = sites
+    def __init__(self, servers: dict[str, PrivateMariaDB]) -> None:
+        self.servers = servers
+        self.sites = tuple(servers)
         self.samples = 0
         self.both_writable: list[float] = []
         self.first_writable: dict[str, float] = {}
@@ -479,7 +483,7 @@ class WritableWatch:
         # the 50 ms between samples on a loaded machine. A fence kills it: reopened.
         try:
             if site not in conns:
-                conns[site] = self.lab.db(site).connect(read_timeout=2)
+                conns[site] = self.servers[site].connect(read_timeout=2)
             with conns[site].cursor() as cur:
                 cur.execute("SELECT @@GLOBAL.read_only")
                 return bool(cur.fetchone()[0] == 0)
