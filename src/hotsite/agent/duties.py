@@ -25,7 +25,11 @@ from hotsite.duty import Duty
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
-    duties: list[Duty] = [LinkDuty(config, link) for link in config.links_into(site)]
+    """The dr duties first: the agent starts its duties in order, and a link's start (a
+    snapshot, a source that does not answer) can take long; the fence must be enforced,
+    the lease held and the health reported meanwhile (those two in threads of their
+    own, so only their start waits on the agent's loop)."""
+    duties: list[Duty] = []
     if config.dr is not None:
         dr = dr_section(config)
         url = config.site(site).database_url
@@ -50,4 +54,4 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                     interval=dr.detection.interval,
                 )
             )
-    return duties
+    return duties + [LinkDuty(config, link) for link in config.links_into(site)]
