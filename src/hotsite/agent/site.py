@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from hotsite.config import ProjectConfig
 from hotsite.duty import Duty
 from hotsite.errors import HotsiteError
@@ -22,6 +24,9 @@ from hotsite.logs import get_logger
 from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
+# A database error a duty let through (a session of its own killed by a fence, say) is
+# that duty's failure, restarted with a backoff like any other: never the agent's end.
+DUTY_ERRORS = (HotsiteError, pymysql.MySQLError)
 POLL_EVERY = 0.25
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
@@ -76,7 +81,7 @@ class SiteAgent:
                 state.status = state.duty.poll()
                 state.error = None
                 state.delay = RETRY_FIRST
-            except HotsiteError as exc:
+            except DUTY_ERRORS as exc:
                 self._failed(state, str(exc))
         self._write_status()
 
@@ -86,7 +91,7 @@ class SiteAgent:
             state.running = True
             state.error = None
             log.info("duty started", site=self.site, duty=state.duty.name)
-        except HotsiteError as exc:
+        except DUTY_ERRORS as exc:
             self._failed(state, str(exc))
 
     def _failed(self, state: DutyState, message: str) -> None:
