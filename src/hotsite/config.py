@@ -21,6 +21,7 @@ from hotsite.config_dr import DRSection
 from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
+from hotsite.site_outputs import recorded_outputs, server_of_url
 from hotsite.tls import TLSSettings, check_complete, checked_path
 from hotsite.topology import Routes
 from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages
@@ -99,7 +100,9 @@ class SiteConfig(_Model):
         """The URL with the site's TLS settings (``tls:``, ``require_tls``) merged in."""
         if self.database is None:
             raise ConfigError(
-                "this site has no database URL", "set sites.<site>.database in the project file"
+                "this site has no database URL",
+                "set sites.<site>.database in the project file, or bring its blueprint up"
+                " ('hotsite up SITE'): its 'database' output is used",
             )
         url = DatabaseURL.parse(self.database)
         tls = url.tls
@@ -268,6 +271,9 @@ def load(path: Path | None = None) -> ProjectConfig:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sites' key at the top level")
     problems = list(doc.problems)
+    # Before validation, so that a blueprint site that is up validates (and is
+    # cross-checked) with its addresses; lines still point into the file.
+    doc.data = _with_outputs(doc.data, path.resolve().parent)
     config: ProjectConfig | None = None
     try:
         config = ProjectConfig.model_validate(doc.data)
@@ -282,6 +288,37 @@ def load(path: Path | None = None) -> ProjectConfig:
     assert config is not None
     config.path = path.resolve()
     return config
+
+
+def _with_outputs(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The file's data with what blueprint sites that are up expose filled in where the
+    file says nothing: a site's ``database`` from its ``database`` output, its entry
+    server (``dr.entry.servers``) from its ``url`` output. What the file gives wins."""
+    sites = data.get("sites")
+    if not isinstance(sites, dict) or not any(
+        isinstance(s, dict) and s.get("blueprint") for s in sites.values()
+    ):
+        return data
+    state_dir = data.get("state_dir")
+    home = state_home(base_dir, Path(state_dir) if isinstance(state_dir, str) else None)
+    outputs = recorded_outputs(home / "state.db")
+    filled = {**data, "sites": dict(sites)}
+    servers: dict[str, str] = {}
+    for name, site in sites.items():
+        if not (isinstance(site, dict) and site.get("blueprint") and name in outputs):
+            continue
+        database, url = outputs[name].get("database"), outputs[name].get("url")
+        if site.get("database") is None and isinstance(database, str):
+            filled["sites"][name] = {**site, "database": database}
+        server = server_of_url(url) if isinstance(url, str) else None
+        if server is not None:
+            servers[name] = server
+    dr = data.get("dr")
+    entry = dr.get("entry") if isinstance(dr, dict) else None
+    if servers and isinstance(entry, dict) and isinstance(dr, dict):
+        given = entry.get("servers") if isinstance(entry.get("servers"), dict) else {}
+        filled["dr"] = {**dr, "entry": {**entry, "servers": {**servers, **(given or {})}}}
+    return filled
 
 
 def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]]:

@@ -59,6 +59,12 @@ class DetectionConfig(_Model):
             )
         return self
 
+    @property
+    def probe_timeout(self) -> float:
+        """How long one probe of a site's database may take: a third of dead_after, so
+        that a hung probe still leaves room for two more before the verdict."""
+        return max(0.2, self.dead_after / 3)
+
 
 class ControllerConfig(_Model):
     listen: str = Field(

@@ -199,11 +199,14 @@ def connect(
     streaming: bool = False,
     timeout: float = 5.0,
     client_flag: int = 0,
+    read_timeout: float | None = None,
 ) -> Connection:
-    """Open a connection; every session runs in UTC so TIMESTAMP values round-trip."""
+    """Open a connection; every session runs in UTC so TIMESTAMP values round-trip.
+    ``timeout`` bounds the TCP connect only: a probe must pass ``read_timeout`` too, or
+    a link cut after the connect (mid-handshake) hangs it for good."""
     try:
         conn = pymysql.connect(
-            **connection_settings(url, timeout=timeout),
+            **connection_settings(url, timeout=timeout, read_timeout=read_timeout),
             database=database,
             autocommit=autocommit,
             init_command="SET time_zone = '+00:00'",

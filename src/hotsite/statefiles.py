@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from hotsite.errors import StateError
-from hotsite.private import private_dir
+from hotsite.private import private_dir, write_private
 
 STATE_DIR_HINT = "make it writable, or set state_dir in the project file to a writable directory"
 
@@ -36,3 +37,25 @@ def require_writable_dir(directory: Path, hint: str = STATE_DIR_HINT) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise cannot_write(exc.filename or directory, exc, hint) from None
+
+
+class StatusFile:
+    """A status file rewritten at most once per ``every`` seconds while what it says
+    stays the same: an idle agent polls its duties four times a second, and writing two
+    files each time was most of what it burnt doing nothing. A change of ``shape``
+    (running, failed, a new warning) is written at once, so whoever waits for it (a
+    test, a move) waits no longer; readers count a file older than a few seconds as no
+    agent (replication.status.STALE_AFTER), so once a second keeps it fresh."""
+
+    def __init__(self, path: Path, every: float = 1.0) -> None:
+        self.path = path
+        self.every = every
+        self._shape: object = None
+        self._written_at = float("-inf")
+
+    def write(self, text: str, shape: object, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and shape == self._shape and now - self._written_at < self.every:
+            return
+        write_private(self.path, text)
+        self._shape, self._written_at = shape, now

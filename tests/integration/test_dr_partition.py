@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pymysql
 import yaml
 
 from hotsite.db import connect
@@ -21,46 +20,12 @@ from hotsite.dr.lease import LeaseKeeper
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.dr.token import Token
 from hotsite.state import StateStore
+from hotsite.testing.drsites import WritableWatch
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
 from tests.dr_helpers import TOKEN, Controller, CuttableProxy, wait_for
 from tests.helpers import kill_group, start_replicate, write_config
 
 LEASE, INTERVAL, DEAD_AFTER = 2.0, 0.1, 0.6
-
-
-class WritableWatch:
-    """Every 50 ms: which of the two databases accept writes (read_only off)."""
-
-    def __init__(self, servers: dict[str, PrivateMariaDB]) -> None:
-        self.servers = servers
-        self.both_writable: list[float] = []
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> WritableWatch:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        conns = {name: server.connect() for name, server in self.servers.items()}
-        while not self._stop.wait(0.05):
-            writable = []
-            for name, conn in conns.items():
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT @@GLOBAL.read_only")
-                        writable.append(cur.fetchone()[0] == 0)
-                except pymysql.MySQLError:
-                    conns[name] = self.servers[name].connect()  # the fence killed us
-                    writable.append(False)  # unknown this round; checked again next
-            self.samples += 1
-            if all(writable):
-                self.both_writable.append(time.time())
 
 
 def test_partitioned_primary_fences_itself_before_the_dr_site_is_promoted(

@@ -2,8 +2,9 @@
 
 Every replication link that ends at the site; and with a ``dr:`` section, the fence
 duty (a fence recorded on the site's database is enforced again at start and whenever
-the server comes back writable) and the lease keeper (the primary's lease; a standby
-kept read-only), both from the dr layer.
+the server comes back writable), the lease keeper (the primary's lease; a standby
+kept read-only) and the health report (which other sites' databases this site
+reaches, the controller's second witness of a failure), all from the dr layer.
 """
 
 from __future__ import annotations
@@ -11,12 +12,24 @@ from __future__ import annotations
 from hotsite.agent.links import LinkDuty
 from hotsite.config import ProjectConfig
 from hotsite.db import connect
-from hotsite.dr import FenceDuty, LeaseKeeper, controller_client, dr_section, site_fence
+from hotsite.dr import (
+    FenceDuty,
+    LeaseKeeper,
+    PeerReporter,
+    ProjectSites,
+    controller_client,
+    dr_section,
+    site_fence,
+)
 from hotsite.duty import Duty
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
-    duties: list[Duty] = [LinkDuty(config, link) for link in config.links_into(site)]
+    """The dr duties first: the agent starts its duties in order, and a link's start (a
+    snapshot, a source that does not answer) can take long; the fence must be enforced,
+    the lease held and the health reported meanwhile (those two in threads of their
+    own, so only their start waits on the agent's loop)."""
+    duties: list[Duty] = []
     if config.dr is not None:
         dr = dr_section(config)
         url = config.site(site).database_url
@@ -30,4 +43,15 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                 fence_before=dr.fence_before,
             )
         )
-    return duties
+        if len(config.sites) > 1:
+            probe = ProjectSites(config, timeout=dr.detection.probe_timeout)
+            duties.append(
+                PeerReporter(
+                    site,
+                    sorted(config.sites),
+                    probe.reachable,
+                    controller_client(config),
+                    interval=dr.detection.interval,
+                )
+            )
+    return duties + [LinkDuty(config, link) for link in config.links_into(site)]

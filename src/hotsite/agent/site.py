@@ -21,14 +21,13 @@ from hotsite.config import ProjectConfig
 from hotsite.duty import Duty
 from hotsite.errors import HotsiteError
 from hotsite.logs import get_logger
-from hotsite.private import write_private
+from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
-POLL_EVERY = 0.25
-# What restarts a duty rather than the agent: its own errors, and a database error no
-# layer explained (a session killed under it — its own site being fenced, say) must not
-# take the other duties down with it.
+# A database error a duty let through (a session of its own killed by a fence, say) is
+# that duty's failure, restarted with a backoff like any other: never the agent's end.
 DUTY_ERRORS = (HotsiteError, pymysql.MySQLError)
+POLL_EVERY = 0.25
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
@@ -58,6 +57,7 @@ class SiteAgent:
         self.site = site
         self.duties = [DutyState(duty) for duty in duties]
         self.stopping = threading.Event()
+        self._status = StatusFile(agent_status_path(config, site))
 
     def run(self, on_tick: Any = None) -> None:
         """Until ``stopping`` is set (or KeyboardInterrupt): start, poll, restart duties."""
@@ -122,9 +122,9 @@ class SiteAgent:
 
     def _write_status(self, stopped: bool = False) -> None:
         body = {"site": self.site, "updated_at": 0.0 if stopped else time.time()}
-        write_private(
-            agent_status_path(self.config, self.site),
-            json.dumps({**body, "duties": self.view()}, default=str),
+        shape = [(s.duty.name, s.running, s.error, s.restarts) for s in self.duties]
+        self._status.write(
+            json.dumps({**body, "duties": self.view()}, default=str), shape, force=stopped
         )
 
 

@@ -54,7 +54,7 @@ def controller(ctx: typer.Context) -> None:
     state = ControllerState(records, token, dr.lease, frozenset(config.sites))
     detector = Detector(sorted(config.sites), dr.detection.dead_after)
     state.unreached = detector.view
-    probe = ProjectSites(config, timeout=max(0.2, dr.detection.dead_after / 3)).reachable
+    probe = ProjectSites(config, timeout=dr.detection.probe_timeout).reachable
 
     apply_timeout = max(5.0, dr.lease * 4)
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hotsite.dr.history import History
     from hotsite.dr.lease import LeaseKeeper
     from hotsite.dr.moves import MoveResult, failover, relocate, resume
+    from hotsite.dr.peers import PeerReporter
     from hotsite.dr.project import (
         control_tls,
         controller_client,
@@ -41,6 +42,7 @@ _HOME = {
     "History": "history",
     "LeaseKeeper": "lease",
     "MoveResult": "moves",
+    "PeerReporter": "peers",
     "ProjectSites": "adapters",
     "Record": "record",
     "control_tls": "project",
@@ -70,6 +72,7 @@ __all__ = [
     "History",
     "LeaseKeeper",
     "MoveResult",
+    "PeerReporter",
     "ProjectSites",
     "Record",
     "control_tls",

@@ -27,7 +27,12 @@ class ProjectSites:
 
     def reachable(self, site: str) -> bool:
         try:
-            conn = connect(self.config.site(site).database_url, site, timeout=self.timeout)
+            conn = connect(
+                self.config.site(site).database_url,
+                site,
+                timeout=self.timeout,
+                read_timeout=self.timeout,  # a cut link must not hang the probe
+            )
         except HotsiteError:
             return False
         try:

@@ -37,6 +37,9 @@ FENCE_TABLE = "hotsite.hotsite_fence"
 KINDS = ("lease", "move", "manual")
 _UNKNOWN_THREAD = 1094
 _READ_ONLY = 1290  # ER_OPTION_PREVENTS_STATEMENT
+# This session was killed (by another fencer): lost during a query, gone, killed.
+_KILLED = (2013, 2006, 1927)
+_FENCE_ATTEMPTS = 4
 # Threads of the server itself, and binlog readers (capture): never killed.
 _KEEP_COMMANDS = (
     "Daemon",
@@ -323,8 +326,18 @@ class SiteFence:
     def fence(
         self, kind: str, epoch: int | None, reason: str, list_bypass: bool = True
     ) -> FenceState:
-        result: FenceState = self._run(fence, kind, epoch, reason, list_bypass)
-        return result
+        # Two fencers at once (a move, and the primary's lease keeper that the move's
+        # refusal made fence too) kill each other's sessions. A fence is idempotent:
+        # the one whose session was killed fences again on a new connection.
+        for attempt in range(_FENCE_ATTEMPTS):
+            try:
+                result: FenceState = self._run(fence, kind, epoch, reason, list_bypass)
+                return result
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] not in _KILLED or attempt == _FENCE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def unfence(self) -> FenceState:
         result: FenceState = self._run(unfence)

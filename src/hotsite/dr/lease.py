@@ -33,6 +33,7 @@ import pymysql
 
 from hotsite.dr.client import ControllerRefused, ControllerUnreachable
 from hotsite.dr.fence import FenceState
+from hotsite.dr.ticker import Ticker
 from hotsite.errors import HotsiteError
 from hotsite.logs import get_logger
 
@@ -67,11 +68,12 @@ class LeaseKeeper:
         self.site = site
         self._controller = controller
         self._fence = fence
-        self._interval = interval
         self._fence_before = fence_before
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(
+            f"lease-{site}", self.step, interval, clock, (HotsiteError, pymysql.MySQLError),
+            self._step_failed,
+        )  # fmt: skip
         self._lock = threading.Lock()
         # What poll reports; written by the keeper's thread under _lock.
         self.role = "unknown"  # primary, standby, unknown
@@ -80,25 +82,19 @@ class LeaseKeeper:
         self.fenced_at: float | None = None  # when this keeper last fenced (monotonic)
         self.fenced_wall: float | None = None  # the same, wall clock: after read_only was on
         self.last_error = ""
-        self._failure: BaseException | None = None
         self._first = True
         self._check_fence = True  # look for a lease fence to lift at the next grant
 
     # -- the Duty protocol ---------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._failure = None
         self._first = True
         self._check_fence = True
-        self._thread = threading.Thread(target=self._run, name=f"lease-{self.site}", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def poll(self) -> dict[str, Any]:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
+        failure = self._ticker.failure()
+        if failure is not None:
             raise HotsiteError(f"the lease keeper of site {self.site!r} stopped ({failure})")
         with self._lock:
             left = None if self.expires is None else max(0.0, self.expires - self._clock())
@@ -114,27 +110,15 @@ class LeaseKeeper:
             }
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._ticker.stop()
 
     # -- the keeper's thread -------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                began = self._clock()
-                try:
-                    self.step()
-                except (HotsiteError, pymysql.MySQLError) as exc:
-                    # The database could not be fenced (or read) this time: say so, and
-                    # try again next interval; the lease's end is still tracked.
-                    self.last_error = f"site {self.site!r} database: {exc}"
-                    log.warning("lease keeper step failed", site=self.site, error=str(exc))
-                self._stop.wait(max(0.0, self._interval - (self._clock() - began)))
-        except BaseException as exc:  # reported by the next poll; the agent restarts us
-            self._failure = exc
+    def _step_failed(self, exc: Exception) -> None:
+        # The database could not be fenced (or read) this time: say so, and try again
+        # next interval; the lease's end is still tracked.
+        self.last_error = f"site {self.site!r} database: {exc}"
+        log.warning("lease keeper step failed", site=self.site, error=str(exc))
 
     def step(self) -> None:
         """One renewal attempt and, if the lease is running out, the fence."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +26,6 @@ from hotsite.errors import DatabaseUnavailable, HotsiteError
 from hotsite.faults import fault_point
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
-from hotsite.private import write_private
 from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
@@ -51,9 +52,13 @@ from hotsite.replication.snapshot import (
 )
 from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
+from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
-APPLY_IDLE_WAIT = 0.002  # seconds between journal polls when caught up
+# Caught up, apply sleeps until capture appends to the journal (a byte on a pipe), or
+# this long at most: a shared multiprocessing.Event would do, but a capture process
+# killed inside its lock would leave it held and hang apply (run_capture_side).
+APPLY_IDLE_WAIT = 0.25
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # apply's retry delay: doubled after each failure
 TRIM_EVERY = 10.0  # seconds between journal trims
 
@@ -117,6 +122,8 @@ class LinkAgent:
         self._process: Any = None
         self._apply_thread: threading.Thread | None = None
         self._report: Any = None
+        self._wake: Any = None  # read end of capture's wake-up pipe
+        self._status_file: StatusFile | None = None
 
     # --- preparation ---------------------------------------------------------------
 
@@ -296,6 +303,8 @@ class LinkAgent:
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._report = ctx.Queue()
+        self._wake, wake_writer = ctx.Pipe(duplex=False)
+        os.set_blocking(self._wake.fileno(), False)
         job = CaptureJob(
             source_url=self.source_url,
             source_site=self.link.source,
@@ -312,11 +321,12 @@ class LinkAgent:
         )
         self._process = ctx.Process(
             target=run_capture_side,
-            args=(job, self._report),
+            args=(job, self._report, wake_writer),
             name="hotsite-capture",
             daemon=True,
         )
         self._process.start()
+        wake_writer.close()  # the capture process holds its own: its end closes with it
         self._apply_thread = threading.Thread(
             target=self._apply_loop, name="hotsite-apply", daemon=True
         )
@@ -374,6 +384,8 @@ class LinkAgent:
         if self._report is not None:
             self._report.close()
             self._report.join_thread()
+        if self._wake is not None:
+            self._wake.close()
         self.status.updated_at = 0.0  # tells 'hotsite status' that no agent runs any more
         self._write_status()
 
@@ -414,6 +426,21 @@ class LinkAgent:
         finally:
             applier.close()
             journal.close()
+
+    def _wait_for_entries(self) -> None:
+        """Until capture says it appended (or APPLY_IDLE_WAIT): a byte read before the
+        journal was read only makes one more empty read, never a missed entry."""
+        if self._wake is None:
+            self._stop.wait(APPLY_IDLE_WAIT)
+            return
+        fd = self._wake.fileno()
+        ready, _, _ = select.select([fd], [], [], APPLY_IDLE_WAIT)
+        if ready:
+            try:
+                if not os.read(fd, 65536):  # no writer left: capture is gone
+                    self._stop.wait(APPLY_IDLE_WAIT)
+            except BlockingIOError:
+                pass
 
     def _apply_troubled(self, exc: HotsiteError) -> None:
         """One warning when apply starts failing (or fails differently), not one a retry."""
@@ -468,7 +495,7 @@ class LinkAgent:
             entries = journal.read(cursor, self.link.batch_transactions, self.link.batch_rows)
             if not entries:
                 stats.pending = 0
-                self._stop.wait(APPLY_IDLE_WAIT)
+                self._wait_for_entries()
                 continue
             applied = applier.apply(entries)
             self._apply_recovered("busy")
@@ -489,9 +516,11 @@ class LinkAgent:
                 trim_at = time.monotonic() + TRIM_EVERY
 
     def _write_status(self) -> None:
-        write_private(
-            status_path(self.config, self.link), json.dumps(self.status.__dict__, default=str)
-        )
+        if self._status_file is None:
+            self._status_file = StatusFile(status_path(self.config, self.link))
+        status = self.status
+        shape = (status.updated_at == 0.0, tuple(status.warnings), self.error)
+        self._status_file.write(json.dumps(status.__dict__, default=str), shape)
 
 
 def status_path(config: ProjectConfig, link: LinkConfig) -> Path:

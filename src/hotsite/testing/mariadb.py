@@ -39,6 +39,11 @@ class PrivateMariaDB:
     port: int = 0
     base_dir: Path | None = None
     extra_settings: dict[str, str] = field(default_factory=dict)
+    # A server inside a network namespace (a test host's, hotsite.testing.sshhosts)
+    # listens on that host's address; the test itself reaches it through its Unix
+    # socket (not namespaced), so it sees the server whatever the network does.
+    netns: str | None = None
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
     _owns_dir: bool = False
 
@@ -58,7 +63,7 @@ class PrivateMariaDB:
         return self.base_dir / "my.cnf"
 
     def url(self, database: str = "app") -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+        return f"mysql://root@{self.host}:{self.port}/{database}"
 
     def settings(self) -> dict[str, str]:
         assert self.base_dir
@@ -66,7 +71,7 @@ class PrivateMariaDB:
             "datadir": str(self.datadir),
             "socket": str(self.socket_path),
             "port": str(self.port),
-            "bind-address": "127.0.0.1",
+            "bind-address": self.host,
             "pid-file": str(self.base_dir / "mysqld.pid"),
             "log-error": str(self.base_dir / "error.log"),
             # Not the shared /tmp: every mariadbd deletes the #sql* files in its tmpdir
@@ -124,8 +129,9 @@ class PrivateMariaDB:
     def _launch(self, timeout: float, log: Path, log_start: int) -> bool:
         """Start mariadbd; True once it accepts connections, False when it lost its port
         to another process; raises when it failed otherwise."""
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []  # execs mariadbd
         self.process = subprocess.Popen(
-            [MARIADBD, f"--defaults-file={self.defaults_file}", "--user=root"],
+            [*inside, MARIADBD, f"--defaults-file={self.defaults_file}", "--user=root"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -159,9 +165,13 @@ class PrivateMariaDB:
     def connect(
         self, database: str | None = None, **kwargs: object
     ) -> pymysql.connections.Connection:
+        where: dict[str, object] = (
+            {"unix_socket": str(self.socket_path)}
+            if self.netns
+            else {"host": "127.0.0.1", "port": self.port}
+        )
         return pymysql.connect(
-            host="127.0.0.1",
-            port=self.port,
+            **where,  # type: ignore[arg-type]
             user="root",
             password="",
             database=database,

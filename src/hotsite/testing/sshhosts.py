@@ -163,6 +163,17 @@ class SSHHostFactory:
         _wait_listening([host], timeout=20)
         return host.host_key
 
+    def route_out(self) -> None:
+        """Let this factory's hosts reach other factories' subnets (a site each) through
+        the root namespace: a default route via the bridge, and forwarding of what
+        arrives on this bridge only (``conf.<bridge>.forwarding``; the machine's
+        ``ip_forward`` is left alone). Undone with the bridge by ``stop()``."""
+        assert self.subnet is not None, "create() the hosts first"
+        gateway = f"10.213.{self.subnet}.1"
+        for host in self.hosts:
+            _run(["ip", "-n", host.netns, "route", "replace", "default", "via", gateway])
+        _run(["sysctl", "-q", "-w", f"net.ipv4.conf.{self.bridge}.forwarding=1"])
+
     # -- set-up -------------------------------------------------------------------
 
     def _host(self, index: int, private_dirs: Sequence[str]) -> SSHHost:
@@ -310,6 +321,12 @@ def _free_subnet() -> int:
     if not free:
         raise RuntimeError("no free 10.213.X.0/24 subnet for test hosts")
     return random.choice(free)
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
 
 
 def _ip_batch(lines: list[str], force: bool = False) -> None:

@@ -59,10 +59,15 @@ class CaptureJob:
 class CaptureSide:
     """Capture → bounded queue → ship to the journal, plus the heartbeat writer."""
 
-    def __init__(self, job: CaptureJob, report: Any, stop: Any) -> None:
+    def __init__(self, job: CaptureJob, report: Any, stop: Any, wake: Any = None) -> None:
         self.job = job
         self.report = report
         self.stop = stop
+        # The write end of a pipe whose read end apply waits on: one byte after every
+        # append wakes it (never blocks: a full pipe has woken it already).
+        self.wake_fd: int | None = wake.fileno() if wake is not None else None
+        if self.wake_fd is not None:
+            os.set_blocking(self.wake_fd, False)
         self.queue: queue.Queue[Transaction] = queue.Queue(QUEUE_DEPTH)
         self.queued_bytes = 0  # binlog bytes of the transactions in the queue
         self.budget = threading.Condition()
@@ -175,6 +180,7 @@ class CaptureSide:
                     self.ship_position.advance(Gtid.parse(tx.gtid))
             self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
+            self._wake_apply()
             fault_point("ship.after_append")
             now = time.time()
             self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
@@ -183,6 +189,14 @@ class CaptureSide:
             for tx in batch:
                 if tx.heartbeat_ts is not None:
                     self.ship.saw_heartbeat(tx.heartbeat_ts, now)
+
+    def _wake_apply(self) -> None:
+        if self.wake_fd is None:
+            return
+        try:
+            os.write(self.wake_fd, b"\0")
+        except OSError:  # full (apply is awake already), or apply is gone
+            pass
 
     def _heartbeat_loop(self) -> None:
         """Write heartbeats and read the source's own position, reconnecting as needed."""
@@ -235,7 +249,7 @@ class CaptureSide:
         )
 
 
-def run_capture_side(job: CaptureJob, report: Any) -> None:
+def run_capture_side(job: CaptureJob, report: Any, wake: Any = None) -> None:
     """Process entry point (multiprocessing 'spawn'); SIGTERM or SIGINT stop it cleanly.
 
     The stop flag is a plain threading.Event set from a signal handler, not a
@@ -251,7 +265,7 @@ def run_capture_side(job: CaptureJob, report: Any) -> None:
     # The library logs its own reconnects as warnings; we report outages ourselves.
     logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
     try:
-        CaptureSide(job, report, stop).run()
+        CaptureSide(job, report, stop, wake).run()
     except HotsiteError as exc:
         report.put(("fatal", str(exc)))
     except KeyboardInterrupt:
