@@ -36,6 +36,8 @@ def timings() -> tuple[Timings, float]:
     """The timings for this machine now, and its load per core (1-minute average)."""
     per_core = os.getloadavg()[0] / max(1, os.cpu_count() or 1)
     return (LOADED if per_core > 2.0 else QUIET), per_core
+
+
 HEARTBEAT = 0.25
 
 

@@ -11,7 +11,6 @@ and its RTO and RPO measured from the client's acknowledged writes (measure.py).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,14 +71,11 @@ class Story:
     _tail: tuple[GtidState, set[int]] = field(default_factory=lambda: (GtidState(), set()))
 
     def run(self) -> None:
-        reporter = PeerReports(self.control, self.dr.name, self.primary)
-        reporter.start()
-        try:
-            with self.steps.step("normal service on primary"):
-                self._serve(self.primary.name, STEADY)
-            failover = self.kill_primary_and_fail_over()
-        finally:
-            reporter.stop()
+        # No hand on the failover: the controller's probes and the DR agent's health
+        # reports (hotsite.dr.peers) declare the primary dead, and it moves by itself.
+        with self.steps.step("normal service on primary"):
+            self._serve(self.primary.name, STEADY)
+        failover = self.kill_primary_and_fail_over()
         with self.steps.step("service answers from dr"):
             self._serve(self.dr.name, STEADY)
         with self.steps.step("old primary comes back"):
@@ -295,49 +291,3 @@ def _scalar(site: LocalSite, sql: str, *args: object) -> str:
         return "" if row is None or row[0] is None else str(row[0])
     finally:
         conn.close()
-
-
-class PeerReports:
-    """STOPGAP until the site agents send health reports (issue 12, branch 'dre2e'):
-    the controller declares a site dead only when another site's agent confirms it
-    (docs/dr.md, failure detection), and on main no agent reports yet. This thread
-    sends the report the DR site's agent will send — how long since it last reached the
-    primary's database, probed for real from here — and stays silent as soon as that
-    agent reports ``peers`` itself. The decision and the failover stay the controller's."""
-
-    def __init__(self, control: Control, reporter: str, watched: LocalSite) -> None:
-        self.control = control
-        self.reporter = reporter
-        self.watched = watched
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-peer-reports", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        from hotsite.config import load
-        from hotsite.dr import controller_client
-
-        client = controller_client(load(self.control.config))
-        last_reached = time.monotonic()
-        while not self._stop.wait(0.1):
-            try:
-                last = client.sites().get(self.reporter, {}).get("report") or {}
-                if "peers" in last and not last.get("demo_stopgap"):
-                    continue  # the agent reports by itself: nothing to stand in for
-                try:
-                    self.watched.db.connect().close()
-                    last_reached = time.monotonic()
-                except pymysql.MySQLError:
-                    pass
-                unreached = round(time.monotonic() - last_reached, 3)
-                report = {"peers": {self.watched.name: unreached}, "demo_stopgap": True}
-                client.report(self.reporter, report)
-            except Exception as exc:  # the controller busy or restarting: the next one goes
-                with self.control.log("peer-reports").open("a") as out:
-                    out.write(f"{time.time():.3f} {type(exc).__name__}: {exc}\n")
