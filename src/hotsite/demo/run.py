@@ -169,9 +169,11 @@ def set_up(
     # The standby starts fenced, as a real one is: its agent would fence a writable
     # standby at start, killing the sessions of the snapshot its link is loading.
     control.checked("fence", dr.name)
+    # dr's agent first, until its link has loaded dr from primary: the link back, in
+    # primary's agent, then starts right after that load. (Started together, it could
+    # start from a load still in progress and send the load's own DDL back to primary.)
     for site in (dr, primary):
         control.start_agent(site.name)
-    for site in (dr, primary):
         control.wait_agent(site.name)
     say("controller and both site agents running; dr loaded from primary by its link")
     for site in (primary, dr):
