@@ -66,7 +66,8 @@ def _listening(port: int) -> bool:
 
 
 def _processes_under(directory: Path) -> list[str]:
-    """Processes whose command line names the demo's directory (servers, agents…)."""
+    """Processes whose command line or working directory is the demo's (servers,
+    agents and their children…)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -74,9 +75,13 @@ def _processes_under(directory: Path) -> list[str]:
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(proc / "cwd")
         except OSError:
             continue
-        if str(directory) in cmdline and state != "Z" and "pytest" not in cmdline:
+        # By its command line, or its working directory (an agent's capture processes,
+        # which would outlive a kill -9 of their agent alone).
+        mine = str(directory) in cmdline or cwd.startswith(str(directory))
+        if mine and state != "Z" and "pytest" not in cmdline:
             found.append(f"{proc.name}: {cmdline[:160]}")
     return found
 

@@ -28,6 +28,7 @@ class Recorded:
     name: str
     pid: int
     started: int  # /proc/PID/stat starttime: the PID's identity
+    group: bool = False  # it leads a process group of its own: signal the whole group
 
 
 def start_time(pid: int) -> int | None:
@@ -65,15 +66,17 @@ class Processes:
                 env=env, cwd=cwd, start_new_session=True,
             )  # fmt: skip
         self.popens[name] = process
-        self.adopt(name, process.pid)
+        # Its children (an agent's capture processes) are in its group: a kill -9 of the
+        # agent alone would leave them running, orphaned.
+        self.adopt(name, process.pid, group=True)
         return process
 
-    def adopt(self, name: str, pid: int) -> None:
+    def adopt(self, name: str, pid: int, group: bool = False) -> None:
         started = start_time(pid)
         if started is None:
             return
         with self._lock:
-            self.entries[name] = Recorded(name, pid, started)
+            self.entries[name] = Recorded(name, pid, started, group)
             self._save()
 
     def stop(self, name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> None:
@@ -118,22 +121,31 @@ def load(directory: Path) -> list[Recorded]:
         body = json.loads((directory / PIDS_FILE).read_text())
     except (OSError, ValueError):
         return []
-    return [Recorded(str(e["name"]), int(e["pid"]), int(e["started"])) for e in body]
+    return [
+        Recorded(str(e["name"]), int(e["pid"]), int(e["started"]), bool(e.get("group")))
+        for e in body
+    ]
 
 
 def terminate(entries: Sequence[Recorded], grace: float, sig: int = signal.SIGTERM) -> None:
     """Signal each still-recorded process, wait up to ``grace`` seconds, then SIGKILL."""
     for entry in entries:
         if alive(entry):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(entry.pid, sig)
+            _signal(entry, sig)
     deadline = time.monotonic() + grace
     while any(alive(e) for e in entries) and time.monotonic() < deadline:
         time.sleep(0.05)
     for entry in entries:
-        if alive(entry):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(entry.pid, signal.SIGKILL)
+        if alive(entry) or entry.group:
+            _signal(entry, signal.SIGKILL)  # a group's children may outlive their leader
     deadline = time.monotonic() + 5
     while any(alive(e) for e in entries) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _signal(entry: Recorded, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if entry.group and alive(entry):
+            os.killpg(entry.pid, sig)  # a live leader: its group is still ours
+        elif alive(entry):
+            os.kill(entry.pid, sig)
