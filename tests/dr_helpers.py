@@ -14,9 +14,24 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import HOTSITE
 
 TOKEN = "s3cret-token-0123456789abcdef"
+
+
+def app_servers(
+    mariadb_factory: Callable[..., PrivateMariaDB],
+) -> tuple[PrivateMariaDB, PrivateMariaDB]:
+    """Two servers, each with the database ``app`` and its application user ``app``
+    (password ``pw``; no READ_ONLY ADMIN, so a fence stops its writes)."""
+    primary, dr = mariadb_factory(), mariadb_factory()
+    for server in (primary, dr):
+        server.execute(
+            "CREATE DATABASE app", "CREATE USER app@'%' IDENTIFIED BY 'pw'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO app@'%'",
+        )  # fmt: skip
+    return primary, dr
 
 
 class Controller:

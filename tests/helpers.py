@@ -57,7 +57,9 @@ def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess
         cwd=config.parent,
         start_new_session=True,
     )
-    status = config.parent / ".hotsite" / "status" / "primary-to-dr.json"
+    ends = {flag: args[i + 1] for i, flag in enumerate(args[:-1]) if flag in ("--from", "--to")}
+    name = f"{ends.get('--from', 'primary')}-to-{ends.get('--to', 'dr')}"
+    status = config.parent / ".hotsite" / "status" / f"{name}.json"
     started = time.time()
     deadline = time.monotonic() + timeout
     while not _capture_reported(status, started):

@@ -23,7 +23,7 @@ from hotsite.dr.record import Move
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
-from tests.dr_helpers import Controller, get, wait_for, web_sites
+from tests.dr_helpers import Controller, app_servers, get, wait_for, web_sites
 from tests.helpers import hotsite, kill_group, start_replicate, write_config
 
 
@@ -78,12 +78,7 @@ def app_connection(server: PrivateMariaDB) -> Any:
 
 @pytest.fixture
 def sites(tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]) -> dict[str, Any]:
-    primary, dr = mariadb_factory(), mariadb_factory()
-    for server in (primary, dr):
-        server.execute(
-            "CREATE DATABASE app", "CREATE USER app@'%' IDENTIFIED BY 'pw'",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO app@'%'",
-        )  # fmt: skip
+    primary, dr = app_servers(mariadb_factory)
     primary.execute("CREATE TABLE app.pets (id INT PRIMARY KEY, name VARCHAR(20))")
     config = write_config(tmp_path, primary, dr)
     data = yaml.safe_load(config.read_text())

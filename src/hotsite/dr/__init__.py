@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hotsite.dr.controller import ControllerState, serve, server_context
     from hotsite.dr.detector import Detector
     from hotsite.dr.entry import entry_control, taking_traffic
+    from hotsite.dr.failback_move import FailbackResult, failback
     from hotsite.dr.fence_duty import FenceDuty
     from hotsite.dr.history import History
     from hotsite.dr.lease import LeaseKeeper
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
     )
     from hotsite.dr.record import Record
     from hotsite.dr.report import dr_report
+    from hotsite.dr.resync import ProjectResync
     from hotsite.dr.token import load_token
     from hotsite.dr.watch import watch
 
 _HOME = {
     "ControllerState": "controller",
     "Detector": "detector",
+    "FailbackResult": "failback_move",
+    "failback": "failback_move",
+    "ProjectResync": "resync",
     "FenceDuty": "fence_duty",
     "History": "history",
     "LeaseKeeper": "lease",
@@ -66,10 +71,12 @@ _HOME = {
 __all__ = [
     "ControllerState",
     "Detector",
+    "FailbackResult",
     "FenceDuty",
     "History",
     "LeaseKeeper",
     "MoveResult",
+    "ProjectResync",
     "ProjectSites",
     "Record",
     "control_tls",
@@ -79,6 +86,7 @@ __all__ = [
     "dr_report",
     "dr_section",
     "entry_control",
+    "failback",
     "failover",
     "load_token",
     "move_context",

@@ -98,6 +98,7 @@ def move_context(config: ProjectConfig, apply_timeout: float, say: object = None
         clock_margin=dr.clock_margin,
         apply_timeout=apply_timeout,
         say=say if callable(say) else (lambda line: None),
+        links=frozenset((link.source, link.target) for link in config.replication),
     )
 
 
