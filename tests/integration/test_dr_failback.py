@@ -184,6 +184,16 @@ def test_failback_exports_and_undoes_the_errant_tail(sites: dict[str, Any]) -> N
         kill_group(replicate)
     assert pets(dr) == pets(primary)
 
+    # 'hotsite status' shows the record and each site's fence beside the links.
+    status = hotsite(config, "status")
+    assert "primary primary, epoch 3" in status.stdout, status.stdout + status.stderr
+    shown_json = json.loads(hotsite(config, "status", "--json").stdout)
+    assert [link["link"] for link in shown_json["links"]] == ["primary-to-dr", "dr-to-primary"]
+    report = shown_json["dr"]
+    assert (report["record"]["primary"], report["record"]["epoch"]) == ("primary", 3)
+    assert report["writable"] == ["primary"]
+    assert (report["sites"]["dr"]["kind"], report["sites"]["dr"]["epoch"]) == ("move", 3)
+
 
 def test_failback_re_snapshots_where_the_tail_cannot_be_undone(sites: dict[str, Any]) -> None:
     config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
