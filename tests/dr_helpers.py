@@ -13,6 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pymysql
 
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import HOTSITE
@@ -32,6 +35,28 @@ def app_servers(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO app@'%'",
         )  # fmt: skip
     return primary, dr
+
+
+def app_write(server: PrivateMariaDB, *statements: str) -> None:
+    """Each statement its own acknowledged transaction, as the application's user."""
+    conn = pymysql.connect(
+        host="127.0.0.1", port=server.port, user="app", password="pw", database="app",
+        autocommit=True, connect_timeout=2,
+    )  # fmt: skip
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def pets(server: PrivateMariaDB) -> list[tuple[Any, ...]]:
+    return server.execute("SELECT id, name FROM app.pets ORDER BY id")
+
+
+def read_only(server: PrivateMariaDB) -> bool:
+    return server.execute("SELECT @@GLOBAL.read_only") == [(1,)]
 
 
 class Controller:

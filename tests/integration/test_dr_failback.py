@@ -12,14 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 import yaml
 
 from hotsite.dr.record_sqlite import SqliteRecordStore
 from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB
-from tests.dr_helpers import app_servers
+from tests.dr_helpers import app_servers, app_write, pets, read_only
 from tests.helpers import hotsite, kill_group, start_replicate, table_checksums, write_config
 
 
@@ -38,28 +37,6 @@ def sites(tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]) -> dic
     records = SqliteRecordStore(StateStore(tmp_path / ".hotsite" / "state.db"))
     records.initialise("primary")
     return {"config": config, "primary": primary, "dr": dr, "records": records}
-
-
-def app_write(server: PrivateMariaDB, *statements: str) -> None:
-    """Each statement its own acknowledged transaction, as the application's user."""
-    conn = pymysql.connect(
-        host="127.0.0.1", port=server.port, user="app", password="pw", database="app",
-        autocommit=True, connect_timeout=2,
-    )  # fmt: skip
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
-
-
-def pets(server: PrivateMariaDB) -> list[tuple[Any, ...]]:
-    return server.execute("SELECT id, name FROM app.pets ORDER BY id")
-
-
-def read_only(server: PrivateMariaDB) -> bool:
-    return server.execute("SELECT @@GLOBAL.read_only") == [(1,)]
 
 
 def wait_rows(server: PrivateMariaDB, rows: list[tuple[Any, ...]], timeout: float = 60) -> None:

@@ -1,6 +1,7 @@
 """Which duties a site's agent runs, from the project file.
 
-Every replication link that ends at the site; and with a ``dr:`` section, the fence
+Every replication link that ends at the site (under an active-standby ``dr:``, each
+while its source is the record's primary: dr.standby); and with a ``dr:`` section, the fence
 duty (a fence recorded on the site's database is enforced again at start and whenever
 the server comes back writable) and the lease keeper (the primary's lease; a standby
 kept read-only), both from the dr layer.
@@ -11,15 +12,28 @@ from __future__ import annotations
 from hotsite.agent.links import LinkDuty
 from hotsite.config import ProjectConfig
 from hotsite.db import connect
-from hotsite.dr import FenceDuty, LeaseKeeper, controller_client, dr_section, site_fence
+from hotsite.dr import (
+    FenceDuty,
+    LeaseKeeper,
+    controller_client,
+    dr_section,
+    link_gate,
+    site_fence,
+)
 from hotsite.duty import Duty
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
-    duties: list[Duty] = [LinkDuty(config, link) for link in config.links_into(site)]
+    url = config.site(site).database_url
+    # Active-standby: a link runs while it carries the record's primary's writes into a
+    # consistent standby (dr.standby); active-active and no dr: every link, always.
+    client = controller_client(config) if config.one_writer else None
+    duties: list[Duty] = [
+        LinkDuty(config, link, None if client is None else link_gate(config, link, client))
+        for link in config.links_into(site)
+    ]
     if config.dr is not None:
         dr = dr_section(config)
-        url = config.site(site).database_url
         duties.append(FenceDuty(site, lambda: connect(url, site, timeout=2.0)))
         duties.append(
             LeaseKeeper(

@@ -280,7 +280,8 @@ def show_dr_report(report: dict[str, Any]) -> None:
 
 
 def dr_failing(report: dict[str, Any]) -> bool:
-    return dr_failing(report)
+    """A part of the report could not be read, or more than one site is writable."""
+    return bool(report["errors"]) or len(report["writable"]) > 1
 
 
 def dr_problems(report: dict[str, Any]) -> bool:

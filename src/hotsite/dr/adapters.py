@@ -4,6 +4,8 @@ entry point. The site agent brings its own implementations of the same interface
 
 from __future__ import annotations
 
+from typing import Any
+
 import pymysql
 
 from hotsite.config import ProjectConfig
@@ -13,6 +15,7 @@ from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveContext
 from hotsite.dr.project import dr_section, open_records, site_fence
+from hotsite.dr.standby import write_mark
 from hotsite.errors import HotsiteError
 from hotsite.replication import positions
 from hotsite.replication.gtid import GtidState
@@ -46,6 +49,18 @@ class ProjectSites:
 
     def unfence(self, site: str) -> FenceState:
         return _database_errors(site, lambda: site_fence(self.config, site).unfence())
+
+    def mark_standby(self, site: str, of: str, epoch: int) -> None:
+        link = next(
+            (k for k in self.config.replication if k.source == of and k.target == site), None
+        )
+        if link is None:
+            return  # no link back: nothing to run into it
+        conn = connect(self.config.site(site).database_url, site, timeout=self.timeout * 5)
+        try:
+            _database_errors(site, lambda: write_mark(conn, self.config.link_key(link), epoch))
+        finally:
+            conn.close()
 
 
 class LinkPositions:
@@ -102,9 +117,8 @@ def move_context(config: ProjectConfig, apply_timeout: float, say: object = None
     )
 
 
-def _database_errors(site: str, action: object) -> FenceState:
+def _database_errors(site: str, action: object) -> Any:
     try:
-        result: FenceState = action()  # type: ignore[operator]
-        return result
+        return action()  # type: ignore[operator]
     except pymysql.MySQLError as exc:
         raise HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})") from None

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hotsite.dr.moves import MoveContext, MoveRefused, MoveResult, relocate
+from hotsite.dr.moves import MoveContext, MoveRefused, MoveResult, mark_standby, relocate
 from hotsite.errors import HotsiteError
 from hotsite.replication.errant import CannotUndo, ErrantTail
 from hotsite.replication.gtid import GtidState
@@ -138,7 +138,8 @@ def failback(
                 moved = relocate_move(ctx, old)
                 step("relocated", f"move {moved.id}: {old} primary at epoch {moved.epoch}")
                 notes += moved.notes
-        if stay:
+        if stay:  # a consistent standby now: its site agent may run the link into it
+            mark_standby(ctx, move_id, old, new, record.epoch, notes)
             notes.append(
                 f"{old} stays a fenced replica of {new} (--stay): run the link {new}->{old}"
                 f" (the site agent, or 'hotsite replicate --from {new} --to {old}'), then"

@@ -42,6 +42,8 @@ class Sites(Protocol):
     def reachable(self, site: str) -> bool: ...
     def fence(self, site: str, kind: str, epoch: int | None, reason: str) -> FenceState: ...
     def unfence(self, site: str) -> FenceState: ...
+    def mark_standby(self, site: str, of: str, epoch: int) -> None:
+        """``site`` is a consistent standby of ``of`` at ``epoch`` (dr.standby)."""
 
 
 class Positions(Protocol):
@@ -188,9 +190,22 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
         ) from None
     result = _promote(ctx, move, old, target, started, 0, notes, finish=False)
     result.write_pause_seconds = started + result.switch_seconds - fenced_at
+    # It had applied everything before the switch: the link back may run into it.
+    mark_standby(ctx, move.id, old, target, result.epoch, notes)
     ctx.history.finish(move.id, "done", result.epoch, result.summary())
     result.notes.append(_link_back(ctx, target, old))
     return result
+
+
+def mark_standby(
+    ctx: MoveContext, move_id: str, site: str, of: str, epoch: int, notes: list[str]
+) -> None:
+    try:
+        ctx.sites.mark_standby(site, of, epoch)
+        ctx.history.step(move_id, "standby marked", f"{site} a standby of {of} at epoch {epoch}")
+    except HotsiteError as exc:
+        notes.append(f"{site} not marked a standby of {of}: {exc.message}")
+        ctx.history.step(move_id, "standby mark failed", exc.message)
 
 
 def _link_back(ctx: MoveContext, new: str, old: str) -> str:
