@@ -94,15 +94,19 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10.0) 
         time.sleep(0.02)
 
 
+def answer(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """One HTTP/1.1 response with its length (so keep-alive works)."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Named(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = self.server.site.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, 200, self.server.site.encode())  # type: ignore[attr-defined]
 
     def log_message(self, *args: object) -> None:
         pass

@@ -161,6 +161,11 @@ def _report(result: MoveResult) -> None:
     )
     if result.write_pause_seconds is not None:
         console.print(f"write pause {result.write_pause_seconds:.3f} s (fenced → traffic switched)")
+    if result.requests_failed is not None:
+        console.print(
+            f"requests held at the entry point during the switch; {result.requests_failed}"
+            " could not be (answered 5xx)"
+        )
     for note in result.notes:
         print_warning(note)
 

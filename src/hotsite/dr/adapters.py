@@ -80,8 +80,30 @@ class LinkPositions:
 
 
 class EntryTraffic:
+    """The moves' traffic on the local entry point. Taking a site out (drain, cut) first
+    holds new requests (traffic.entry: they wait, retried, while no site takes them);
+    routing to a site releases them there. The entry point's 5xx answers from the hold
+    on are what the switch could not hold (``unheld``)."""
+
     def __init__(self, control: EntryControl | None) -> None:
         self.control = control
+        self._failed_at_hold: int | None = None
+
+    def _hold(self, control: EntryControl) -> None:
+        if self._failed_at_hold is None:
+            self._failed_at_hold = control.failed_responses()
+        control.hold()
+
+    def unheld(self) -> int | None:
+        """Requests that failed since the hold began; None when nothing was held."""
+        if self.control is None or self._failed_at_hold is None:
+            return None
+        try:
+            return self.control.failed_responses() - self._failed_at_hold
+        except HotsiteError:
+            return None
+        finally:
+            self._failed_at_hold = None  # the next move counts from its own hold
 
     def _running(self) -> EntryControl:
         if self.control is None:
@@ -91,10 +113,14 @@ class EntryTraffic:
         return self.control
 
     def drain(self, site: str) -> None:
-        self._running().set_state(site, "drain")
+        control = self._running()
+        self._hold(control)
+        control.set_state(site, "drain")
 
     def cut(self, site: str) -> None:
-        self._running().cut(site)
+        control = self._running()
+        self._hold(control)
+        control.cut(site)
 
     def route(self, sites: set[str]) -> None:
         self._running().route(sites)

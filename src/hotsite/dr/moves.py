@@ -56,6 +56,8 @@ class Traffic(Protocol):
     def drain(self, site: str) -> None: ...
     def cut(self, site: str) -> None: ...
     def route(self, sites: set[str]) -> None: ...
+    def unheld(self) -> int | None:
+        """Requests that failed while the switch held them (None: nothing was held)."""
 
 
 @dataclass
@@ -95,6 +97,9 @@ class MoveResult:
     # it took as primary is after it, so a link back to the old primary starts there
     # (failback). None when it could not be read, or a resumed move had promoted already.
     promoted_position: str | None = None
+    # Requests the entry point answered 5xx from the hold to the switch: what the switch
+    # could not hold (None: no entry point held any).
+    requests_failed: int | None = None
 
     def summary(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -108,6 +113,8 @@ class MoveResult:
                 found[key] = round(value, 3)
         if self.promoted_position is not None:
             found["promoted_position"] = self.promoted_position
+        if self.requests_failed is not None:
+            found["requests_failed"] = self.requests_failed
         return found
 
 
@@ -379,9 +386,12 @@ def _promote(
     except HotsiteError as exc:
         notes.append(f"traffic not switched: {exc.message}")
         ctx.history.step(move.id, "traffic switch failed", exc.message)
+    unheld = ctx.traffic.unheld()
+    if unheld:
+        notes.append(f"{unheld} requests failed at the entry point during the switch")
     result = MoveResult(
         move.id, move.kind, old, target, record.epoch, "done", rpo, switched - started, notes,
-        promoted_position=promoted_at,
+        promoted_position=promoted_at, requests_failed=unheld,
     )  # fmt: skip
     if finish:
         ctx.history.finish(move.id, "done", record.epoch, result.summary())
