@@ -4,6 +4,7 @@ entry point. The site agent brings its own implementations of the same interface
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pymysql
@@ -43,6 +44,16 @@ class ProjectSites:
             conn.close()
 
     def fence(self, site: str, kind: str, epoch: int | None, reason: str) -> FenceState:
+        # A fence is safe to repeat, and two fencers can cut each other's session: the
+        # site's lease keeper fences at once when a move begins, killing every session
+        # but its own — this one's too, mid-fence. Then fence again (its fence is done).
+        for _ in range(FENCE_ATTEMPTS - 1):
+            try:
+                return site_fence(self.config, site).fence(kind, epoch, reason)
+            except pymysql.OperationalError as exc:
+                if exc.args[0] not in _LOST:
+                    raise _refused(site, exc) from None
+            time.sleep(0.1)
         return _database_errors(
             site, lambda: site_fence(self.config, site).fence(kind, epoch, reason)
         )
@@ -61,6 +72,10 @@ class ProjectSites:
             _database_errors(site, lambda: write_mark(conn, self.config.link_key(link), epoch))
         finally:
             conn.close()
+
+
+FENCE_ATTEMPTS = 3
+_LOST = (2006, 2013)  # server has gone away, lost connection during query
 
 
 class LinkPositions:
@@ -147,4 +162,8 @@ def _database_errors(site: str, action: object) -> Any:
     try:
         return action()  # type: ignore[operator]
     except pymysql.MySQLError as exc:
-        raise HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})") from None
+        raise _refused(site, exc) from None
+
+
+def _refused(site: str, exc: pymysql.MySQLError) -> HotsiteError:
+    return HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})")

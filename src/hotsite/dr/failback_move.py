@@ -93,6 +93,17 @@ def failback(
                 "a failback needs both sites; bring it back and retry",
             )
     resync.links(old, new)  # both directions configured, or refused before anything
+    # Both links' locks for the whole failback: nothing else streams either way while
+    # the tail is dealt with, and a link already running is refused before anything.
+    with resync.holding(old, new):
+        return _resynchronise(ctx, resync, record, failover, stay, catch_up_timeout, relocate_move)
+
+
+def _resynchronise(
+    ctx: MoveContext, resync: Resync, record: Any, failover: Any, stay: bool,
+    catch_up_timeout: float, relocate_move: Callable[[MoveContext, str], MoveResult],
+) -> FailbackResult:  # fmt: skip
+    new, old = record.primary, failover.source
     move_id = f"fb-{uuid.uuid4().hex[:10]}"
     ctx.history.begin(move_id, "failback", new, old, record.epoch)
     notes: list[str] = []
@@ -107,16 +118,15 @@ def failback(
         step("decided", f"undoing failover {failover.id} ({old} -> {new})")
         state = ctx.sites.fence(old, "move", record.epoch, f"failback to {old}: a replica")
         step("fenced", f"{old} read-only, {state.killed} sessions killed")
-        with resync.holding(old, new):
-            tail = resync.errant_tail(old, new)
-            step(
-                "tail found",
-                f"{len(tail.transactions)} transactions, {tail.rows} row changes after"
-                f" {tail.start} up to {tail.end}" + (f"; incomplete: {tail.problem}" if tail.problem else ""),
-            )  # fmt: skip
-            jsonl, sql, entries = resync.export(tail, move_id)
-            step("exported", f"{entries} entries to {jsonl} and {sql}")
-            method = _settle(ctx, resync, tail, old, new, failover.summary, step, notes)
+        tail = resync.errant_tail(old, new)
+        step(
+            "tail found",
+            f"{len(tail.transactions)} transactions, {tail.rows} row changes after"
+            f" {tail.start} up to {tail.end}" + (f"; incomplete: {tail.problem}" if tail.problem else ""),
+        )  # fmt: skip
+        jsonl, sql, entries = resync.export(tail, move_id)
+        step("exported", f"{entries} entries to {jsonl} and {sql}")
+        method = _settle(ctx, resync, tail, old, new, failover.summary, step, notes)
         moved = None
         with resync.streaming(new, old):
             if not resync.caught_up(new, old, catch_up_timeout):

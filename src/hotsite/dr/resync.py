@@ -153,7 +153,7 @@ class ProjectResync:
     @contextlib.contextmanager
     def streaming(self, new: str, old: str) -> Iterator[None]:
         """The link new→old at work in this process while the body runs (its lock is
-        held already, by ``holding``)."""
+        held already: failback runs inside ``holding``)."""
         _, back = self.links(old, new)
         agent = LinkAgent(self.config, back)
         agent.check()
