@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import yaml
 
+from hotsite.dr.record_sqlite import SqliteRecordStore
+from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB
-from tests.helpers import HOTSITE
+from tests.helpers import HOTSITE, write_config
 
 TOKEN = "s3cret-token-0123456789abcdef"
 
@@ -57,6 +60,28 @@ def pets(server: PrivateMariaDB) -> list[tuple[Any, ...]]:
 
 def read_only(server: PrivateMariaDB) -> bool:
     return server.execute("SELECT @@GLOBAL.read_only") == [(1,)]
+
+
+def dr_project(
+    directory: Path,
+    mariadb_factory: Callable[..., PrivateMariaDB],
+    pets_table: str = "id INT PRIMARY KEY, name VARCHAR(20)",
+    both_ways: bool = False,
+) -> dict[str, Any]:
+    """Two app servers, ``app.pets`` at the primary, a project file with the link
+    primary->dr (and dr->primary with ``both_ways``) and a dr: section, and the record
+    made: {"config", "primary", "dr", "records"}."""
+    primary, dr = app_servers(mariadb_factory)
+    primary.execute(f"CREATE TABLE app.pets ({pets_table})")
+    config = write_config(directory, primary, dr)
+    data = yaml.safe_load(config.read_text())
+    if both_ways:
+        data["replication"].append({"from": "dr", "to": "primary", "heartbeat_interval": 0})
+    data["dr"] = {"primary": "primary", "lease": 1.0, "clock_margin": 0.2}
+    config.write_text(yaml.safe_dump(data))
+    records = SqliteRecordStore(StateStore(directory / ".hotsite" / "state.db"))
+    records.initialise("primary")
+    return {"config": config, "primary": primary, "dr": dr, "records": records}
 
 
 class Controller:

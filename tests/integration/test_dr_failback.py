@@ -13,30 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from hotsite.dr.record_sqlite import SqliteRecordStore
-from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB
-from tests.dr_helpers import app_servers, app_write, pets, read_only
-from tests.helpers import hotsite, kill_group, start_replicate, table_checksums, write_config
+from tests.dr_helpers import app_write, dr_project, pets, read_only
+from tests.helpers import hotsite, kill_group, start_replicate, table_checksums
 
 
 @pytest.fixture
 def sites(tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]) -> dict[str, Any]:
-    primary, dr = app_servers(mariadb_factory)
-    primary.execute(
-        "CREATE TABLE app.pets (id INT PRIMARY KEY, name VARCHAR(20), born DATETIME NULL)"
+    return dr_project(
+        tmp_path, mariadb_factory, "id INT PRIMARY KEY, name VARCHAR(20), born DATETIME NULL", True
     )
-    config = write_config(tmp_path, primary, dr)
-    data = yaml.safe_load(config.read_text())
-    # Both directions listed: active-standby runs the one from the primary.
-    data["replication"].append({"from": "dr", "to": "primary", "heartbeat_interval": 0})
-    data["dr"] = {"primary": "primary", "lease": 1.0, "clock_margin": 0.2}
-    config.write_text(yaml.safe_dump(data))
-    records = SqliteRecordStore(StateStore(tmp_path / ".hotsite" / "state.db"))
-    records.initialise("primary")
-    return {"config": config, "primary": primary, "dr": dr, "records": records}
 
 
 def wait_rows(server: PrivateMariaDB, rows: list[tuple[Any, ...]], timeout: float = 60) -> None:

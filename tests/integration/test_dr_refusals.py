@@ -15,23 +15,24 @@ import pytest
 import yaml
 
 from hotsite.dr.record_sqlite import SqliteRecordStore
-from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB
-from tests.dr_helpers import app_servers, app_write, pets, read_only, wait_for
-from tests.helpers import hotsite, kill_group, start_replicate, write_config
+from tests.dr_helpers import app_write, dr_project, pets, read_only, wait_for
+from tests.helpers import hotsite, kill_group, start_replicate
 
 
 @pytest.fixture
 def sites(tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]) -> dict[str, Any]:
-    primary, dr = app_servers(mariadb_factory)
-    primary.execute("CREATE TABLE app.pets (id INT PRIMARY KEY, name VARCHAR(20))")
-    config = write_config(tmp_path, primary, dr)
-    data = yaml.safe_load(config.read_text())
-    data["dr"] = {"primary": "primary", "lease": 1.0, "clock_margin": 0.2}
-    config.write_text(yaml.safe_dump(data))
-    records = SqliteRecordStore(StateStore(tmp_path / ".hotsite" / "state.db"))
-    records.initialise("primary")
-    return {"config": config, "primary": primary, "dr": dr, "records": records}
+    return dr_project(tmp_path, mariadb_factory)
+
+
+def _first_row_replicated(config: Path, primary: PrivateMariaDB, dr: PrivateMariaDB) -> None:
+    """A row replicated to dr, then the link stopped."""
+    app_write(primary, "INSERT INTO app.pets VALUES (1, 'a')")
+    replicate = start_replicate(config)
+    try:
+        wait_for(lambda: pets(dr) == [(1, "a")], "the first row at dr", 60)
+    finally:
+        kill_group(replicate)
 
 
 def refused(config: Path, words: str, *args: str) -> None:
@@ -56,12 +57,7 @@ def test_bad_moves_are_refused(sites: dict[str, Any]) -> None:
             "relocate", "--to", "dr")  # fmt: skip
     assert at(records, "primary", 1) and not read_only(primary)
 
-    app_write(primary, "INSERT INTO app.pets VALUES (1, 'a')")
-    replicate = start_replicate(config)
-    try:
-        wait_for(lambda: pets(dr) == [(1, "a")], "the first row at dr", 60)
-    finally:
-        kill_group(replicate)
+    _first_row_replicated(config, primary, dr)
     # Behind (nothing streams): rolled back, primary writable again, dr not promoted.
     app_write(primary, "INSERT INTO app.pets VALUES (2, 'b')")
     refused(config, "relocate to dr rolled back: dr did not apply everything primary committed",
@@ -84,12 +80,7 @@ def test_bad_moves_are_refused(sites: dict[str, Any]) -> None:
 
 def test_bad_failbacks_are_refused(sites: dict[str, Any]) -> None:
     config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
-    app_write(primary, "INSERT INTO app.pets VALUES (1, 'a')")
-    replicate = start_replicate(config)
-    try:
-        wait_for(lambda: pets(dr) == [(1, "a")], "the first row at dr", 60)
-    finally:
-        kill_group(replicate)
+    _first_row_replicated(config, primary, dr)
     result = hotsite(config, "failover", "--to", "dr", "--apply-timeout", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nothing replicates back from dr to primary" in result.stderr
