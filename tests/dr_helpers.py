@@ -13,10 +13,75 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import HOTSITE
+import pymysql
+import yaml
+
+from hotsite.dr.record_sqlite import SqliteRecordStore
+from hotsite.state import StateStore
+from hotsite.testing.mariadb import PrivateMariaDB
+from tests.helpers import HOTSITE, write_config
 
 TOKEN = "s3cret-token-0123456789abcdef"
+
+
+def app_servers(
+    mariadb_factory: Callable[..., PrivateMariaDB],
+) -> tuple[PrivateMariaDB, PrivateMariaDB]:
+    """Two servers, each with the database ``app`` and its application user ``app``
+    (password ``pw``; no READ_ONLY ADMIN, so a fence stops its writes)."""
+    primary, dr = mariadb_factory(), mariadb_factory()
+    for server in (primary, dr):
+        server.execute(
+            "CREATE DATABASE app", "CREATE USER app@'%' IDENTIFIED BY 'pw'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO app@'%'",
+        )  # fmt: skip
+    return primary, dr
+
+
+def app_write(server: PrivateMariaDB, *statements: str) -> None:
+    """Each statement its own acknowledged transaction, as the application's user."""
+    conn = pymysql.connect(
+        host="127.0.0.1", port=server.port, user="app", password="pw", database="app",
+        autocommit=True, connect_timeout=2,
+    )  # fmt: skip
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def pets(server: PrivateMariaDB) -> list[tuple[Any, ...]]:
+    return server.execute("SELECT id, name FROM app.pets ORDER BY id")
+
+
+def read_only(server: PrivateMariaDB) -> bool:
+    return server.execute("SELECT @@GLOBAL.read_only") == [(1,)]
+
+
+def dr_project(
+    directory: Path,
+    mariadb_factory: Callable[..., PrivateMariaDB],
+    pets_table: str = "id INT PRIMARY KEY, name VARCHAR(20)",
+    both_ways: bool = False,
+) -> dict[str, Any]:
+    """Two app servers, ``app.pets`` at the primary, a project file with the link
+    primary->dr (and dr->primary with ``both_ways``) and a dr: section, and the record
+    made: {"config", "primary", "dr", "records"}."""
+    primary, dr = app_servers(mariadb_factory)
+    primary.execute(f"CREATE TABLE app.pets ({pets_table})")
+    config = write_config(directory, primary, dr)
+    data = yaml.safe_load(config.read_text())
+    if both_ways:
+        data["replication"].append({"from": "dr", "to": "primary", "heartbeat_interval": 0})
+    data["dr"] = {"primary": "primary", "lease": 1.0, "clock_margin": 0.2}
+    config.write_text(yaml.safe_dump(data))
+    records = SqliteRecordStore(StateStore(directory / ".hotsite" / "state.db"))
+    records.initialise("primary")
+    return {"config": config, "primary": primary, "dr": dr, "records": records}
 
 
 class Controller:
@@ -54,15 +119,19 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10.0) 
         time.sleep(0.02)
 
 
+def answer(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """One HTTP/1.1 response with its length (so keep-alive works)."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Named(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = self.server.site.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, 200, self.server.site.encode())  # type: ignore[attr-defined]
 
     def log_message(self, *args: object) -> None:
         pass

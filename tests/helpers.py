@@ -57,7 +57,9 @@ def start_replicate(config: Path, *args: str, timeout: float = 60) -> subprocess
         cwd=config.parent,
         start_new_session=True,
     )
-    status = config.parent / ".hotsite" / "status" / "primary-to-dr.json"
+    ends = {flag: args[i + 1] for i, flag in enumerate(args[:-1]) if flag in ("--from", "--to")}
+    name = f"{ends.get('--from', 'primary')}-to-{ends.get('--to', 'dr')}"
+    status = config.parent / ".hotsite" / "status" / f"{name}.json"
     started = time.time()
     deadline = time.monotonic() + timeout
     while not _capture_reported(status, started):
@@ -78,6 +80,37 @@ def _capture_reported(status: Path, since: float) -> bool:
         return bool(json.loads(status.read_text()).get("capture"))
     except (OSError, ValueError):
         return False  # not written yet, or caught mid-write
+
+
+def start_agent(
+    config: Path, site: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``hotsite agent --site SITE`` in its own process group (``env`` added to this
+    process's environment); returns once every duty runs."""
+    process = subprocess.Popen(
+        [*HOTSITE, "--config", str(config), "agent", "--site", site, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=config.parent,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    status = config.parent / ".hotsite" / "status" / f"agent-{site}.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"agent exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            view = json.loads(status.read_text())
+            if view["updated_at"] and all(d["running"] for d in view["duties"]):
+                return process
+        except (OSError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            kill_group(process)
+            raise AssertionError(f"agent of {site} did not start: {status.read_text()}")
+        time.sleep(0.1)
 
 
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

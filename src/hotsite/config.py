@@ -206,7 +206,15 @@ class ProjectConfig(_Model):
 
     @property
     def routes(self) -> Routes:
-        return Routes.of((link.source, link.target) for link in self.replication)
+        return Routes.of(((link.source, link.target) for link in self.replication), self.one_writer)
+
+    @property
+    def one_writer(self) -> bool:
+        """A dr: section running active-standby: one site takes writes at a time, so links
+        listed in both directions are a failover pair, not two writers (topology.py)."""
+        return self.dr is not None and (
+            self.dr.entry is None or self.dr.entry.mode != "active-active"
+        )
 
     def links_into(self, site: str) -> list[LinkConfig]:
         return [link for link in self.replication if link.target == site]
@@ -351,7 +359,12 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
         links, [str(name) for name in sites or {}], urls,
         lambda link: journal_file(base_dir, home, link), doc,
     )  # fmt: skip
-    routes = Routes.of((link.source, link.target) for _, link in links)
+    raw_dr = data.get("dr")
+    raw_entry = raw_dr.get("entry") if isinstance(raw_dr, dict) else None
+    one_writer = isinstance(raw_dr, dict) and not (
+        isinstance(raw_entry, dict) and raw_entry.get("mode") == "active-active"
+    )
+    routes = Routes.of(((link.source, link.target) for _, link in links), one_writer)
     problems += [(("replication",), message) for message in routes.problems()]
     for index, link in links:
         if link.heartbeat_interval == 0 and routes.two_way(link.target):

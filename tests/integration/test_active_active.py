@@ -24,7 +24,13 @@ import yaml
 
 from hotsite.replication.gtid import GtidState
 from hotsite.testing.mariadb import PrivateMariaDB
-from tests.helpers import HOTSITE, hotsite, kill_group, one_line_error, table_checksums
+from tests.helpers import (
+    hotsite,
+    kill_group,
+    one_line_error,
+    start_agent,
+    table_checksums,
+)
 
 TABLE = (
     "CREATE TABLE app.t (id INT PRIMARY KEY, v INT NOT NULL, ver BIGINT NOT NULL,"
@@ -54,33 +60,6 @@ def _config(
     path = directory / "hotsite.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def start_agent(config: Path, site: str, timeout: float = 90) -> subprocess.Popen[str]:
-    """``hotsite agent --site SITE`` in its own process group; returns once every duty runs."""
-    process = subprocess.Popen(
-        [*HOTSITE, "--config", str(config), "agent", "--site", site, "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=config.parent,
-        start_new_session=True,
-    )
-    status = config.parent / ".hotsite" / "status" / f"agent-{site}.json"
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"agent exited: {process.stderr.read() if process.stderr else ''}")
-        try:
-            view = json.loads(status.read_text())
-            if view["updated_at"] and all(d["running"] for d in view["duties"]):
-                return process
-        except (OSError, ValueError, KeyError):
-            pass
-        if time.monotonic() > deadline:
-            kill_group(process)
-            raise AssertionError(f"agent of {site} did not start: {status.read_text()}")
-        time.sleep(0.1)
 
 
 def stop_agents(agents: list[subprocess.Popen[str]]) -> None:

@@ -21,10 +21,9 @@ from hotsite.dr.fence import SiteFence
 from hotsite.dr.lease import LeaseKeeper
 from hotsite.dr.record import Move
 from hotsite.dr.record_sqlite import SqliteRecordStore
-from hotsite.state import StateStore
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
-from tests.dr_helpers import Controller, get, wait_for, web_sites
-from tests.helpers import hotsite, kill_group, start_replicate, write_config
+from tests.dr_helpers import Controller, dr_project, get, wait_for, web_sites
+from tests.helpers import hotsite, kill_group, start_replicate
 
 
 class Writer:
@@ -78,20 +77,7 @@ def app_connection(server: PrivateMariaDB) -> Any:
 
 @pytest.fixture
 def sites(tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]) -> dict[str, Any]:
-    primary, dr = mariadb_factory(), mariadb_factory()
-    for server in (primary, dr):
-        server.execute(
-            "CREATE DATABASE app", "CREATE USER app@'%' IDENTIFIED BY 'pw'",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO app@'%'",
-        )  # fmt: skip
-    primary.execute("CREATE TABLE app.pets (id INT PRIMARY KEY, name VARCHAR(20))")
-    config = write_config(tmp_path, primary, dr)
-    data = yaml.safe_load(config.read_text())
-    data["dr"] = {"primary": "primary", "lease": 1.0, "clock_margin": 0.2}
-    config.write_text(yaml.safe_dump(data))
-    records = SqliteRecordStore(StateStore(tmp_path / ".hotsite" / "state.db"))
-    records.initialise("primary")
-    return {"config": config, "primary": primary, "dr": dr, "records": records}
+    return dr_project(tmp_path, mariadb_factory)
 
 
 def ids(server: PrivateMariaDB) -> set[int]:

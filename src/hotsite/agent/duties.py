@@ -1,6 +1,7 @@
 """Which duties a site's agent runs, from the project file.
 
-Every replication link that ends at the site; and with a ``dr:`` section, the fence
+Every replication link that ends at the site (under an active-standby ``dr:``, each
+while its source is the record's primary: dr.standby); and with a ``dr:`` section, the fence
 duty (a fence recorded on the site's database is enforced again at start and whenever
 the server comes back writable), the lease keeper (the primary's lease; a standby
 kept read-only) and the health report (which other sites' databases this site
@@ -19,6 +20,7 @@ from hotsite.dr import (
     ProjectSites,
     controller_client,
     dr_section,
+    link_gate,
     site_fence,
 )
 from hotsite.duty import Duty
@@ -29,10 +31,10 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
     snapshot, a source that does not answer) can take long; the fence must be enforced,
     the lease held and the health reported meanwhile (those two in threads of their
     own, so only their start waits on the agent's loop)."""
+    url = config.site(site).database_url
     duties: list[Duty] = []
     if config.dr is not None:
         dr = dr_section(config)
-        url = config.site(site).database_url
         duties.append(FenceDuty(site, lambda: connect(url, site, timeout=2.0)))
         duties.append(
             LeaseKeeper(
@@ -54,4 +56,10 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                     interval=dr.detection.interval,
                 )
             )
-    return duties + [LinkDuty(config, link) for link in config.links_into(site)]
+    # Active-standby: a link runs while it carries the record's primary's writes into a
+    # consistent standby (dr.standby); active-active and no dr: every link, always.
+    client = controller_client(config) if config.one_writer else None
+    return duties + [
+        LinkDuty(config, link, None if client is None else link_gate(config, link, client))
+        for link in config.links_into(site)
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -237,42 +238,57 @@ def record_command(
     if as_json:
         console.print_json(json.dumps(report))
     else:
-        record = report["record"]
-        if record:
-            lease = (
-                f"lease held by {record['lease_holder']}, {record['lease_left']:.1f} s left"
-                if record["lease_holder"] and record["lease_left"] > 0
-                else "no lease held"
-            )
-            move = record["move"]
-            moving = (
-                f"; {move['kind']} to {move['target']} in flight ({move['id']}, {move['step']})"
-                if move
-                else ""
-            )
-            console.print(
-                f"primary {record['primary']}, epoch {record['epoch']}; {lease}{moving}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        table = Table("site", "database", "read-only", "fence")
-        for name, site in report["sites"].items():
-            fence_text = f"{site['kind']} (epoch {site['epoch']})" if site.get("fenced") else ""
-            table.add_row(
-                name, "reachable" if site["reachable"] else "unreachable",
-                "" if "read_only" not in site else ("yes" if site["read_only"] else "no"),
-                fence_text,
-            )  # fmt: skip
-        console.print(table)
-        if report["entry"] is not None:
-            servers = report["entry"]["servers"]
-            routing = ", ".join(f"{s['site']} {s['admin']} ({s['health']})" for s in servers)
-            console.print(
-                f"entry point: {routing or 'not running'}", highlight=False, soft_wrap=True
-            )
+        show_dr_report(report)
+    if dr_problems(report):
+        raise typer.Exit(1)
+
+
+def show_dr_report(report: dict[str, Any]) -> None:
+    """The record, each site's database state and the entry point's routing, as
+    ``hotsite record`` prints them (``hotsite status`` too)."""
+    record = report["record"]
+    if record:
+        lease = (
+            f"lease held by {record['lease_holder']}, {record['lease_left']:.1f} s left"
+            if record["lease_holder"] and record["lease_left"] > 0
+            else "no lease held"
+        )
+        move = record["move"]
+        moving = (
+            f"; {move['kind']} to {move['target']} in flight ({move['id']}, {move['step']})"
+            if move
+            else ""
+        )
+        console.print(
+            f"primary {record['primary']}, epoch {record['epoch']}; {lease}{moving}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    table = Table("site", "database", "read-only", "fence")
+    for name, site in report["sites"].items():
+        fence_text = f"{site['kind']} (epoch {site['epoch']})" if site.get("fenced") else ""
+        table.add_row(
+            name, "reachable" if site["reachable"] else "unreachable",
+            "" if "read_only" not in site else ("yes" if site["read_only"] else "no"),
+            fence_text,
+        )  # fmt: skip
+    console.print(table)
+    if report["entry"] is not None:
+        servers = report["entry"]["servers"]
+        routing = ", ".join(f"{s['site']} {s['admin']} ({s['health']})" for s in servers)
+        console.print(f"entry point: {routing or 'not running'}", highlight=False, soft_wrap=True)
+
+
+def dr_failing(report: dict[str, Any]) -> bool:
+    """A part of the report could not be read, or more than one site is writable."""
+    return bool(report["errors"]) or len(report["writable"]) > 1
+
+
+def dr_problems(report: dict[str, Any]) -> bool:
+    """Warn about what could not be read and about more than one writable site; True
+    when there was any (the command exits 1)."""
     for line in report["errors"]:
         print_warning(line)
     if len(report["writable"]) > 1:
         print_warning(f"more than one site is writable: {', '.join(report['writable'])}")
-    if report["errors"] or len(report["writable"]) > 1:
-        raise typer.Exit(1)
+    return dr_failing(report)

@@ -1,4 +1,4 @@
-"""Moves: failover, relocate, resume, and their history."""
+"""Moves: failover, relocate, failback, resume, and their history."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ import typer
 from rich.table import Table
 
 from hotsite.cli.app import app, console, print_warning, project
-from hotsite.dr import History, MoveResult, failover, move_context, move_lock, relocate, resume
+from hotsite.dr import (
+    FailbackResult,
+    History,
+    MoveResult,
+    ProjectResync,
+    failback,
+    failover,
+    move_context,
+    move_lock,
+    relocate,
+    resume,
+)
 from hotsite.errors import ConfigError
 from hotsite.state import StateStore
 
@@ -50,6 +61,30 @@ def relocate_command(
     config.site(target)
     with move_lock(config):
         _report(relocate(move_context(config, apply_timeout, console.print), target))
+
+
+@app.command("failback")
+def failback_command(
+    ctx: typer.Context,
+    stay: bool = typer.Option(
+        False,
+        "--stay",
+        help="Stop once the old primary is re-synchronised (a fenced replica); no relocate.",
+    ),
+    apply_timeout: float = APPLY_TIMEOUT,
+    catch_up_timeout: float = typer.Option(
+        120.0, "--catch-up-timeout", help="Seconds for the old primary to catch up (default 120)."
+    ),
+) -> None:
+    """After a failover: export and undo the old primary's errant tail (or re-snapshot
+    it), re-synchronise it from the new primary, verify both identical, then relocate
+    the service back to it (not with --stay)."""
+    config = project(ctx)
+    with move_lock(config):
+        context = move_context(config, apply_timeout, console.print)
+        _report_failback(
+            failback(context, ProjectResync(config), stay=stay, catch_up_timeout=catch_up_timeout)
+        )
 
 
 @app.command("resume")
@@ -126,5 +161,30 @@ def _report(result: MoveResult) -> None:
     )
     if result.write_pause_seconds is not None:
         console.print(f"write pause {result.write_pause_seconds:.3f} s (fenced → traffic switched)")
+    if result.requests_failed is not None:
+        console.print(
+            f"requests held at the entry point during the switch; {result.requests_failed}"
+            " could not be (answered 5xx)"
+        )
     for note in result.notes:
         print_warning(note)
+
+
+def _report_failback(result: FailbackResult) -> None:
+    home = (
+        f"{result.old} primary at epoch {result.relocate.epoch}"
+        if result.relocate
+        else f"{result.old} a replica of {result.new}"
+    )
+    console.print(
+        f"failback {result.id} done: errant tail of {result.tail_transactions} transactions"
+        f" ({result.tail_rows} row changes) exported to {result.export[0]}; {result.method};"
+        f" {home}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.relocate is not None:
+        _report(result.relocate)
+    for note in result.notes:
+        if result.relocate is None or note not in result.relocate.notes:
+            print_warning(note)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.live import Live
@@ -23,7 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
+from hotsite.cli.dr import dr_failing, dr_problems, show_dr_report
 from hotsite.config import LinkConfig, ProjectConfig
+from hotsite.dr import dr_report
 from hotsite.replication import GtidState, LinkAgent, LinkStatus, link_lock, link_report
 from hotsite.statefiles import require_writable_dir
 
@@ -198,15 +201,24 @@ def status(
 ) -> None:
     """Positions and lag per stage (capture, ship, apply) for every replication link.
 
+    With a dr: section, first which site is primary, the epoch, the lease and each
+    site's read-only/fence state and the entry point's routing, as 'hotsite record'.
+
     Exit status: 0 every link is healthy, 1 a link has an error (a server unreachable,
-    no position yet, an unreadable journal), 2 a usage or project-file error.
+    no position yet, an unreadable journal) or (dr) more than one site is writable,
+    2 a usage or project-file error.
     """
     config: ProjectConfig = project(ctx)
     reports = [link_report(config, link) for link in config.replication]
     unhealthy = any(report["errors"] for report in reports)
+    dr = dr_report(config) if config.dr is not None else None
     if as_json:
-        console.print_json(json.dumps(reports, default=str))
-        raise typer.Exit(1 if unhealthy else 0)
+        shown: Any = reports if dr is None else {"links": reports, "dr": dr}
+        console.print_json(json.dumps(shown, default=str))
+        raise typer.Exit(1 if unhealthy or (dr is not None and dr_failing(dr)) else 0)
+    if dr is not None:  # which site is primary first: it says which links carry writes
+        show_dr_report(dr)
+        unhealthy = dr_problems(dr) or unhealthy
     table = Table("link", "stage", "position", "behind (tx)", "lag", "rate", title="replication")
     for report in reports:
         name = report["link"]

@@ -119,6 +119,10 @@ def _pick_link(
             known = ", ".join(link.name for link in config.replication) or "none"
             raise ConfigError(f"no replication link named {name!r}", f"links: {known}")
         return named[0], source
+    # Links in both directions: the one from the authority, as named, comes first.
+    for link in config.replication:
+        if source and link.source == source and target in (None, link.target):
+            return link, source
     for link in config.replication:
         if source and link.target == source and target in (None, link.source):
             return link, source  # the link runs the other way: --from names the authority

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hotsite.dr.controller import ControllerState, serve, server_context
     from hotsite.dr.detector import Detector
     from hotsite.dr.entry import entry_control, taking_traffic
+    from hotsite.dr.failback_move import FailbackResult, failback
     from hotsite.dr.fence_duty import FenceDuty
     from hotsite.dr.history import History
     from hotsite.dr.lease import LeaseKeeper
@@ -26,18 +27,23 @@ if TYPE_CHECKING:
         controller_listen,
         controller_url,
         dr_section,
+        link_gate,
         move_lock,
         open_records,
         site_fence,
     )
     from hotsite.dr.record import Record
     from hotsite.dr.report import dr_report
+    from hotsite.dr.resync import ProjectResync
     from hotsite.dr.token import load_token
     from hotsite.dr.watch import watch
 
 _HOME = {
     "ControllerState": "controller",
     "Detector": "detector",
+    "FailbackResult": "failback_move",
+    "failback": "failback_move",
+    "ProjectResync": "resync",
     "FenceDuty": "fence_duty",
     "History": "history",
     "LeaseKeeper": "lease",
@@ -52,6 +58,7 @@ _HOME = {
     "dr_report": "report",
     "dr_section": "project",
     "entry_control": "entry",
+    "link_gate": "project",
     "failover": "moves",
     "load_token": "token",
     "move_context": "adapters",
@@ -68,11 +75,13 @@ _HOME = {
 __all__ = [
     "ControllerState",
     "Detector",
+    "FailbackResult",
     "FenceDuty",
     "History",
     "LeaseKeeper",
     "MoveResult",
     "PeerReporter",
+    "ProjectResync",
     "ProjectSites",
     "Record",
     "control_tls",
@@ -82,7 +91,9 @@ __all__ = [
     "dr_report",
     "dr_section",
     "entry_control",
+    "failback",
     "failover",
+    "link_gate",
     "load_token",
     "move_context",
     "move_lock",

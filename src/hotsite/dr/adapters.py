@@ -4,6 +4,9 @@ entry point. The site agent brings its own implementations of the same interface
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pymysql
 
 from hotsite.config import ProjectConfig
@@ -13,6 +16,7 @@ from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveContext
 from hotsite.dr.project import dr_section, open_records, site_fence
+from hotsite.dr.standby import write_mark
 from hotsite.errors import HotsiteError
 from hotsite.replication import positions
 from hotsite.replication.gtid import GtidState
@@ -45,12 +49,38 @@ class ProjectSites:
             conn.close()
 
     def fence(self, site: str, kind: str, epoch: int | None, reason: str) -> FenceState:
+        # A fence is safe to repeat, and two fencers can cut each other's session: the
+        # site's lease keeper fences at once when a move begins, killing every session
+        # but its own — this one's too, mid-fence. Then fence again (its fence is done).
+        for _ in range(FENCE_ATTEMPTS - 1):
+            try:
+                return site_fence(self.config, site).fence(kind, epoch, reason)
+            except pymysql.OperationalError as exc:
+                if exc.args[0] not in _LOST:
+                    raise _refused(site, exc) from None
+            time.sleep(0.1)
         return _database_errors(
             site, lambda: site_fence(self.config, site).fence(kind, epoch, reason)
         )
 
     def unfence(self, site: str) -> FenceState:
         return _database_errors(site, lambda: site_fence(self.config, site).unfence())
+
+    def mark_standby(self, site: str, of: str, epoch: int) -> None:
+        link = next(
+            (k for k in self.config.replication if k.source == of and k.target == site), None
+        )
+        if link is None:
+            return  # no link back: nothing to run into it
+        conn = connect(self.config.site(site).database_url, site, timeout=self.timeout * 5)
+        try:
+            _database_errors(site, lambda: write_mark(conn, self.config.link_key(link), epoch))
+        finally:
+            conn.close()
+
+
+FENCE_ATTEMPTS = 3
+_LOST = (2006, 2013)  # server has gone away, lost connection during query
 
 
 class LinkPositions:
@@ -70,8 +100,30 @@ class LinkPositions:
 
 
 class EntryTraffic:
+    """The moves' traffic on the local entry point. Taking a site out (drain, cut) first
+    holds new requests (traffic.entry: they wait, retried, while no site takes them);
+    routing to a site releases them there. The entry point's 5xx answers from the hold
+    on are what the switch could not hold (``unheld``)."""
+
     def __init__(self, control: EntryControl | None) -> None:
         self.control = control
+        self._failed_at_hold: int | None = None
+
+    def _hold(self, control: EntryControl) -> None:
+        if self._failed_at_hold is None:
+            self._failed_at_hold = control.failed_responses()
+        control.hold()
+
+    def unheld(self) -> int | None:
+        """Requests that failed since the hold began; None when nothing was held."""
+        if self.control is None or self._failed_at_hold is None:
+            return None
+        try:
+            return self.control.failed_responses() - self._failed_at_hold
+        except HotsiteError:
+            return None
+        finally:
+            self._failed_at_hold = None  # the next move counts from its own hold
 
     def _running(self) -> EntryControl:
         if self.control is None:
@@ -81,10 +133,14 @@ class EntryTraffic:
         return self.control
 
     def drain(self, site: str) -> None:
-        self._running().set_state(site, "drain")
+        control = self._running()
+        self._hold(control)
+        control.set_state(site, "drain")
 
     def cut(self, site: str) -> None:
-        self._running().cut(site)
+        control = self._running()
+        self._hold(control)
+        control.cut(site)
 
     def route(self, sites: set[str]) -> None:
         self._running().route(sites)
@@ -103,12 +159,16 @@ def move_context(config: ProjectConfig, apply_timeout: float, say: object = None
         clock_margin=dr.clock_margin,
         apply_timeout=apply_timeout,
         say=say if callable(say) else (lambda line: None),
+        links=frozenset((link.source, link.target) for link in config.replication),
     )
 
 
-def _database_errors(site: str, action: object) -> FenceState:
+def _database_errors(site: str, action: object) -> Any:
     try:
-        result: FenceState = action()  # type: ignore[operator]
-        return result
+        return action()  # type: ignore[operator]
     except pymysql.MySQLError as exc:
-        raise HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})") from None
+        raise _refused(site, exc) from None
+
+
+def _refused(site: str, exc: pymysql.MySQLError) -> HotsiteError:
+    return HotsiteError(f"site {site!r}: its database refused ({exc.args[-1]})")

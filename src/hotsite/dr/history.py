@@ -94,6 +94,15 @@ class History:
         )
         return [self._summary(row, with_steps=False) for row in rows]
 
+    def last_done(self) -> MoveSummary | None:
+        """The newest move that finished ``done`` (what a failback would undo)."""
+        row = (
+            self.store.connection()
+            .execute("SELECT * FROM dr_moves WHERE outcome = 'done' ORDER BY finished DESC LIMIT 1")
+            .fetchone()
+        )
+        return None if row is None else self._summary(row, with_steps=False)
+
     def get(self, move_id: str) -> MoveSummary | None:
         conn = self.store.connection()
         row = conn.execute("SELECT * FROM dr_moves WHERE id = ?", (move_id,)).fetchone()

@@ -42,6 +42,8 @@ class Sites(Protocol):
     def reachable(self, site: str) -> bool: ...
     def fence(self, site: str, kind: str, epoch: int | None, reason: str) -> FenceState: ...
     def unfence(self, site: str) -> FenceState: ...
+    def mark_standby(self, site: str, of: str, epoch: int) -> None:
+        """``site`` is a consistent standby of ``of`` at ``epoch`` (dr.standby)."""
 
 
 class Positions(Protocol):
@@ -54,6 +56,8 @@ class Traffic(Protocol):
     def drain(self, site: str) -> None: ...
     def cut(self, site: str) -> None: ...
     def route(self, sites: set[str]) -> None: ...
+    def unheld(self) -> int | None:
+        """Requests that failed while the switch held them (None: nothing was held)."""
 
 
 @dataclass
@@ -69,6 +73,9 @@ class MoveContext:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     say: Callable[[str], None] = lambda line: None  # progress, one line per step
+    # The replication links configured, (source, target): a move says when none carries
+    # the new primary's writes back to the old one.
+    links: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -86,6 +93,13 @@ class MoveResult:
     # traffic switched; relocate: the write pause, fenced → traffic switched.
     since_failure_seconds: float | None = None
     write_pause_seconds: float | None = None
+    # The new primary's own binlog position just before it became writable: every write
+    # it took as primary is after it, so a link back to the old primary starts there
+    # (failback). None when it could not be read, or a resumed move had promoted already.
+    promoted_position: str | None = None
+    # Requests the entry point answered 5xx from the hold to the switch: what the switch
+    # could not hold (None: no entry point held any).
+    requests_failed: int | None = None
 
     def summary(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -97,6 +111,10 @@ class MoveResult:
             value = getattr(self, key)
             if value is not None:
                 found[key] = round(value, 3)
+        if self.promoted_position is not None:
+            found["promoted_position"] = self.promoted_position
+        if self.requests_failed is not None:
+            found["requests_failed"] = self.requests_failed
         return found
 
 
@@ -142,6 +160,8 @@ def failover(
             notes.append(f"the RPO is unknown: {old} could not be read ({exc.message})")
     else:
         notes.append(f"the RPO is unknown: {old} is unreachable (its unshipped tail is lost)")
+    if (target, old) not in ctx.links:
+        notes.append(_link_back(ctx, target, old) + " ('hotsite failback' needs it)")
     result = _promote(ctx, move, old, target, started, rpo, notes, finish=failed_at is None)
     if failed_at is not None:
         result.since_failure_seconds = started + result.switch_seconds - failed_at
@@ -177,12 +197,34 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
         ) from None
     result = _promote(ctx, move, old, target, started, 0, notes, finish=False)
     result.write_pause_seconds = started + result.switch_seconds - fenced_at
+    # It had applied everything before the switch: the link back may run into it.
+    mark_standby(ctx, move.id, old, target, result.epoch, notes)
     ctx.history.finish(move.id, "done", result.epoch, result.summary())
-    result.notes.append(
-        f"the link {target} -> {old} is not started by this version: run it to keep {old}"
-        " as the new standby"
-    )
+    result.notes.append(_link_back(ctx, target, old))
     return result
+
+
+def mark_standby(
+    ctx: MoveContext, move_id: str, site: str, of: str, epoch: int, notes: list[str]
+) -> None:
+    try:
+        ctx.sites.mark_standby(site, of, epoch)
+        ctx.history.step(move_id, "standby marked", f"{site} a standby of {of} at epoch {epoch}")
+    except HotsiteError as exc:
+        notes.append(f"{site} not marked a standby of {of}: {exc.message}")
+        ctx.history.step(move_id, "standby mark failed", exc.message)
+
+
+def _link_back(ctx: MoveContext, new: str, old: str) -> str:
+    if (new, old) in ctx.links:
+        return (
+            f"the link {new}->{old} now carries the writes back ({old} is the standby): the"
+            f" site agent of {old} runs it, or 'hotsite replicate --from {new} --to {old}'"
+        )
+    return (
+        f"nothing replicates back from {new} to {old}: no link {new}->{old} is configured;"
+        f" add {{from: {new}, to: {old}}} under replication: to keep {old} as the standby"
+    )
 
 
 def resume(ctx: MoveContext) -> MoveResult | None:
@@ -332,6 +374,7 @@ def _promote(
     ctx: MoveContext, move: Move, old: str, target: str, started: float, rpo: int | None,
     notes: list[str], finish: bool = True,
 ) -> MoveResult:  # fmt: skip
+    promoted_at = _position_before_writes(ctx, move, target, notes)
     ctx.sites.unfence(target)
     # Without a traffic switch (no entry point), the promotion is when writes resume.
     switched = _step(ctx, move, "promoted", f"{target} writable")
@@ -343,13 +386,31 @@ def _promote(
     except HotsiteError as exc:
         notes.append(f"traffic not switched: {exc.message}")
         ctx.history.step(move.id, "traffic switch failed", exc.message)
+    unheld = ctx.traffic.unheld()
+    if unheld:
+        notes.append(f"{unheld} requests failed at the entry point during the switch")
     result = MoveResult(
-        move.id, move.kind, old, target, record.epoch, "done", rpo, switched - started, notes
-    )
+        move.id, move.kind, old, target, record.epoch, "done", rpo, switched - started, notes,
+        promoted_position=promoted_at, requests_failed=unheld,
+    )  # fmt: skip
     if finish:
         ctx.history.finish(move.id, "done", record.epoch, result.summary())
     ctx.say(f"done: {target} is primary at epoch {record.epoch}")
     return result
+
+
+def _position_before_writes(
+    ctx: MoveContext, move: Move, target: str, notes: list[str]
+) -> str | None:
+    """The target's binlog position while it is still read-only: a resumed move whose
+    target was promoted already may have taken writes since, so it records none."""
+    if move.step in ("promoted", "epoch"):
+        return None
+    try:
+        return str(ctx.positions.committed(target))
+    except HotsiteError as exc:
+        notes.append(f"{target}'s position before the promotion is unknown ({exc.message})")
+        return None
 
 
 def _roll_back(ctx: MoveContext, move: Move, old: str, why: str) -> None:

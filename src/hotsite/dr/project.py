@@ -3,12 +3,13 @@ the controller's client, a site's fence."""
 
 from __future__ import annotations
 
-from hotsite.config import ProjectConfig
+from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.config_dr import DRConfig, parse_address
 from hotsite.db import connect
 from hotsite.dr.client import ControllerClient
 from hotsite.dr.fence import SiteFence
 from hotsite.dr.record_sqlite import SqliteRecordStore
+from hotsite.dr.standby import LinkGate
 from hotsite.dr.token import Token, load_token
 from hotsite.errors import ConfigError
 from hotsite.locks import FileLock
@@ -59,6 +60,15 @@ def controller_client(
 def site_fence(config: ProjectConfig, site: str) -> SiteFence:
     url = config.site(site).database_url
     return SiteFence(lambda: connect(url, site, timeout=2.0))
+
+
+def link_gate(config: ProjectConfig, link: LinkConfig, client: ControllerClient) -> LinkGate:
+    """When the site agent runs ``link`` (active-standby: dr.standby)."""
+    url = config.site(link.target).database_url
+    return LinkGate(
+        link.source, link.target, config.link_key(link), config.routes, client.record,
+        lambda: connect(url, link.target, timeout=2.0),
+    )  # fmt: skip
 
 
 def move_lock(config: ProjectConfig) -> FileLock:

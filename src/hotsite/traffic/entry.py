@@ -10,6 +10,19 @@ entry point routes like the one before it once hotsite has told it the record.
 A fenced site is cut: ``maint`` (no new requests) and every open session to it shut
 down, so a client's keep-alive connection cannot go on writing to it.
 
+**Holding requests during a switch.** HAProxy answers 503 at once when no server of a
+backend can take a request; it waits only for a server it may retry. So the backend has
+one more server, ``hotsite-hold``, in maintenance except during a switch: its address is
+a frontend of the same HAProxy (``fe_hold``, on a loopback port it keeps bound) that is
+paused right after start, so a connection to it is refused at once — a connection
+failure, which HAProxy retries (``retries``, ``option redispatch 1``: through the load
+balancer on every retry) after its turn-around of one second. While only the hold server
+is ready, a request waits there, retried, up to HOLD_SECONDS; once a site is ready again
+the next retry goes to it. A connection failure means the request never reached a
+server, so a retry never runs a write twice. What could not be held (the hold ran out,
+a site answered 5xx meanwhile) is counted from the frontend's 5xx responses
+(``failed_responses``).
+
 This module knows nothing of the record or of fencing: the dr layer decides which
 sites take traffic and calls it.
 """
@@ -17,6 +30,7 @@ sites take traffic and calls it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -35,6 +49,8 @@ from hotsite.errors import HotsiteError
 _SOCKET_PATH_MAX = 90  # sun_path holds 108 bytes; HAProxy binds "<path>.<pid>.tmp" first
 
 BACKEND = "be_entry"
+HOLD_SERVER = "hotsite-hold"
+HOLD_SECONDS = 10  # how long a request waits while no site takes traffic (one retry a second)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 HAPROXY = "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else "haproxy"
 State = Literal["ready", "drain", "maint"]
@@ -64,6 +80,7 @@ class EntryPoint:
     servers: tuple[EntryServer, ...]
     mode: Literal["active-standby", "active-active"] = "active-standby"
     health_path: str | None = "/health"
+    hold_port: int = 0  # fe_hold's loopback port; 0: chosen when the entry point starts
 
     @property
     def config_path(self) -> Path:
@@ -120,12 +137,19 @@ def render_config(entry: EntryPoint, taking_traffic: set[str]) -> str:
         # answering /health in 600 ms is not down, and a dead one refuses at once anyway.
         "    timeout check 2s",
         "    timeout queue 5s",
-        "    retries 2",
-        "    option redispatch",
+        # Connection failures only: the request reached no server, a retry is safe.
+        "    retry-on conn-failure",
+        f"    retries {HOLD_SECONDS}",
+        "    option redispatch 1",
         "",
         "frontend fe_entry",
         f"    bind {host}:{entry.port}",
         f"    default_backend {BACKEND}",
+        "",
+        "# paused at start (a connection is refused): the hold server's address",
+        "frontend fe_hold",
+        "    mode tcp",
+        f"    bind 127.0.0.1:{entry.hold_port}",
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
@@ -141,6 +165,7 @@ def render_config(entry: EntryPoint, taking_traffic: set[str]) -> str:
             f"    server {server.name} {address}:{server.port} check weight {server.weight}"
             f"{disabled}"
         )
+    lines.append(f"    server {HOLD_SERVER} 127.0.0.1:{entry.hold_port} weight 1 disabled")
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +196,10 @@ class EntryControl:
             return False
         self.entry.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.entry.directory, 0o700)
-        self.entry.config_path.write_text(render_config(self.entry, taking_traffic))
+        entry = self.entry
+        if not entry.hold_port:
+            entry = dataclasses.replace(entry, hold_port=_free_loopback_port())
+        self.entry.config_path.write_text(render_config(entry, taking_traffic))
         self._haproxy("-c", "-q", "-f", str(self.entry.config_path))
         self._haproxy("-D", "-f", str(self.entry.config_path), "-p", str(self.entry.pid_path))
         deadline = time.monotonic() + 5
@@ -183,6 +211,7 @@ class EntryControl:
                     f"see {self.entry.directory}/haproxy.log",
                 )
             time.sleep(0.02)
+        self._command("disable frontend fe_hold")  # refuse: the hold server's retries
         return True
 
     def down(self) -> bool:
@@ -228,13 +257,30 @@ class EntryControl:
 
     def route(self, taking_traffic: set[str]) -> None:
         """Exactly these sites take traffic; the others are cut. The new ones are made
-        ready first, so a switch between two live sites never has a moment with none."""
+        ready first, so a switch between two live sites never has a moment with none;
+        requests held meanwhile go to them at their next retry."""
         for server in self.entry.servers:
             if server.site in taking_traffic:
                 self.set_state(server.site, "ready")
         for server in self.entry.servers:
             if server.site not in taking_traffic:
                 self.cut(server.site)
+        if taking_traffic:
+            self.release()
+
+    def hold(self) -> None:
+        """From now on a request that no site can take waits (up to HOLD_SECONDS)."""
+        self._command(f"set server {BACKEND}/{HOLD_SERVER} state ready")
+
+    def release(self) -> None:
+        self._command(f"set server {BACKEND}/{HOLD_SERVER} state maint")
+
+    def failed_responses(self) -> int:
+        """5xx answers the entry point gave (its own 503s, and the sites'), since start."""
+        for row in csv.DictReader(io.StringIO(self._command("show stat -1 1 -1").lstrip("# "))):
+            if row.get("pxname") == "fe_entry" and row.get("svname") == "FRONTEND":
+                return int(row.get("hrsp_5xx") or 0)
+        return 0
 
     def status(self) -> list[ServerStatus]:
         text = self._command("show stat -1 4 -1")
@@ -275,3 +321,10 @@ class EntryControl:
         if any(word in lowered for word in ("unknown command", "no such", "not found", "require")):
             raise EntryError(f"the entry point refused '{command}': {answer.strip()[:200]}")
         return answer
+
+
+def _free_loopback_port() -> int:
+    """A port for fe_hold, which HAProxy binds (and keeps) right after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
