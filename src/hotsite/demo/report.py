@@ -133,8 +133,9 @@ def render_html(data: dict[str, Any]) -> str:
         tail = data["errant_tail"]
         parts.append(
             f"<h2>Failback</h2><p>errant tail of the old primary: <b>{tail['transactions']}</b>"
-            f" transactions, {len(tail['acknowledged_writes'])} acknowledged writes;"
-            f" {html.escape(tail['handled'])}.</p>"
+            f" transactions, {tail['rows']} row changes;"
+            f" {html.escape(tail['handled'] or 'nothing to undo')};"
+            f" exported to {html.escape(', '.join(tail['exported_to']))}.</p>"
         )
     parts += [
         "<h2>Steps</h2><table><tr><th>at +s</th><th>took</th><th>step</th></tr>",

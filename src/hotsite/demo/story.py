@@ -17,14 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-
 from hotsite.demo.control import Control
 from hotsite.demo.load import MARK, WriteLoad
 from hotsite.demo.measure import client_view
 from hotsite.demo.sites import DATABASE, LocalSite
 from hotsite.errors import HotsiteError
-from hotsite.replication import GtidState
 
 STEADY = 4.0  # seconds of normal service before the primary dies, and after each move
 
@@ -68,7 +65,6 @@ class Story:
     errant: dict[str, Any] = field(default_factory=dict)
     verify: dict[str, Any] = field(default_factory=dict)
     _held_at_failover: set[int] = field(default_factory=set)
-    _tail: tuple[GtidState, set[int]] = field(default_factory=lambda: (GtidState(), set()))
 
     def run(self) -> None:
         # No hand on the failover: the controller's probes and the DR agent's health
@@ -80,10 +76,8 @@ class Story:
             self._serve(self.dr.name, STEADY)
         with self.steps.step("old primary comes back"):
             self.bring_back_primary(failover)
-        with self.steps.step("failback: re-synchronise primary from dr"):
-            self.errant = failback(self)
-        with self.steps.step("relocate home"):
-            self.relocate_home()
+        with self.steps.step("failback: primary re-synchronised from dr, then home"):
+            self.errant = self.fail_back()
         with self.steps.step("service answers from primary again"):
             self._serve(self.primary.name, STEADY)
         with self.steps.step("verify both sites identical"):
@@ -123,18 +117,33 @@ class Story:
 
     def bring_back_primary(self, died: float) -> None:
         self.primary.start_db()
-        # Before its agent runs (it applies dr's writes there): what only primary holds.
-        committed = GtidState.parse(_scalar(self.primary, "SELECT @@gtid_binlog_pos"))
-        self._tail = (committed, self.held(self.primary))
         self.control.start_agent(self.primary.name)
         self.control.wait_agent(self.primary.name)
         self.primary.start_web()
         self.primary.wait_healthy()
         self.say("primary is back: its agent keeps it read-only (dr holds the lease)")
 
-    def relocate_home(self) -> None:
+    def fail_back(self) -> dict[str, Any]:
+        """``hotsite failback``: primary's errant tail (what it committed that dr never
+        applied) exported and undone, primary re-synchronised from dr and verified, then
+        the service relocated home — one command, as a user runs it."""
         asked = time.time()
-        self.control.checked("relocate", "--to", self.primary.name, "--apply-timeout", "30")
+        self.control.checked(
+            "failback", "--apply-timeout", "30", "--catch-up-timeout", "90", timeout=300
+        )
+        fb = next(
+            m for m in self.control.moves() if m["kind"] == "failback" and m["started"] >= asked - 1
+        )
+        errant = {
+            "transactions": fb.get("tail_transactions", 0),
+            "rows": fb.get("tail_rows", 0),
+            "exported_to": fb.get("export", []),
+            "handled": fb.get("method", ""),
+        }
+        self.say(
+            f"failback {fb['id']}: primary's errant tail {errant['transactions']} transactions"
+            f" ({errant['rows']} rows), {errant['handled'] or 'nothing to undo'}"
+        )
         move = self._wait_move("relocate", self.primary.name, asked, timeout=60)
         # The planned move's event is its decision (the command takes a while to start).
         decided = next(
@@ -143,6 +152,7 @@ class Story:
         self._wait_served(self.primary.name, decided, timeout=30)
         held = self.held(self.primary)
         self._add_move(move, decided, self.primary.name, held, "the relocate's decision")
+        return errant
 
     def verify_identical(self) -> dict[str, Any]:
         self.load.stop()
@@ -219,67 +229,6 @@ class Story:
             f"{move['kind']} {move['from']} -> {move['to']} done: RTO {rto} (client write gap),"
             f" RPO {len(view.lost)} acknowledged writes lost"
         )
-
-
-def failback(story: Story) -> dict[str, Any]:
-    """Re-synchronise the old primary from the new one and report its errant tail: the
-    transactions it committed that never reached the new primary.
-
-    TODO(failback): replace with hotsite's failback (issue 12, branch 'failback') once
-    it lands. Until then, both links run all the time, so the old primary's agent has
-    brought it up to date with dr by itself, and the link primary -> dr carries its
-    errant tail to dr (the keys cannot collide: the sites draw AUTO_INCREMENT values from
-    disjoint sequences). This step measures that tail and waits for the catch-up."""
-    committed, held_on_primary = story._tail
-    applied_on_dr = GtidState.parse(
-        _scalar(
-            story.dr,
-            "SELECT gtid_state FROM hotsite.hotsite_applied WHERE origin = %s",
-            story.primary.name,
-        )
-    )
-    held_on_dr_at_failover = story._held_at_failover
-    acked = {w.seq for w in story.load.snapshot() if w.ok}
-    tail_writes = sorted((held_on_primary & acked) - held_on_dr_at_failover)
-    errant = {
-        "transactions": applied_on_dr.behind(committed),
-        "acknowledged_writes": tail_writes[:100],
-        "exported_to": str(story.control.directory / "errant-tail.json"),
-        "handled": "replayed into dr by the link primary -> dr (stopgap until failback lands)",
-    }
-    (story.control.directory / "errant-tail.json").write_text(json.dumps(errant, indent=1))
-    story.say(
-        f"failback: primary's errant tail is {errant['transactions']} transactions"
-        f" ({len(tail_writes)} acknowledged writes); waiting for primary to catch up with dr"
-    )
-    _wait_caught_up(story, story.dr, story.primary)
-    return errant
-
-
-def _wait_caught_up(
-    story: Story, source: LocalSite, target: LocalSite, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            goal = GtidState.parse(_scalar(source, "SELECT @@gtid_binlog_pos"))
-            applied = GtidState.parse(
-                _scalar(
-                    target,
-                    "SELECT gtid_state FROM hotsite.hotsite_applied WHERE origin = %s",
-                    source.name,
-                )
-            )
-            behind = applied.behind(goal)
-            if behind <= 50:  # dr keeps taking writes: close is caught up; relocate waits for 0
-                return
-        except (pymysql.MySQLError, IndexError):
-            behind = -1
-        if time.monotonic() > deadline:
-            raise HotsiteError(
-                f"{target.name} did not catch up with {source.name} ({behind} behind)"
-            )
-        time.sleep(0.1)
 
 
 def _scalar(site: LocalSite, sql: str, *args: object) -> str:
