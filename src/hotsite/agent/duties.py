@@ -3,7 +3,7 @@
 Every replication link that ends at the site; and with a ``dr:`` section, the fence
 duty (a fence recorded on the site's database is enforced again at start and whenever
 the server comes back writable) and the lease keeper (the primary's lease; a standby
-kept read-only), both from the dr layer.
+kept read-only), both from the dr layer; healing and bursting (keep.duties).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from hotsite.config import ProjectConfig
 from hotsite.db import connect
 from hotsite.dr import FenceDuty, LeaseKeeper, controller_client, dr_section, site_fence
 from hotsite.duty import Duty
+from hotsite.keep import keep_duties
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
@@ -30,4 +31,4 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                 fence_before=dr.fence_before,
             )
         )
-    return duties
+    return duties + keep_duties(config, site)

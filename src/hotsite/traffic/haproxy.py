@@ -64,6 +64,11 @@ def server_name(backend: Backend) -> str:
     return _SAFE.sub("_", backend.name)
 
 
+def backend_name(site: HAProxySite) -> str:
+    """The HAProxy backend holding the site's servers (``be_<service>``)."""
+    return "be_" + _SAFE.sub("_", site.name)
+
+
 def render_config(site: HAProxySite) -> str:
     """The configuration file. Fast health checks (500 ms, 2 failures) so a dead node
     leaves rotation in about a second."""
@@ -161,8 +166,9 @@ def set_server_state(site: HAProxySite, backend: Backend, state: str) -> str:
     """``ready``, ``drain`` or ``maint`` for one backend server, without a reload."""
     if state not in ("ready", "drain", "maint"):
         raise ValueError(f"unknown server state {state!r}")
-    be = _SAFE.sub("_", site.name)
-    return runtime_command(site, f"set server be_{be}/{server_name(backend)} state {state}")
+    return runtime_command(
+        site, f"set server {backend_name(site)}/{server_name(backend)} state {state}"
+    )
 
 
 async def local_runtime(socket_path: str, command: str, timeout: float = 5.0) -> str:
