@@ -18,7 +18,8 @@ from hotsite.keep import keep_duties
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
     duties: list[Duty] = [LinkDuty(config, link) for link in config.links_into(site)]
-    if config.dr is not None:
+    # A site without a database (a burst site, a stateless one) has nothing to fence.
+    if config.dr is not None and config.site(site).database is not None:
         dr = dr_section(config)
         url = config.site(site).database_url
         duties.append(FenceDuty(site, lambda: connect(url, site, timeout=2.0)))

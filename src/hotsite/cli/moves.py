@@ -104,7 +104,8 @@ def history_command(
     table = Table("id", "kind", "from", "to", "started", "outcome", "switch", "RPO")
     for m in moves:
         started = datetime.datetime.fromtimestamp(m.started, datetime.UTC).strftime("%F %T")
-        switch = m.summary.get("switch_seconds")
+        # A heal's or a burst's figure is its time until healthy or serving.
+        switch = m.summary.get("switch_seconds", m.summary.get("healthy_seconds"))
         rpo = m.summary.get("rpo_transactions")
         table.add_row(
             m.id, m.kind, m.source, m.target, started, m.outcome,

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
+from hotsite.cli.keep import healing_failures
 from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.replication import GtidState, LinkAgent, LinkStatus, link_lock, link_report
 from hotsite.statefiles import require_writable_dir
@@ -231,4 +232,7 @@ def status(
             # Text, not markup: a message may hold '[...]'.
             table.add_row("", Text("error", style="red"), Text(error), "", "", "")
     console.print(table)
-    raise typer.Exit(1 if unhealthy else 0)
+    failed = healing_failures(config)  # services healing gave up on (docs/blueprints.md)
+    for line in failed:
+        console.print(Text(line, style="bold red"))
+    raise typer.Exit(1 if unhealthy or failed else 0)
