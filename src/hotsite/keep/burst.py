@@ -65,7 +65,12 @@ class Burster:
         if now - self.last_decision < self.policy.cooldown:
             return None
         limit = self.policy.max_seconds
-        if self.active and limit and self.active_since and now - self.active_since >= limit:
+        if (
+            self.active
+            and limit
+            and self.active_since is not None
+            and now - self.active_since >= limit
+        ):
             return "down"
         held = up.seconds if not self.active else down.seconds
         if self.crossed_at is not None and now - self.crossed_at >= held:
