@@ -95,6 +95,7 @@ class Load:
         self.ok = 0
         self.failures: list[str] = []
         self.served_by: collections.Counter[str] = collections.Counter()
+        self.answers: list[tuple[float, str]] = []  # (when, which node), in order
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -104,6 +105,11 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def first_after(self, node: str, since: float) -> float | None:
+        """When ``node`` first answered after ``since`` (None: not yet)."""
+        found = [at for at, body in self.answers[-5000:] if at > since and body == node]
+        return found[0] if found else None
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,6 +128,7 @@ class Load:
                 if response.status == 200:
                     self.ok += 1
                     self.served_by[body] += 1
+                    self.answers.append((time.time(), body))
                 else:
                     self.failures.append(f"{time.time():.3f} status {response.status}")
             except OSError as exc:
