@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.keep_helpers: the same site and tools as the tests
 
 import yaml  # noqa: E402
+from tests.helpers import hotsite as run  # noqa: E402
 from tests.integration.test_keep_burst import burst_project  # noqa: E402
 from tests.keep_helpers import (  # noqa: E402
     Agent,
@@ -40,7 +41,6 @@ from tests.keep_helpers import (  # noqa: E402
     entries,
     kill_namespace,
     project,
-    run,
     wait_for,
 )
 

@@ -75,16 +75,6 @@ def project(
     return path, hosts
 
 
-def run(config: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HOTSITE, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=config.parent,
-    )
-
-
 class Load:
     """GET requests through a URL in a loop, one connection each, until stopped."""
 

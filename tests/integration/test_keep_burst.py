@@ -14,7 +14,8 @@ import yaml
 from hotsite import config as config_module
 from hotsite.dr import entry_control
 from hotsite.testing.ports import free_port
-from tests.keep_helpers import Agent, Load, entries, pool, project, run, wait_for
+from tests.helpers import hotsite as run
+from tests.keep_helpers import Agent, Load, entries, pool, project, wait_for
 from tests.sshhosts_fixtures import missing_for_ssh_hosts, needs_commands
 
 pytestmark = [

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.keep_helpers import Load, project, run, wait_for
+from tests.helpers import hotsite as run
+from tests.keep_helpers import Load, project, wait_for
 from tests.sshhosts_fixtures import missing_for_ssh_hosts, needs_commands
 
 pytestmark = [

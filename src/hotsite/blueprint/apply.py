@@ -153,10 +153,14 @@ class Deployment(Teardown, Upkeep):
     # -- up ---------------------------------------------------------------------------
 
     async def up(
-        self, unhealthy: set[tuple[str, str]] | None = None, keep: frozenset[str] = frozenset()
+        self,
+        unhealthy: set[tuple[str, str]] | None = None,
+        keep: frozenset[str] = frozenset(),
+        untouched: frozenset[str] = frozenset(),
     ) -> Outcome:
         """``keep``: nodes not to release in this run (healing releases a broken node
-        itself, after its replacement serves, and copes with a release that fails)."""
+        itself, after its replacement serves, and copes with a release that fails);
+        ``untouched``: nodes not even to stop services on (they do not answer)."""
         started = time.monotonic()
         first_plan, desired, record = self.plan(unhealthy)
         outcome = Outcome(plan=first_plan)
@@ -167,7 +171,8 @@ class Deployment(Teardown, Upkeep):
             # Now every node has an address: render again, for real.
             plan, desired, record = self.plan(unhealthy)
             await self._run_services(plan, outcome)
-            await self._remove(plan.removals, record, outcome)
+            removals = [r for r in plan.removals if r.node not in untouched]
+            await self._remove(removals, record, outcome)
             await self._release([record.nodes[n] for n in plan.release if n not in keep])
             if outcome.ok:  # outputs name a serving site, or nothing (docs/blueprints.md)
                 outcome.outputs = desired.outputs

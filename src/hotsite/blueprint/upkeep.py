@@ -19,6 +19,7 @@ import asyncio
 import csv
 import io
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from hotsite.blueprint.desired import Desired, Placement, group_size, replacement_name
@@ -27,6 +28,8 @@ from hotsite.blueprint.plan import Plan, ServiceRun, steps_to_run
 from hotsite.blueprint.runner import NodeSession, check_command
 from hotsite.blueprint.state import DeploymentStore, SiteRecord
 from hotsite.errors import ConfigError, HotsiteError
+from hotsite.nodes import records as driver_records
+from hotsite.nodes.base import Capability
 from hotsite.traffic.haproxy import (
     Backend,
     backend_name,
@@ -66,7 +69,10 @@ class Upkeep:
         raise NotImplementedError
 
     async def up(
-        self, unhealthy: set[tuple[str, str]] | None = None, keep: frozenset[str] = frozenset()
+        self,
+        unhealthy: set[tuple[str, str]] | None = None,
+        keep: frozenset[str] = frozenset(),
+        untouched: frozenset[str] = frozenset(),
     ) -> Outcome:
         raise NotImplementedError
 
@@ -155,35 +161,46 @@ class Upkeep:
 
     async def replace(self, node: str, reachable: bool) -> tuple[str, Outcome]:
         """A new node in ``node``'s slot, set up and in the load balancer; then the old
-        one's services are stopped (only if it still answers) and it leaves the site's
-        records. Returns the new node's name and the ``up`` outcome; releasing the old
-        machine is the caller's (``release_broken``), since it may fail on a dead host."""
+        one's services are stopped (only if it still answers). Returns the new node's
+        name and the ``up`` outcome. Releasing the old machine is the caller's
+        (``release_broken``), as is putting the slot back if this raises (no new node)."""
         group, index = self.node_group(node)
         new = replacement_name(node)
-        if not reachable:
-            # Nobody can stop what runs on a host that does not answer: forget it.
-            record = self.records.load(self.site)
-            for host, service in list(record.teardown):
-                if host == node:
-                    self.records.service_gone(self.site, node, service)
         self.records.set_slot(self.site, group, index, new)
         await self._close()  # connections of this loop only; up opens its own
-        outcome = await self.up(keep=frozenset({node}))
+        # Nobody can stop what runs on a host that does not answer: leave it be.
+        untouched = frozenset() if reachable else frozenset({node})
+        outcome = await self.up(keep=frozenset({node}), untouched=untouched)
         return new, outcome
 
-    async def release_broken(self, node: str) -> str | None:
-        """Release or destroy a replaced node; the error (a dead host's scrub, say) is
-        returned, not raised: its pool keeps the lease rather than hand out a dirty host."""
+    async def release_broken(self, node: str, reachable: bool) -> str | None:
+        """The replaced node leaves the site. A cloud node is destroyed; a pool's host is
+        given back only if it answers (and its scrub passes): a dead host given back would
+        be the next lease's, so it stays leased (``releasing``) until someone has looked
+        at it and run ``hotsite nodes destroy``. Returns why it was kept, or None."""
         record = self.records.load(self.site)
         rec = record.nodes.get(node)
         if rec is None:
             return None
         problem = None
-        try:
-            if rec.node is not None:
-                await self.infra.driver(rec.driver).destroy([rec.node])
-        except HotsiteError as exc:
-            problem = str(exc)
+        driver = self.infra.driver(rec.driver)
+        if rec.node is not None and not reachable and Capability.CREATE not in driver.capabilities:
+            driver_records.save(
+                self.records.store, replace(rec.node, state=driver_records.RELEASING)
+            )
+            problem = (
+                f"the host {rec.node.driver_id} did not answer: it stays leased (releasing),"
+                f" out of the pool; check it, then 'hotsite nodes destroy {node}'"
+            )
+        else:
+            try:
+                if rec.node is not None:
+                    await driver.destroy([rec.node])
+            except HotsiteError as exc:
+                problem = str(exc)
+        for host, service in list(record.teardown):
+            if host == node:
+                self.records.service_gone(self.site, node, service)
         self.records.node_gone(self.site, node)
         return problem
 

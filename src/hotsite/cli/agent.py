@@ -28,7 +28,8 @@ def agent(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view."),
 ) -> None:
     """Run SITE's duties: every replication link that ends there (and, with a dr: section,
-    the fence and the primary's lease), restarting a failed one with backoff.
+    the fence and the primary's lease; for a site with a blueprint, healing; bursting
+    policies watching the site), restarting a failed one with backoff.
 
     One process per site: each link captures from its source over the network, journals
     here and applies here. Ctrl-C or SIGTERM stop it cleanly; after kill -9 a restart

@@ -105,7 +105,11 @@ def history_command(
     for m in moves:
         started = datetime.datetime.fromtimestamp(m.started, datetime.UTC).strftime("%F %T")
         # A heal's or a burst's figure is its time until healthy or serving.
-        switch = m.summary.get("switch_seconds", m.summary.get("healthy_seconds"))
+        switch = next(
+            (m.summary[k] for k in ("switch_seconds", "healthy_seconds", "reaction_seconds")
+             if m.summary.get(k) is not None),
+            None,
+        )  # fmt: skip
         rpo = m.summary.get("rpo_transactions")
         table.add_row(
             m.id, m.kind, m.source, m.target, started, m.outcome,

@@ -12,19 +12,19 @@ time from the threshold crossed to the burst site serving (or torn down).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from hotsite.blueprint import DeploymentStore, site_lock
+from hotsite.blueprint import Deployment, DeploymentStore, site_lock
 from hotsite.config import ProjectConfig
 from hotsite.config_keep import METRICS, BurstPolicy
 from hotsite.dr import entry_control
 from hotsite.errors import ConfigError, HotsiteError
 from hotsite.keep.heal import site_deployment
 from hotsite.keep.records import KeepRecords
+from hotsite.keep.threaded import ThreadedDuty
 from hotsite.logs import get_logger
 from hotsite.nodes import open_store
 
@@ -84,19 +84,20 @@ class Burster:
         self.crossed_at = None
 
 
-class BurstDuty:
+class BurstDuty(ThreadedDuty):
     """One bursting policy at work, in the agent of the site it watches."""
 
+    join_timeout = 120.0  # a burst site coming up or going down finishes first
+
     def __init__(self, config: ProjectConfig, policy: BurstPolicy) -> None:
+        super().__init__()
         self.config = config
         self.policy = policy
         self.name = f"burst {policy.site}->{policy.target}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: str | None = None
-        self._status: dict[str, Any] = {}
+        self.interval = policy.interval
+        self.watched: Deployment | None = None
 
-    def start(self) -> None:
+    def prepare(self) -> None:
         store = open_store(self.config.home)
         self.records = KeepRecords(store, self.policy.site)
         target = DeploymentStore(store).load(self.policy.target)
@@ -104,40 +105,15 @@ class BurstDuty:
         if self.burster.active:
             self.burster.active_since = time.time()
         self.entry = entry_control(self.config)
-        self._stop.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self.watched = site_deployment(self.config, self.policy.site)
 
-    def poll(self) -> dict[str, Any]:
-        if self._error is not None:
-            raise HotsiteError(f"{self.name} stopped: {self._error}")
-        return dict(self._status)
+    async def closing(self) -> None:
+        if self.watched is not None:
+            await self.watched._close()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-            self._thread = None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._loop())
-        except Exception as exc:  # reported by poll; the agent restarts the duty
-            log.error("bursting stopped", policy=self.name, error=str(exc))
-            self._error = str(exc) or type(exc).__name__
-
-    async def _loop(self) -> None:
-        watched = site_deployment(self.config, self.policy.site)
-        try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                await self.step(watched)
-                pause = self.policy.interval - (time.monotonic() - started)
-                if pause > 0:
-                    await asyncio.sleep(pause)
-        finally:
-            await watched._close()
+    async def round(self) -> str | None:
+        assert self.watched is not None
+        return await self.step(self.watched)
 
     async def read(self, watched: Any) -> float:
         if self.policy.metric.source == "entry":

@@ -1,8 +1,6 @@
 """Healing as a duty of the site agent: probe, decide (ladder.py), act, record.
 
-The probes and the actions run in a thread of their own with its own event loop:
-the agent polls its duties four times a second and must never wait for an SSH
-connection, a restart or a new node. Each action holds the site's lock (the one
+The probes and the actions run in the duty's own thread (threaded.py). Each action holds the site's lock (the one
 ``up``/``down``/``scale`` take), so healing never runs alongside them; while another
 process holds it, healing skips its rounds and forgets its counts (the site is being
 changed on purpose).
@@ -10,8 +8,6 @@ changed on purpose).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from typing import Any
 
@@ -20,6 +16,7 @@ from hotsite.config import ProjectConfig
 from hotsite.errors import HotsiteError, LockedError
 from hotsite.keep.ladder import Action, Ladder
 from hotsite.keep.records import KeepRecords
+from hotsite.keep.threaded import ThreadedDuty
 from hotsite.logs import get_logger
 from hotsite.nodes import Providers, open_store
 
@@ -38,62 +35,26 @@ def site_deployment(config: ProjectConfig, site: str) -> Deployment:
     )
 
 
-class HealDuty:
+class HealDuty(ThreadedDuty):
     """Keep the site's services healthy: restart, replace, or give up and say so."""
 
     def __init__(self, config: ProjectConfig, site: str) -> None:
+        super().__init__()
         self.config = config
         self.site = site
         self.name = "heal"
         self.settings = config.healing
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: str | None = None
-        self._status: dict[str, Any] = {}
+        self.interval = config.healing.interval
         self.deployment: Deployment | None = None
 
-    # -- the Duty protocol -------------------------------------------------------------
-
-    def start(self) -> None:
+    def prepare(self) -> None:
         self.deployment = site_deployment(self.config, self.site)  # secrets read here
         self.records = KeepRecords(self.deployment.records.store, self.site)
         stateful = frozenset(g for g, s in self.deployment.blueprint.nodes.items() if s.stateful)
         self.ladder = Ladder(self.settings, self.records, stateful)
-        self._stop.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name=f"heal {self.site}", daemon=True)
-        self._thread.start()
 
-    def poll(self) -> dict[str, Any]:
-        if self._error is not None:
-            raise HotsiteError(f"healing of site {self.site!r} stopped: {self._error}")
-        return dict(self._status)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-
-    # -- the loop ----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._loop())
-        except Exception as exc:  # reported by poll; the agent restarts the duty
-            log.error("healing stopped", site=self.site, error=str(exc))
-            self._error = str(exc) or type(exc).__name__
-
-    async def _loop(self) -> None:
-        assert self.deployment is not None
-        try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                await self.round()
-                pause = self.settings.interval - (time.monotonic() - started)
-                if pause > 0:
-                    await asyncio.sleep(pause)
-        finally:
+    async def closing(self) -> None:
+        if self.deployment is not None:
             await self.deployment._close()
 
     def _site_busy(self) -> bool:
@@ -182,7 +143,7 @@ class HealDuty:
             return
         summary["replacement"] = new
         self.records.step(entry, "serving" if outcome.ok else "not serving", new)
-        problem = await self.deployment.release_broken(action.node)
+        problem = await self.deployment.release_broken(action.node, action.reachable)
         await self.deployment._close()
         released = f"{action.node} released" if problem is None else f"{action.node}: {problem}"
         summary["released"] = problem is None

@@ -94,6 +94,11 @@ def render_config(site: HAProxySite) -> str:
         "",
         f"backend be_{backend}",
         "    balance roundrobin",
+        # A server that dies mid-request (killed, its node lost, stopped by a scale-in)
+        # closes the connection unanswered: a GET or HEAD is sent to another server
+        # instead of failing (HAProxy's layer-7 retries), never a request that may write.
+        "    retry-on conn-failure empty-response response-timeout",
+        "    http-request disable-l7-retry unless METH_GET",
     ]
     if site.health_path:
         lines += [
