@@ -90,7 +90,11 @@ def _table(site: str, views: list[dict[str, Any]]) -> Table:
 def _lines(views: list[dict[str, Any]]) -> list[str]:
     lines = []
     for view in views:
-        rate, lag, conflicts, _parked = _summary(view)
         state = "running" if view["running"] else f"waiting ({view['error']})"
+        if "apply" not in view["status"]:  # healing, bursting: their own words
+            shown = view["status"].get("state") or view["status"].get("burst") or ""
+            lines.append(f"{view['duty']}: {state} {shown}".rstrip())
+            continue
+        rate, lag, conflicts, _parked = _summary(view)
         lines.append(f"{view['duty']}: {state} {rate} lag {lag or '?'} conflicts {conflicts or 0}")
     return lines
