@@ -104,6 +104,9 @@ def test_killed_app_is_restarted_then_lost_node_replaced_from_the_pool(
     listed_history = yaml.safe_load(run(config, "history", "--json").stdout)
     heals = {(h["kind"], h["to"], h["action"]) for h in listed_history}
     assert heals == {("heal", "primary-web-0", "restart"), ("heal", "primary-web-1", "replace")}
+    shown = run(config, "history", "show", restart["id"])
+    assert shown.returncode == 0 and "action restart, service app" in shown.stdout, shown.stdout
+    assert "healthy" in shown.stdout.splitlines()[-1]
     # The site is as described: `up` has nothing to do.
     again = run(config, "up", "primary", "-q", "--no-refresh")
     assert "nothing to do" in again.stdout, again.stdout + again.stderr

@@ -83,9 +83,14 @@ def history_command(
             console.print_json(json.dumps(move.as_dict()))
             return
         data = move.as_dict()
+        # Healing and bursting change no epoch: their entries say what they did instead.
+        epochs = f", epoch {move.epoch_before} -> {move.epoch_after}"
+        if move.kind in ("heal", "burst"):
+            epochs = "".join(
+                f", {k} {data[k]}" for k in ("action", "direction", "service") if data.get(k)
+            )
         console.print(
-            f"{move.kind} {move.id}: {move.source} -> {move.target}, {move.outcome},"
-            f" epoch {move.epoch_before} -> {move.epoch_after}",
+            f"{move.kind} {move.id}: {move.source} -> {move.target}, {move.outcome}{epochs}",
             highlight=False,
             soft_wrap=True,
         )
