@@ -95,7 +95,12 @@ def heal_times(kills: int, losses: int) -> list[str]:
                     serving.append(back - killed)
                 for _ in range(losses):
                     listed = yaml.safe_load(run(config, "nodes", "list", "--json").stdout)
-                    current = next(x for x in listed if x["name"].startswith("primary-web-0"))
+                    # The slot's serving node (a lost one stays listed, as releasing).
+                    current = next(
+                        x
+                        for x in listed
+                        if x["name"].startswith("primary-web-0") and x["state"] == "running"
+                    )
                     victim = next(h for h in hosts if h.address == current["address"])
                     new = replacement_name(current["name"])
                     time.sleep(1.5)

@@ -85,7 +85,7 @@ class Load:
         self.ok = 0
         self.failures: list[str] = []
         self.served_by: collections.Counter[str] = collections.Counter()
-        self.answers: list[tuple[float, str]] = []  # (when, which node), in order
+        self.answers: list[tuple[float, float, str]] = []  # (sent, answered, which node)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -97,8 +97,8 @@ class Load:
         self.stop()
 
     def first_after(self, node: str, since: float) -> float | None:
-        """When ``node`` first answered after ``since`` (None: not yet)."""
-        found = [at for at, body in self.answers[-5000:] if at > since and body == node]
+        """When ``node`` first answered a request sent after ``since`` (None: not yet)."""
+        found = [at for sent, at, body in self.answers[-5000:] if sent > since and body == node]
         return found[0] if found else None
 
     def stop(self) -> None:
@@ -109,6 +109,7 @@ class Load:
     def _loop(self) -> None:
         deadline = time.monotonic() + 600  # bounded, whatever the test does
         while not self._stop.is_set() and time.monotonic() < deadline:
+            sent = time.time()
             try:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
                 conn.request("GET", "/", headers={"Connection": "close"})
@@ -118,7 +119,7 @@ class Load:
                 if response.status == 200:
                     self.ok += 1
                     self.served_by[body] += 1
-                    self.answers.append((time.time(), body))
+                    self.answers.append((sent, time.time(), body))
                 else:
                     self.failures.append(f"{time.time():.3f} status {response.status}")
             except OSError as exc:
