@@ -238,3 +238,14 @@ def test_a_burst_target_without_a_driver_is_refused(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "the burst site 'burst' has no driver" in lines[0]
+
+
+def test_a_blip_of_fast_probes_is_no_lost_node(tmp_path: Path) -> None:
+    """Probes come every 0.1 s while something is wrong; three silent ones in 0.3 s are
+    not three probe intervals of silence."""
+    lad, _, clock = ladder(tmp_path, unreachable_after=3, interval=1.0)
+    for _ in range(3):
+        clock.now += 0.1
+        assert lad.observe({("w1", "app"): SILENT}, GROUPS, clock.now) == []
+    clock.now += 2.0
+    assert [a.kind for a in lad.observe({("w1", "app"): SILENT}, GROUPS, clock.now)] == ["replace"]

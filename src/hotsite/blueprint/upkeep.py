@@ -20,7 +20,7 @@ import csv
 import io
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hotsite.blueprint.desired import Desired, Placement, group_size, replacement_name
 from hotsite.blueprint.outcome import Outcome
@@ -35,6 +35,7 @@ from hotsite.traffic.haproxy import (
     backend_name,
     runtime_command,
     server_name,
+    set_server_health,
     set_server_state,
 )
 
@@ -150,8 +151,35 @@ class Upkeep:
         outcome = Outcome(plan=plan)
         started = time.monotonic()
         await self._run_services(plan, outcome)
+        if outcome.ok:
+            # Its check passed on the node: back into rotation now, not after the load
+            # balancer's own checks come round (rise 2 × 500 ms).
+            await self._balancers_run(
+                desired,
+                record,
+                service,
+                lambda lb: set_server_health(lb, Backend(node, "", 0), "up"),
+            )
         outcome.seconds = time.monotonic() - started
         return outcome
+
+    async def _balancers_run(
+        self, desired: Desired, record: SiteRecord, service: str, command: Any
+    ) -> None:
+        """A runtime API command at every started load balancer whose backends are
+        ``service``; one that does not answer is left to its own health checks."""
+        for placement in desired.placements.values():
+            lb = placement.lb
+            lb_node = record.nodes.get(placement.node)
+            if lb is None or lb.name != service or lb_node is None or lb_node.node is None:
+                continue
+            if (placement.node, placement.service, "start") not in record.steps:
+                continue
+            try:
+                session = await self._session(placement.node, lb_node.node)
+                await session.run(placement.service, "health", command(lb), timeout=10)
+            except HotsiteError:
+                continue
 
     def node_group(self, node: str) -> tuple[str, int]:
         record = self.records.load(self.site)

@@ -75,6 +75,8 @@ class HealDuty(ThreadedDuty):
         record = self.deployment.records.load(self.site)
         groups = {name: rec.group for name, rec in record.nodes.items()}
         actions = self.ladder.observe(probes, groups, time.time())
+        failed_now = self.records.failed()
+        self.hurry = any(h != "ok" for (_, s), h in probes.items() if s not in failed_now)
         for action in actions:
             if self._stop.is_set():
                 break

@@ -94,7 +94,14 @@ class Ladder:
         else:
             self._silent.pop(node, None)
             self._first_seen.pop((node, ""), None)
-        if self._silent.get(node, 0) >= self.config.unreachable_after:
+        # Probes come faster while something is wrong: a node must also have been silent
+        # for as long as that many probes take at the normal interval (a blip is no loss).
+        span = (self.config.unreachable_after - 1) * self.config.interval
+        silent_since = self._first_seen.get((node, ""), now)
+        if (
+            self._silent.get(node, 0) >= self.config.unreachable_after
+            and now - silent_since >= span
+        ):
             since = self._first_seen.pop((node, ""), now)
             reason = f"node {node} answered no probe (SSH) {self._silent[node]} times in a row"
             return self._replace_or_stop(node, tuple(sorted(live)), group, reason, since, False)

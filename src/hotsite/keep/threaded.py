@@ -23,6 +23,10 @@ class ThreadedDuty:
     name: str = ""
     interval: float = 1.0
     join_timeout: float = 60.0
+    # Set by a round that saw something wrong: the next one comes sooner (like HAProxy's
+    # fastinter), so N failures in a row take N short probes, not N intervals.
+    hurry: bool = False
+    hurried_interval: float = 0.1
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -69,7 +73,8 @@ class ThreadedDuty:
             while not self._stop.is_set():
                 started = time.monotonic()
                 await self.round()
-                pause = self.interval - (time.monotonic() - started)
+                every = min(self.interval, self.hurried_interval) if self.hurry else self.interval
+                pause = every - (time.monotonic() - started)
                 if pause > 0:
                     await asyncio.sleep(pause)
         finally:

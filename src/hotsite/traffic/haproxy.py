@@ -176,6 +176,16 @@ def set_server_state(site: HAProxySite, backend: Backend, state: str) -> str:
     )
 
 
+def set_server_health(site: HAProxySite, backend: Backend, health: str) -> str:
+    """``up`` or ``down``: tell HAProxy a server's health now, not after its next checks
+    (healing does, the moment a restarted service passed its own check)."""
+    if health not in ("up", "down"):
+        raise ValueError(f"unknown server health {health!r}")
+    return runtime_command(
+        site, f"set server {backend_name(site)}/{server_name(backend)} health {health}"
+    )
+
+
 async def local_runtime(socket_path: str, command: str, timeout: float = 5.0) -> str:
     """Send a runtime API command to an HAProxy on this machine."""
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket_path), timeout)
