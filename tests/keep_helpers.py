@@ -122,7 +122,7 @@ class Load:
                     self.answers.append((sent, time.time(), body))
                 else:
                     self.failures.append(f"{time.time():.3f} status {response.status}")
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 self.failures.append(f"{time.time():.3f} {exc!r}")
             if self.pause:
                 self._stop.wait(self.pause)
