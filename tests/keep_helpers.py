@@ -4,9 +4,12 @@ generator through a load balancer, the agent as a real process, the history read
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -17,8 +20,6 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from hotsite.dr import History
-from hotsite.state import StateStore
 from tests.helpers import HOTSITE
 
 SITE_DIR = Path(__file__).resolve().parent / "integration" / "keep_site"
@@ -163,16 +164,38 @@ class Agent:
 
 
 def entries(config: Path, kind: str = "heal", site: str = "primary") -> list[dict[str, Any]]:
-    """The history's entries of a kind (heal, burst), oldest first, with their steps."""
+    """The history's entries of a kind (heal, burst), oldest first, with their steps.
+
+    Read with one plain connection, closed after: a StateStore per call would tighten
+    the -wal/-shm files each time (open, close), and closing any descriptor of a file
+    drops the POSIX locks this process's other SQLite connections hold on it — the
+    reads then saw a stale database while the agent kept writing."""
     db = config.parent / ".hotsite" / "state.db"
     if not db.exists():
         return []
-    history = History(StateStore(db))
-    found = []
-    for move in history.recent(kind, site, 0):
-        full = history.get(move.id)
-        assert full is not None
-        found.append(full.as_dict())
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        conn.row_factory = sqlite3.Row
+        try:
+            moves = conn.execute(
+                "SELECT * FROM dr_moves WHERE kind = ? AND source = ? ORDER BY started",
+                (kind, site),
+            ).fetchall()
+        except sqlite3.OperationalError:  # no history table yet
+            return []
+        found = []
+        for row in moves:
+            steps = conn.execute(
+                "SELECT at, step, detail FROM dr_move_steps WHERE move_id = ? ORDER BY at, rowid",
+                (row["id"],),
+            ).fetchall()
+            found.append(
+                {
+                    "id": row["id"], "kind": row["kind"], "from": row["source"],
+                    "to": row["target"], "started": row["started"], "finished": row["finished"],
+                    "outcome": row["outcome"], **json.loads(row["summary"] or "{}"),
+                    "steps": [dict(s) for s in steps],
+                }
+            )  # fmt: skip
     return found
 
 

@@ -75,7 +75,7 @@ def test_burst_up_under_load_then_drained_and_torn_down(tmp_path: Path, ssh_host
                     "the burst site serving",
                     lambda: [e for e in entries(config, "burst") if e["outcome"] == "serving"],
                     120,
-                    agent.output,
+                    lambda: agent.output() + str(entries(config, "burst")),
                 )[0]
                 seen = load.served_by["burst-web-0"]
                 wait_for(
