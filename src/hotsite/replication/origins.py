@@ -23,7 +23,13 @@ from typing import Any
 
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, REPAIR_TABLE
-from hotsite.replication.transactions import RowChange, Transaction, decode_row, encode_row
+from hotsite.replication.transactions import (
+    INSERT,
+    RowChange,
+    Transaction,
+    decode_row,
+    encode_row,
+)
 
 ORIGINS_TABLE = "hotsite_origins"
 # Per link, the target's own binlog position right after a snapshot loaded it: where the
@@ -148,6 +154,9 @@ def write_settlement(
         " VALUES (%s, %s, %s, %s, %s, UNIX_TIMESTAMP())",
         (project, for_site, table, encode_row(key), encode_row(if_row)),
     )
+    # the row lives only in the binlog (capture reads the insert's image): deleted in the
+    # same transaction, so the table never grows
+    cur.execute(f"DELETE FROM {HOTSITE_SCHEMA}.{SETTLEMENTS_TABLE} WHERE id = LAST_INSERT_ID()")
 
 
 def write_ddl_session(cur: Any, project: str, origin: str, gtid: str, first: str | None) -> None:
@@ -206,6 +215,8 @@ def note_marker(
     if row.get("project", str(row.get("link_key", "")).split("/", 1)[0]) != project:
         return
     if change.table == SETTLEMENTS_TABLE:
+        if change.kind != INSERT:  # its deletion in the same transaction says nothing
+            return
         tx.settlements.append(
             [
                 str(row.get("for_site")),

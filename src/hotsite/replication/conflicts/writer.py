@@ -78,12 +78,37 @@ class ConflictWriter:
     def apply(
         self, cur: Any, changes: list[RowChange], origin: str, origin_gtid: str
     ) -> GroupResult:
+        """Apply the changes of one group (from one origin) in as few steps as their
+        chains allow.
+
+        Each key's changes collapse to one final state while each change starts where the
+        one before it ended. Between two of the origin's transactions, though, the origin
+        may have applied a change of this site's (a conflict it settled its way): its next
+        change then starts from a row that its previous one did not leave. Collapsed, that
+        change would be judged against the older row, and rejected although it was made on
+        top of this site's own; so the group is cut there, and the part before it is
+        settled first."""
         result = GroupResult()
         by_table: dict[tuple[str, str], dict[Key, _KeyChanges]] = {}
         for change in changes:
             info = self.table(change.schema, change.table)
             keys = by_table.setdefault((change.schema, change.table), {})
+            if _breaks_chain(keys, info, change):
+                self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
+                by_table = {}
+                keys = by_table.setdefault((change.schema, change.table), {})
             _collect(keys, info, change)
+        self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
+        return result
+
+    def _apply_collapsed(
+        self,
+        cur: Any,
+        by_table: dict[tuple[str, str], dict[Key, _KeyChanges]],
+        origin: str,
+        origin_gtid: str,
+        result: GroupResult,
+    ) -> None:
         sides = Sides(self.site, origin, self.priority)
         for (schema, name), keys in by_table.items():
             info = self.table(schema, name)
@@ -124,7 +149,6 @@ class ConflictWriter:
                 result.conflicts[table_name] = result.conflicts.get(table_name, 0) + 1
                 result.parked += decision == PARKED
             self._write(cur, info, deletes, writes)
-        return result
 
     def settle(self, cur: Any, settlements: list[list[Any]]) -> None:
         """Deletions the source decided over rows this site wrote: each row is deleted here
@@ -269,6 +293,22 @@ class ConflictWriter:
             prefix, suffix = sql.upsert_parts(info.qualified, columns)
             for statement in sql.multi_row(prefix, values, suffix):
                 cur.execute(statement)
+
+
+def _breaks_chain(keys: dict[Key, _KeyChanges], info: TableInfo, change: RowChange) -> bool:
+    """``change`` does not start where the group's changes of its key left the row."""
+    pk = info.primary_key
+    if change.kind == INSERT:
+        kc = keys.get(tuple((change.after or {})[c] for c in pk))
+        return kc is not None and kc.final is not None
+    before = change.before or {}
+    kc = keys.get(tuple(before[c] for c in pk))
+    if kc is None:
+        return False
+    if kc.final is None:
+        return True
+    columns = [c.name for c in info.columns if not c.generated]
+    return not all(_same(kc.final.get(c), before.get(c)) for c in columns)
 
 
 def _collect(keys: dict[Key, _KeyChanges], info: TableInfo, change: RowChange) -> None:
