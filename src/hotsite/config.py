@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hotsite.config_checks import link_problems
 from hotsite.config_conflicts import ConflictsConfig
 from hotsite.config_dr import DRSection
+from hotsite.config_keep import BurstPolicy, HealingConfig
 from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
@@ -180,6 +181,12 @@ class ProjectConfig(_Model):
         " agents verify it against ca (docs/dr.md)",
     )
     dr: DRSection | None = Field(default=None, description="failover, leases, entry: docs/dr.md")
+    healing: HealingConfig = Field(
+        default_factory=HealingConfig, description="the agent's healing budgets (docs/config.md)"
+    )
+    bursting: list[BurstPolicy] = Field(
+        default_factory=list, description="burst sites brought up under load (docs/config.md)"
+    )
 
     # Set by load(), not by the file.
     path: Path = Field(default=DEFAULT_CONFIG, exclude=True)
@@ -383,6 +390,7 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
             problems += conflicts.problems([str(n) for n in sites or {}], routes.writers())
         except ValidationError:
             pass  # reported by the validation of the whole file
+    problems += burst_problems(data, sites or {})
     for name, parsed in urls.items():
         required = (sites or {})[name].get("require_tls")
         if parsed.unix_socket and (required or (required is None and data.get("require_tls"))):
@@ -394,6 +402,45 @@ def _cross_checks(doc: YamlDocument, base_dir: Path) -> list[tuple[KeyPath, str]
                     f" sites.{name}.require_tls: false",
                 )
             )
+    return problems
+
+
+def burst_problems(data: dict[str, Any], sites: dict[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Bursting policies name sites that exist; the target has a blueprint and a driver
+    of its own (a burst site on the watched site's machines would add nothing)."""
+    problems: list[tuple[KeyPath, str]] = []
+    raw = data.get("bursting")
+    providers = (
+        ((data.get("nodes") or {}).get("providers") or {})
+        if isinstance(data.get("nodes"), dict)
+        else {}
+    )
+    for index, policy in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(policy, dict):
+            continue
+        for key in ("site", "target"):
+            name = policy.get(key)
+            if isinstance(name, str) and name not in sites:
+                problems.append(
+                    (("bursting", index, key), f"unknown site {name!r} (sites: {', '.join(sites)})")
+                )
+        name = policy.get("target")
+        target = sites.get(name) if isinstance(name, str) else None
+        if not isinstance(target, dict):
+            continue
+        if not target.get("blueprint"):
+            problems.append(
+                (("bursting", index, "target"), "the burst site has no blueprint to bring it up"
+                 f" with; set sites.{policy['target']}.blueprint")
+            )  # fmt: skip
+        driver = target.get("driver")
+        if not driver or (driver != "local" and driver not in providers):
+            problems.append(
+                (("bursting", index, "target"),
+                 f"the burst site {policy['target']!r} has no driver"
+                 + (f" ({driver!r} is not under nodes.providers)" if driver else "")
+                 + f"; set sites.{policy['target']}.driver to a provider of nodes.providers")
+            )  # fmt: skip
     return problems
 
 

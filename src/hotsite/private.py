@@ -85,6 +85,20 @@ def _tighten_by_path(path: Path) -> None:
 
 
 def _tighten_path(path: Path, flags: int) -> None:
+    # Look by path first, and open the file only when it must be made or tightened:
+    # closing *any* descriptor of a file drops every POSIX lock this process holds on
+    # it, and SQLite's locks on a database and its -wal/-shm are POSIX locks. A second
+    # StateStore opened in a process (the agent's healing and bursting open some while
+    # other duties write) then silently released the first one's locks: its writes
+    # stayed invisible to other processes until it exited.
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if not flags & os.O_CREAT:
+            raise
+    else:
+        if not (info.st_mode & 0o077 and info.st_uid == os.geteuid()):
+            return
     fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
     try:
         _tighten(fd)

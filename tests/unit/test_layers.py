@@ -16,7 +16,7 @@ ROOT = SRC / "hotsite"
 
 # DESIGN.md: cli/api -> dr -> (blueprint, replication, traffic) -> (nodes, remote, state, config)
 BOTTOM = ("nodes", "remote", "state", "config")
-ABOVE_BOTTOM = ("blueprint", "replication", "traffic", "dr", "cli", "api", "agent")
+ABOVE_BOTTOM = ("blueprint", "replication", "traffic", "dr", "keep", "cli", "api", "agent")
 
 
 def _modules() -> dict[str, Path]:

@@ -5,7 +5,8 @@ while its source is the record's primary: dr.standby); and with a ``dr:`` sectio
 duty (a fence recorded on the site's database is enforced again at start and whenever
 the server comes back writable), the lease keeper (the primary's lease; a standby
 kept read-only) and the health report (which other sites' databases this site
-reaches, the controller's second witness of a failure), all from the dr layer.
+reaches, the controller's second witness of a failure), all from the dr layer; then
+healing and bursting (keep.duties).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hotsite.dr import (
     site_fence,
 )
 from hotsite.duty import Duty
+from hotsite.keep import keep_duties
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
@@ -31,9 +33,10 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
     snapshot, a source that does not answer) can take long; the fence must be enforced,
     the lease held and the health reported meanwhile (those two in threads of their
     own, so only their start waits on the agent's loop)."""
-    url = config.site(site).database_url
     duties: list[Duty] = []
-    if config.dr is not None:
+    # A site without a database (a burst site, a stateless one) has nothing to fence.
+    if config.dr is not None and config.site(site).database is not None:
+        url = config.site(site).database_url
         dr = dr_section(config)
         duties.append(FenceDuty(site, lambda: connect(url, site, timeout=2.0)))
         duties.append(
@@ -59,7 +62,8 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
     # Active-standby: a link runs while it carries the record's primary's writes into a
     # consistent standby (dr.standby); active-active and no dr: every link, always.
     client = controller_client(config) if config.one_writer else None
-    return duties + [
+    links: list[Duty] = [
         LinkDuty(config, link, None if client is None else link_gate(config, link, client))
         for link in config.links_into(site)
     ]
+    return duties + links + keep_duties(config, site)

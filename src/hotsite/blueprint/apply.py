@@ -37,6 +37,7 @@ from hotsite.blueprint.render import Values
 from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, check_command
 from hotsite.blueprint.state import DeploymentStore, SiteRecord
 from hotsite.blueprint.teardown import Teardown
+from hotsite.blueprint.upkeep import Upkeep
 from hotsite.errors import HotsiteError
 from hotsite.nodes.base import Capability, Node
 from hotsite.state import StateStore
@@ -46,7 +47,7 @@ REACHABLE_TIMEOUT = 300.0
 EARLY_STEPS = ("upload", "install")
 
 
-class Deployment(Teardown):
+class Deployment(Teardown, Upkeep):
     """One site built from one blueprint."""
 
     def __init__(
@@ -78,7 +79,14 @@ class Deployment(Teardown):
     # -- planning -------------------------------------------------------------------
 
     def desired(self, record: SiteRecord) -> Desired:
-        nodes = desired_nodes(self.blueprint, self.site, self.default_driver, self.values)
+        nodes = desired_nodes(
+            self.blueprint,
+            self.site,
+            self.default_driver,
+            self.values,
+            record.counts,
+            record.slots,
+        )
         addresses = {
             name: rec.node.address for name, rec in record.nodes.items() if rec.node is not None
         }
@@ -144,7 +152,15 @@ class Deployment(Teardown):
 
     # -- up ---------------------------------------------------------------------------
 
-    async def up(self, unhealthy: set[tuple[str, str]] | None = None) -> Outcome:
+    async def up(
+        self,
+        unhealthy: set[tuple[str, str]] | None = None,
+        keep: frozenset[str] = frozenset(),
+        untouched: frozenset[str] = frozenset(),
+    ) -> Outcome:
+        """``keep``: nodes not to release in this run (healing releases a broken node
+        itself, after its replacement serves, and copes with a release that fails);
+        ``untouched``: nodes not even to stop services on (they do not answer)."""
         started = time.monotonic()
         first_plan, desired, record = self.plan(unhealthy)
         outcome = Outcome(plan=first_plan)
@@ -155,8 +171,9 @@ class Deployment(Teardown):
             # Now every node has an address: render again, for real.
             plan, desired, record = self.plan(unhealthy)
             await self._run_services(plan, outcome)
-            await self._remove(plan.removals, record, outcome)
-            await self._release([record.nodes[n] for n in plan.release])
+            removals = [r for r in plan.removals if r.node not in untouched]
+            await self._remove(removals, record, outcome)
+            await self._release([record.nodes[n] for n in plan.release if n not in keep])
             if outcome.ok:  # outputs name a serving site, or nothing (docs/blueprints.md)
                 outcome.outputs = desired.outputs
                 self.records.set_outputs(self.site, desired.outputs)

@@ -65,6 +65,7 @@ class Placement:
     check: RenderedCheck | None
     depends_on: list[str]
     has_reload: bool
+    lb: HAProxySite | None = None  # the load balancer this placement runs, if any
 
     def teardown(self) -> dict[str, Any]:
         """What `down` needs later, without any secret value."""
@@ -88,25 +89,44 @@ def node_name(site: str, group: str, index: int) -> str:
 
 
 def group_size(blueprint: Blueprint, group: str, values: Values) -> int:
-    count = blueprint.nodes[group].count
+    """The blueprint's count for the group (``hotsite scale`` may have set another)."""
+    spec = blueprint.nodes[group]
     where = blueprint.where("nodes", group, "count")
-    text = render(str(count), {"inputs": values.inputs, "site": values.site}, where)
+    text = render(str(spec.count), {"inputs": values.inputs, "site": values.site}, where)
     try:
         size = int(text)
     except ValueError:
         raise RenderError(f"{where}: expected a whole number of nodes, got {text!r}") from None
-    if not 0 <= size <= 500:
-        raise RenderError(f"{where}: expected 0 to 500 nodes, got {size}")
+    if not spec.min <= size <= spec.max:
+        raise RenderError(f"{where}: expected {spec.min} to {spec.max} nodes, got {size}")
     return size
 
 
+def replacement_name(name: str) -> str:
+    """The name of the node that replaces ``name`` in its slot: primary-web-1 →
+    primary-web-1r1 → primary-web-1r2 (the slot's index, and so its values, stay)."""
+    base, sep, generation = name.rpartition("r")
+    if sep and generation.isdigit() and base[-1:].isdigit():
+        return f"{base}r{int(generation) + 1}"
+    return f"{name}r1"
+
+
 def desired_nodes(
-    blueprint: Blueprint, site: str, default_driver: str, values: Values
+    blueprint: Blueprint,
+    site: str,
+    default_driver: str,
+    values: Values,
+    counts: dict[str, int] | None = None,
+    slots: dict[tuple[str, int], str] | None = None,
 ) -> dict[str, DesiredNode]:
+    """``counts``: group sizes set by ``scale``; ``slots``: replacement nodes by slot."""
     nodes: dict[str, DesiredNode] = {}
     for group, spec in blueprint.nodes.items():
-        for index in range(group_size(blueprint, group, values)):
-            name = node_name(site, group, index)
+        size = (counts or {}).get(group)
+        if size is None:
+            size = group_size(blueprint, group, values)
+        for index in range(size):
+            name = (slots or {}).get((group, index)) or node_name(site, group, index)
             nodes[name] = DesiredNode(
                 name=name,
                 group=group,
@@ -206,6 +226,7 @@ def place(
     ]
     check = service.check
     rendered_check: RenderedCheck | None = None
+    lb: HAProxySite | None = None
     if service.haproxy:
         lb = _haproxy_site(service, name, values, ctx, f"{where}.haproxy")
         files.append((lb.config_path, render_config(lb), "0644"))
@@ -261,6 +282,7 @@ def place(
         check=rendered_check,
         depends_on=list(service.depends_on),
         has_reload="reload" in steps,
+        lb=lb if service.haproxy else None,
     )
 
 

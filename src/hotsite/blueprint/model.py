@@ -133,6 +133,18 @@ class NodeGroup(_Model):
     image: str | None = None
     location: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    # Bounds for `hotsite scale`, healing and bursting (docs/blueprints.md#scaling).
+    min: int = Field(default=0, ge=0, le=500, description="fewest nodes scale may leave")
+    max: int = Field(default=500, ge=0, le=500, description="most nodes scale may make")
+    # A stateful group (the database) is never replaced by healing: losing its node is a
+    # failover, which needs fencing first (docs/dr.md), not a new empty machine.
+    stateful: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NodeGroup:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
 
 
 class Input(_Model):

@@ -88,8 +88,11 @@ class NodeSession:
         env: dict[str, str] | None = None,
         timeout: float | None = None,
         exclusive: bool = False,
+        logged_run: bool = True,
     ) -> CommandResult:
-        """``exclusive``: one at a time per node and service, *on the node* — see below."""
+        """``exclusive``: one at a time per node and service, *on the node* — see below.
+        ``logged_run=False``: not in the command log (healing's probes, twice a second
+        per node and service, would bury every other entry)."""
         # `set -e`: a multi-line step stops at its first failing command, like a script.
         text = f"set -e\n{command}" if "\n" in command.strip() else command
         # Only values holding a secret travel as the transport's (hidden) environment;
@@ -111,8 +114,11 @@ class NodeSession:
                 f" else exec sh -c {inner}; fi"
             )
         try:
+            transport = (
+                self.transport if logged_run else getattr(self.transport, "inner", self.transport)
+            )
             with logged.step(f"{service}.{step}"), logged.secrets(self.secrets):
-                result = await self.transport.run(text, env=hidden or None, timeout=timeout)
+                result = await transport.run(text, env=hidden or None, timeout=timeout)
         except HotsiteError as exc:
             # Could not run to an end (timeout, lost connection): log and report it too.
             # (The transport's command log has recorded it, as every command it runs.)

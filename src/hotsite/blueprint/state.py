@@ -56,6 +56,22 @@ register_schema(
         depends_on TEXT NOT NULL DEFAULT '[]',
         PRIMARY KEY (site, node, service)
     );
+    -- `hotsite scale`: a group's node count set for the site, over the blueprint's.
+    CREATE TABLE IF NOT EXISTS bp_counts (
+        site TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (site, grp)
+    );
+    -- Healing: slot IDX of a group is served by another node than SITE-GROUP-IDX (its
+    -- replacement), so the slot's index (and the values rendered from it) stay.
+    CREATE TABLE IF NOT EXISTS bp_slots (
+        site TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (site, grp, idx)
+    );
     """,
 )
 
@@ -92,6 +108,8 @@ class SiteRecord:
     steps: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # (node, service) -> {"stop": ..., "uninstall": ..., "env": ..., "depends_on": [...]}
     teardown: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # group -> count set by scale
+    slots: dict[tuple[str, int], str] = field(default_factory=dict)  # (group, idx) -> node
 
 
 class DeploymentStore:
@@ -122,7 +140,36 @@ class DeploymentStore:
             info = json.loads(row["commands"])
             info["depends_on"] = json.loads(row["depends_on"])
             record.teardown[(row["node"], row["service"])] = info
+        for row in conn.execute("SELECT grp, count FROM bp_counts WHERE site = ?", (site,)):
+            record.counts[row["grp"]] = row["count"]
+        for row in conn.execute("SELECT grp, idx, name FROM bp_slots WHERE site = ?", (site,)):
+            record.slots[(row["grp"], row["idx"])] = row["name"]
         return record
+
+    def set_count(self, site: str, group: str, count: int) -> None:
+        """Scale: the group's count from now on; slots beyond it are forgotten."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO bp_counts (site, grp, count) VALUES (?, ?, ?)",
+                (site, group, count),
+            )
+            conn.execute(
+                "DELETE FROM bp_slots WHERE site = ? AND grp = ? AND idx >= ?",
+                (site, group, count),
+            )
+
+    def set_slot(self, site: str, group: str, index: int, name: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO bp_slots (site, grp, idx, name) VALUES (?, ?, ?, ?)",
+                (site, group, index, name),
+            )
+
+    def forget_scaling(self, site: str) -> None:
+        """`down`: the next `up` starts from the blueprint's counts and names again."""
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM bp_counts WHERE site = ?", (site,))
+            conn.execute("DELETE FROM bp_slots WHERE site = ?", (site,))
 
     def set_site(self, site: str, status: str, blueprint: str | None = None) -> None:
         with self.store.transaction() as conn:

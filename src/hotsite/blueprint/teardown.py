@@ -128,6 +128,7 @@ class Teardown:
             if not keep_nodes and (force or not outcome.failures):
                 outcome.plan.release = list(record.nodes)
                 await self._release(list(record.nodes.values()))
+                self.records.forget_scaling(self.site)
             if force or not outcome.failures:
                 self.records.set_outputs(self.site, {})
         finally:

@@ -28,7 +28,8 @@ def agent(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view."),
 ) -> None:
     """Run SITE's duties: every replication link that ends there (and, with a dr: section,
-    the fence and the primary's lease), restarting a failed one with backoff.
+    the fence and the primary's lease; for a site with a blueprint, healing; bursting
+    policies watching the site), restarting a failed one with backoff.
 
     One process per site: each link captures from its source over the network, journals
     here and applies here. Ctrl-C or SIGTERM stop it cleanly; after kill -9 a restart
@@ -89,7 +90,11 @@ def _table(site: str, views: list[dict[str, Any]]) -> Table:
 def _lines(views: list[dict[str, Any]]) -> list[str]:
     lines = []
     for view in views:
-        rate, lag, conflicts, _parked = _summary(view)
         state = "running" if view["running"] else f"waiting ({view['error']})"
+        if "apply" not in view["status"]:  # healing, bursting: their own words
+            shown = view["status"].get("state") or view["status"].get("burst") or ""
+            lines.append(f"{view['duty']}: {state} {shown}".rstrip())
+            continue
+        rate, lag, conflicts, _parked = _summary(view)
         lines.append(f"{view['duty']}: {state} {rate} lag {lag or '?'} conflicts {conflicts or 0}")
     return lines

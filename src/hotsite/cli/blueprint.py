@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -35,6 +36,7 @@ from hotsite.blueprint import (
 from hotsite.cli.app import app, console, err_console, print_warning, project, providers_of
 from hotsite.config import ProjectConfig
 from hotsite.errors import ConfigError, HotsiteError
+from hotsite.keep import clear_failed
 from hotsite.nodes import open_store
 
 SITE = typer.Argument(..., help="The site, as named under sites in the project file.")
@@ -197,14 +199,57 @@ def up(
         unhealthy = set() if no_refresh else asyncio.run(deployment.refresh())
         the_plan, _, _ = deployment.plan(unhealthy)
         if the_plan.empty:
+            clear_failed(deployment.records.store, site)  # as described: heal it again
             console.print(f"up {site}: nothing to do, the site is as described")
             return
         console.print(f"up {site}: {summary(the_plan)}", highlight=False, soft_wrap=True)
         outcome = view.run(deployment.up(unhealthy))
     _report(outcome, "up", site)
+    if outcome.ok:  # as described again: healing takes on services it had given up on
+        clear_failed(deployment.records.store, site)
     if outcome.outputs and outcome.ok:
         for key, value in outcome.outputs.items():
             console.print(f"  {key} = {value}", highlight=False, soft_wrap=True)
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
+_CHANGE = re.compile(r"^([a-z][a-z0-9_-]*)=([+-]?)(\d{1,4})$")
+
+
+@app.command()
+def scale(
+    ctx: typer.Context,
+    site: str = SITE,
+    change: str = typer.Argument(..., help="GROUP=N, GROUP=+K or GROUP=-K, e.g. web=4."),
+    drain_timeout: float = typer.Option(
+        30.0, "--drain-timeout", help="Seconds to wait for a leaving node's requests to end."
+    ),
+    accept_new: bool = ACCEPT_NEW,
+    quiet: bool = QUIET,
+) -> None:
+    """Set a node group's size (within its min/max in the blueprint) and bring the site
+    to it, as `up` does. Nodes that go are drained at the load balancer first (no new
+    requests, the open ones finish), then stopped and released."""
+    match = _CHANGE.match(change.strip())
+    if match is None:
+        raise ConfigError(
+            f"cannot read {change!r} as a group size",
+            "write GROUP=N, GROUP=+K or GROUP=-K (e.g. web=4, web=+2)",
+        )
+    group, sign, number = match.groups()
+    view = _View(quiet)
+    deployment, config = _deployment(ctx, site, accept_new=accept_new, observer=view)
+    with site_lock(config.home, site):
+        current = deployment.group_count(group)  # an unknown group: one line, nothing done
+        count = current + int(sign + number) if sign else int(number)
+        deployment.checked_count(group, count)
+        if count == current:
+            console.print(f"scale {site}: {group} has {count} node(s) already")
+            return
+        console.print(f"scale {site}: {group} {current} -> {count}", highlight=False)
+        outcome = view.run(deployment.scale(group, count, drain_timeout))
+    _report(outcome, "scale", site)
     if not outcome.ok:
         raise SystemExit(1)
 

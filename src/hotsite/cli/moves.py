@@ -118,9 +118,14 @@ def history_command(
             console.print_json(json.dumps(move.as_dict()))
             return
         data = move.as_dict()
+        # Healing and bursting change no epoch: their entries say what they did instead.
+        epochs = f", epoch {move.epoch_before} -> {move.epoch_after}"
+        if move.kind in ("heal", "burst"):
+            epochs = "".join(
+                f", {k} {data[k]}" for k in ("action", "direction", "service") if data.get(k)
+            )
         console.print(
-            f"{move.kind} {move.id}: {move.source} -> {move.target}, {move.outcome},"
-            f" epoch {move.epoch_before} -> {move.epoch_after}",
+            f"{move.kind} {move.id}: {move.source} -> {move.target}, {move.outcome}{epochs}",
             highlight=False,
             soft_wrap=True,
         )
@@ -139,7 +144,12 @@ def history_command(
     table = Table("id", "kind", "from", "to", "started", "outcome", "switch", "RPO")
     for m in moves:
         started = datetime.datetime.fromtimestamp(m.started, datetime.UTC).strftime("%F %T")
-        switch = m.summary.get("switch_seconds")
+        # A heal's or a burst's figure is its time until healthy or serving.
+        switch = next(
+            (m.summary[k] for k in ("switch_seconds", "healthy_seconds", "reaction_seconds")
+             if m.summary.get(k) is not None),
+            None,
+        )  # fmt: skip
         rpo = m.summary.get("rpo_transactions")
         table.add_row(
             m.id, m.kind, m.source, m.target, started, m.outcome,

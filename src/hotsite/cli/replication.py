@@ -25,6 +25,7 @@ from rich.text import Text
 
 from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.cli.dr import dr_failing, dr_problems, show_dr_report
+from hotsite.cli.keep import healing_failures
 from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.dr import dr_report
 from hotsite.replication import GtidState, LinkAgent, LinkStatus, link_lock, link_report
@@ -243,4 +244,7 @@ def status(
             # Text, not markup: a message may hold '[...]'.
             table.add_row("", Text("error", style="red"), Text(error), "", "", "")
     console.print(table)
-    raise typer.Exit(1 if unhealthy else 0)
+    failed = healing_failures(config)  # services healing gave up on (docs/blueprints.md)
+    for line in failed:
+        console.print(Text(line, style="bold red"))
+    raise typer.Exit(1 if unhealthy or failed else 0)

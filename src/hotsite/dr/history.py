@@ -59,12 +59,21 @@ class History:
         self.store = store
         self.clock = clock
 
-    def begin(self, move_id: str, kind: str, source: str, target: str, epoch: int) -> None:
+    def begin(
+        self,
+        move_id: str,
+        kind: str,
+        source: str,
+        target: str,
+        epoch: int,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO dr_moves (id, kind, source, target, epoch_before, started)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (move_id, kind, source, target, epoch, self.clock()),
+                "INSERT OR IGNORE INTO dr_moves"
+                " (id, kind, source, target, epoch_before, started, summary)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (move_id, kind, source, target, epoch, self.clock(), json.dumps(summary or {})),
             )
 
     def step(self, move_id: str, step: str, detail: str = "") -> float:
@@ -98,10 +107,28 @@ class History:
         """The newest move that finished ``done`` (what a failback would undo)."""
         row = (
             self.store.connection()
-            .execute("SELECT * FROM dr_moves WHERE outcome = 'done' ORDER BY finished DESC LIMIT 1")
+            .execute(
+                "SELECT * FROM dr_moves WHERE outcome = 'done'"
+                " AND kind IN ('failover', 'relocate', 'failback')"  # not heal, burst entries
+                " ORDER BY finished DESC LIMIT 1"
+            )
             .fetchone()
         )
         return None if row is None else self._summary(row, with_steps=False)
+
+    def recent(self, kind: str, source: str, since: float) -> list[MoveSummary]:
+        """The entries of one kind about one site since a time (healing counts its
+        budgets from these, so a restarted agent does not start its budgets afresh)."""
+        rows = (
+            self.store.connection()
+            .execute(
+                "SELECT * FROM dr_moves WHERE kind = ? AND source = ? AND started >= ?"
+                " ORDER BY started",
+                (kind, source, since),
+            )
+            .fetchall()
+        )
+        return [self._summary(row, with_steps=False) for row in rows]
 
     def get(self, move_id: str) -> MoveSummary | None:
         conn = self.store.connection()

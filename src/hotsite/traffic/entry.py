@@ -249,6 +249,16 @@ class EntryControl:
     def set_weight(self, site: str, weight: int) -> None:
         self._command(f"set server {BACKEND}/{self.entry.server(site).name} weight {weight}")
 
+    def set_address(self, site: str, host: str, port: int) -> None:
+        """Point a site's server elsewhere (a burst site's load balancer, once it is up)."""
+        name = self.entry.server(site).name
+        self._command(f"set server {BACKEND}/{name} addr {host} port {port}")
+
+    def stat_rows(self) -> list[dict[str, str]]:
+        """``show stat`` as rows (frontend, backend and servers): the load metrics."""
+        text = self._command("show stat")
+        return list(csv.DictReader(io.StringIO(text.lstrip("# "))))
+
     def cut(self, site: str) -> None:
         """No new requests to ``site``, and its open sessions shut down."""
         name = self.entry.server(site).name

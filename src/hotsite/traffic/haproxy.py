@@ -64,6 +64,11 @@ def server_name(backend: Backend) -> str:
     return _SAFE.sub("_", backend.name)
 
 
+def backend_name(site: HAProxySite) -> str:
+    """The HAProxy backend holding the site's servers (``be_<service>``)."""
+    return "be_" + _SAFE.sub("_", site.name)
+
+
 def render_config(site: HAProxySite) -> str:
     """The configuration file. Fast health checks (500 ms, 2 failures) so a dead node
     leaves rotation in about a second."""
@@ -92,6 +97,11 @@ def render_config(site: HAProxySite) -> str:
         "",
         f"backend be_{backend}",
         "    balance roundrobin",
+        # A server that dies mid-request (killed, its node lost, stopped by a scale-in)
+        # closes the connection unanswered: a GET or HEAD is sent to another server
+        # instead of failing (HAProxy's layer-7 retries), never a request that may write.
+        "    retry-on conn-failure empty-response response-timeout",
+        "    http-request disable-l7-retry unless METH_GET",
     ]
     if site.health_path:
         lines += [
@@ -164,8 +174,19 @@ def set_server_state(site: HAProxySite, backend: Backend, state: str) -> str:
     """``ready``, ``drain`` or ``maint`` for one backend server, without a reload."""
     if state not in ("ready", "drain", "maint"):
         raise ValueError(f"unknown server state {state!r}")
-    be = _SAFE.sub("_", site.name)
-    return runtime_command(site, f"set server be_{be}/{server_name(backend)} state {state}")
+    return runtime_command(
+        site, f"set server {backend_name(site)}/{server_name(backend)} state {state}"
+    )
+
+
+def set_server_health(site: HAProxySite, backend: Backend, health: str) -> str:
+    """``up`` or ``down``: tell HAProxy a server's health now, not after its next checks
+    (healing does, the moment a restarted service passed its own check)."""
+    if health not in ("up", "down"):
+        raise ValueError(f"unknown server health {health!r}")
+    return runtime_command(
+        site, f"set server {backend_name(site)}/{server_name(backend)} health {health}"
+    )
 
 
 async def local_runtime(socket_path: str, command: str, timeout: float = 5.0) -> str:
