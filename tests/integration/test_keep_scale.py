@@ -35,7 +35,7 @@ def test_scale_2_to_4_to_1_under_load_fails_no_request(tmp_path: Path, ssh_hosts
         out = run(config, "scale", "primary", "web=4", "-q")
         assert out.returncode == 0, out.stdout + out.stderr
         assert web_nodes(config) == [f"primary-web-{i}" for i in range(4)]
-        assert lb_cfg.read_text().count(" check") == 4
+        assert lb_cfg.read_text().count("    server ") == 4
         seen = load.ok
         wait_for("every node serving", lambda: len(load.served_by) == 4 and load.ok > seen, 30)
         out = run(config, "scale", "primary", "web=-3", "-q")
@@ -44,7 +44,7 @@ def test_scale_2_to_4_to_1_under_load_fails_no_request(tmp_path: Path, ssh_hosts
         wait_for("requests after scaling in", lambda: load.ok > seen + 50, 30)
     assert load.failures == [], load.failures[:5]
     assert web_nodes(config) == ["primary-web-0"]
-    assert lb_cfg.read_text().count(" check") == 1
+    assert lb_cfg.read_text().count("    server ") == 1
     # The leaving nodes' app is stopped and removed; a later `up` keeps the count.
     for host in hosts[1:4]:
         assert not (host.private_dirs["/opt"] / "keep").exists()

@@ -31,22 +31,19 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import os
 import re
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from hotsite.errors import HotsiteError
-
-_SOCKET_PATH_MAX = 90  # sun_path holds 108 bytes; HAProxy binds "<path>.<pid>.tmp" first
+from hotsite.traffic.sockets import runtime_socket
 
 BACKEND = "be_entry"
 HOLD_SERVER = "hotsite-hold"
@@ -95,11 +92,7 @@ class EntryPoint:
         """The runtime API's socket: in the directory, unless that path is too long for a
         Unix socket (108 bytes, less the suffix HAProxy adds while it binds; a deep state
         directory, or a test's, exceeds it), then a short one named after the directory."""
-        path = self.directory / "admin.sock"
-        if len(str(path).encode()) <= _SOCKET_PATH_MAX:
-            return path
-        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"hotsite-entry-{digest}.sock"
+        return Path(runtime_socket(str(self.directory), "entry"))
 
     def server(self, site: str) -> EntryServer:
         for server in self.servers:

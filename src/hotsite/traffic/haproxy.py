@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 
 from hotsite.shellsafe import removable_dir
+from hotsite.traffic.sockets import runtime_socket
 
 DEFAULT_DIR = "/opt/hotsite-haproxy"  # on the load balancer's node
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -57,7 +58,7 @@ class HAProxySite:
 
     @property
     def socket_path(self) -> str:
-        return f"{self.directory}/admin.sock"
+        return runtime_socket(str(self.directory), "lb")
 
 
 def server_name(backend: Backend) -> str:
