@@ -22,7 +22,8 @@ Figures, median and max over ``--runs``:
   ran (goal < 1 s).
 
 Goals on this machine: failover RTO < 3 s from the failure, relocate RPO 0 with a write
-pause < 1 s. failback is not measured: it does not exist in this version.
+pause < 1 s. failback is not measured yet (its own timeline is in 'hotsite history';
+the demo and tests/integration/test_dr_failback.py run it).
 
     flock /tmp/hotsite-bench.lock .venv/bin/python bench/failover.py [--runs 3]
         [--lease 2.0 --interval 0.2 --dead-after 1.0 --clock-margin 0.3]
