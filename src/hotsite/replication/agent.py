@@ -26,6 +26,7 @@ from hotsite.errors import DatabaseUnavailable, HotsiteError
 from hotsite.faults import fault_point
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
+from hotsite.replication import rowversions
 from hotsite.replication.apply.ddl import schema_matcher
 from hotsite.replication.apply.mysql import MySQLApplier, read_applied
 from hotsite.replication.capture.checks import check_link_source
@@ -108,6 +109,8 @@ class LinkAgent:
         self.forwards = routes.forwards(link.source, link.target)
         self.two_way = routes.two_way(link.target)
         self.writers = routes.writers()
+        # Both ends take writes: both keep row versions (rowversions.py).
+        self.versioned = self.two_way and link.source in self.writers
         self._applier: MySQLApplier | None = None
         # A target position the journal was last proven to feed: the same position needs
         # no second proof (a trim never forgets what the target still needs), and the
@@ -178,6 +181,27 @@ class LinkAgent:
         check_policy_columns(
             target, self.link.target, list_tables(target, self.matches), self.config.conflicts
         )
+        if self.versioned:
+            self._ensure_versions(source, target)
+
+    def _ensure_versions(self, source: Any = None, target: Any = None) -> None:
+        """Row-version triggers and shadows on every replicated table of both ends: at
+        start, after a snapshot (which re-creates the target's tables) and after an applied
+        DDL (a new table). A table created at the source gets them here, when its DDL has
+        come through: its changes until then are judged by images."""
+        opened: list[Any] = []
+        try:
+            if source is None:
+                source = connect(self.source_url, self.link.source)
+                opened.append(source)
+            if target is None:
+                target = connect(self.target_url, self.link.target)
+                opened.append(target)
+            rowversions.ensure(source, self.link.source, list_tables(source, self.matches))
+            rowversions.ensure(target, self.link.target, list_tables(target, self.matches))
+        finally:
+            for conn in opened:
+                conn.close()
 
     def _conflict_writer(self, table: Any) -> ConflictWriter:
         return ConflictWriter(
@@ -261,9 +285,12 @@ class LinkAgent:
                 target_takes_writes=any(
                     other.source == self.link.target for other in self.config.replication
                 ),
+                versions=self.versioned,
             )
         finally:
             journal.close()
+            if self.versioned:
+                self._ensure_versions()
 
     def align_journal(self) -> GtidState:
         """Start capture where the journal ends, unless the journal cannot feed the target
@@ -498,6 +525,9 @@ class LinkAgent:
                 self._wait_for_entries()
                 continue
             applied = applier.apply(entries)
+            if self.versioned and any(tx.ddl is not None for tx in applied):
+                self._ensure_versions()
+                applier.tables_changed()
             self._apply_recovered("busy")
             now = time.time()
             cursor = entries[-1].seq

@@ -20,6 +20,7 @@ from hotsite.config import DatabaseURL
 from hotsite.db import Connection, connect, prepare_writer, query_value
 from hotsite.errors import DatabaseError, SnapshotRefused, listed
 from hotsite.faults import fault_point
+from hotsite.replication import rowversions
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.origins import ensure_origin_tables, record_load
@@ -56,6 +57,7 @@ def snapshot(
     progress: Progress | None = None,
     force: bool = False,
     target_takes_writes: bool = False,
+    versions: bool = False,
 ) -> SnapshotResult:
     """Load every selected table into the target and reset the link to the snapshot position.
 
@@ -89,6 +91,8 @@ def snapshot(
             total += _copy_table(
                 source, target, schema, table, estimates[(schema, table)], progress
             )
+            if versions:  # the rows' versions come with them, read in the same snapshot
+                _copy_shadow(source, target, schema, table)
         source.commit()
         if target_takes_writes:
             _record_load(target, link_key)
@@ -255,6 +259,29 @@ def _copy_table(
     if progress:
         progress(f"{schema}.{table}", done, done)
     return done
+
+
+def _copy_shadow(source: Any, target: Any, schema: str, table: str) -> None:
+    """The target's row versions of the table become the source's (rowversions.py): the
+    next change of each row is then made on a version both sites hold."""
+    shadow = f"{HOTSITE_SCHEMA}.{quote(rowversions.shadow_name(schema, table))}"
+    with target.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {shadow}")
+    with source.cursor() as cur:
+        if not rowversions.has_shadow(cur, schema, table):
+            return
+        cur.execute(f"SHOW CREATE TABLE {shadow}")
+        create = cur.fetchone()[1]
+    with target.cursor() as cur:
+        cur.execute(f"USE {HOTSITE_SCHEMA}")
+        cur.execute(create)
+    with source.cursor() as read:
+        read.execute(f"SELECT * FROM {shadow}")
+        while rows := read.fetchmany(BATCH_ROWS):
+            marks = ", ".join(["%s"] * len(rows[0]))
+            with target.cursor() as write:
+                write.executemany(f"INSERT INTO {shadow} VALUES ({marks})", rows)
+            target.commit()
 
 
 def _copied_columns(source: Any, schema: str, table: str) -> tuple[list[str], list[str]]:

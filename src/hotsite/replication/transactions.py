@@ -79,6 +79,10 @@ class Transaction:
     # Deletions that won a conflict, for the site the deleted change came from (written
     # with the decision, conflicts/writer.py): [table, key, the row it must still hold].
     settlements: list[list[Any]] = field(default_factory=list)
+    # Row versions of its changes at sites that both take writes (rowversions.py), in
+    # binlog order: [shadow table, key row, version it was made on, version it made,
+    # deleted]. Apply pairs them with the changes by key.
+    versions: list[list[Any]] = field(default_factory=list)
     # Applied at the source from a site this link does not ship to (an echo): it moves
     # the shipped position but is not journaled (in memory only, like ``size``).
     skip: bool = False
@@ -148,6 +152,8 @@ def encode(tx: Transaction) -> bytes:
         body["f"] = 1
     if tx.settlements:
         body["st"] = tx.settlements
+    if tx.versions:
+        body["v"] = tx.versions
     return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
 
 
@@ -173,6 +179,7 @@ def decode(payload: bytes) -> Transaction:
         origin_first=origin_first,
         forced=bool(body.get("f")),
         settlements=body.get("st") or [],
+        versions=body.get("v") or [],
     )
 
 

@@ -43,6 +43,7 @@ from hotsite.replication.conflicts.writer import ConflictWriter
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import JournalEntry
 from hotsite.replication.origins import ddl_comment, ensure_origin_tables, write_ddl_session
+from hotsite.replication.rowversions import APPLY_VARIABLE
 from hotsite.replication.schema import (
     APPLIED_TABLE,
     HOTSITE_SCHEMA,
@@ -125,6 +126,8 @@ class MySQLApplier:
                     " @hotsite_connection = @@SESSION.collation_connection,"
                     " @hotsite_server = @@SESSION.collation_server"
                 )
+                # row-version triggers leave this session's writes to it (rowversions.py)
+                cur.execute(f"SET {APPLY_VARIABLE} = 1")
                 cur.execute("SELECT @@GLOBAL.max_allowed_packet")
                 self.max_packet = int(cur.fetchone()[0])
                 _keep_in_lists_as_ranges(cur)
@@ -150,6 +153,13 @@ class MySQLApplier:
         self._keyless.clear()
         self._open_parts = None  # the server rolled back whatever was open
         return position
+
+    def tables_changed(self) -> None:
+        """Tables (and their row-version shadows) came or went: read them again."""
+        self._tables.clear()
+        self._keyless.clear()
+        if self._conflicts is not None:
+            self._conflicts.shadows.forget()
 
     def close(self) -> None:
         if self.conn is not None:
@@ -255,7 +265,7 @@ class MySQLApplier:
             raise self._broken_parts(tx, f"part {tx.part} does not follow the parts before it")
         gtid, _, mismatches = self._open_parts
         with self.conn.cursor() as cur:
-            mismatches = mismatches + self._write_changes(cur, tx.changes, tx)
+            mismatches = mismatches + self._write_changes(cur, tx.changes, tx, [tx])
         self._open_parts = (gtid, tx.part, mismatches)
         if not tx.final:
             return False
@@ -292,7 +302,7 @@ class MySQLApplier:
         origin = self.origins.origin_of(counted[0]) if counted else self.origin
         with self.conn.cursor() as cur:
             origin_state = self.origins.mark(cur, origin, group)  # first: capture reads it first
-            mismatches = self._write_changes(cur, changes, counted[-1] if counted else None)
+            mismatches = self._write_changes(cur, changes, counted[-1] if counted else None, group)
             if self._conflicts is not None:
                 for tx in group:
                     if tx.settlements:
@@ -312,23 +322,31 @@ class MySQLApplier:
             self._report(mismatches)
 
     def _write_changes(
-        self, cur: Any, changes: list[RowChange], tx: Transaction | None
+        self,
+        cur: Any,
+        changes: list[RowChange],
+        tx: Transaction | None,
+        group: list[Transaction],
     ) -> list[Mismatch]:
-        if not changes:
-            return []
+        """Write a group's changes: through the conflict writer at a site that takes
+        writes itself (with each transaction's row versions), else as they are."""
         if self._conflicts is not None and tx is not None:
             if tx.forced:  # a resolution made by hand: taken as it is, settles parked ones
                 self._settle_parked(cur, changes)
-            else:
+                self._conflicts.take_versions(cur, [v for t in group for v in t.versions])
+            elif changes or any(t.versions for t in group):
                 own = [c for c in changes if c.schema == HOTSITE_SCHEMA]
-                theirs = [c for c in changes if c.schema != HOTSITE_SCHEMA]
+                theirs = [
+                    ([c for c in t.changes if c.schema != HOTSITE_SCHEMA], t.versions)
+                    for t in group
+                ]
                 result = self._conflicts.apply(
                     cur, theirs, self.origins.origin_of(tx), OriginBook.origin_gtid(tx)
                 )
                 self._pending_conflicts.append(result)
                 changes = own
-                if not changes:
-                    return []
+        if not changes:
+            return []
         if self._collapsible(changes):
             return self._rows.apply_collapsed(cur, changes)
         return self._rows.apply_in_order(cur, changes)

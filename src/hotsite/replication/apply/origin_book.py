@@ -36,7 +36,7 @@ class OriginBook:
     @staticmethod
     def counts(tx: Transaction) -> bool:
         """A transaction with something to write (not one that only moves the position)."""
-        return bool(tx.changes) or tx.ddl is not None or bool(tx.settlements)
+        return bool(tx.changes) or tx.ddl is not None or bool(tx.settlements) or bool(tx.versions)
 
     def drop_if_applied(self, tx: Transaction) -> None:
         """Empty a transaction this site has applied already by another path (or made
@@ -44,13 +44,13 @@ class OriginBook:
         path can be neither applied nor skipped whole: the link stops, in one line."""
         origin = self.origin_of(tx)
         if origin == self.site:
-            tx.changes, tx.ddl = [], None
+            tx.changes, tx.ddl, tx.versions = [], None, []
             return
         if tx.origin is None:
             return  # the link source's own: the link's position says what is applied
         state = self.states.get(origin)
         if covers_all(state, tx):
-            tx.changes, tx.ddl = [], None
+            tx.changes, tx.ddl, tx.versions = [], None, []
         elif covers_some(state, tx):
             raise JournalError(
                 f"site {self.site!r}: transactions {tx.origin_first}..{tx.origin_gtid} of"

@@ -33,6 +33,7 @@ from hotsite.replication.capture.stream import (
 )
 from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.origins import MARKER_TABLES, Origin, note_marker, origin_of_ddl
+from hotsite.replication.rowversions import entry_from_event, is_shadow
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.transactions import RowChange, Transaction
 
@@ -108,7 +109,8 @@ class BinlogCapture:
 
     def _wants(self, schema: str, table: str) -> bool:
         return bool(self.matches(schema, table)) or (
-            schema == HOTSITE_SCHEMA and (table == HEARTBEAT_TABLE or table in MARKER_TABLES)
+            schema == HOTSITE_SCHEMA
+            and (table == HEARTBEAT_TABLE or table in MARKER_TABLES or is_shadow(schema, table))
         )
 
     def _open(self) -> FastBinlogSource | LibrarySource:
@@ -150,6 +152,11 @@ class BinlogCapture:
                         for before, after in event.rows:
                             change = RowChange(event.kind, event.schema, event.table, before, after)
                             note_marker(tx, change, self.project, self._ddl_sessions)
+                    elif tx is not None and is_shadow(event.schema, event.table):
+                        for before, after in event.rows:
+                            entry = entry_from_event(event.table, before, after)
+                            if entry is not None:
+                                tx.versions.append(entry)
                     elif tx is not None:
                         tx.changes.extend(
                             RowChange(event.kind, event.schema, event.table, before, after)
@@ -230,7 +237,7 @@ class BinlogCapture:
         nothing bounces between two sites), and the shipped position moves past it."""
         settlements = [s[1:] for s in tx.settlements if s[0] == self.target]
         if tx.origin is not None and not self.ships(tx.origin):
-            tx.changes = []
+            tx.changes, tx.versions = [], []
             tx.ddl = tx.ddl_schema = tx.ddl_context = None
             tx.heartbeat_ts = None
             tx.skip = not settlements and not self.notes
@@ -257,8 +264,10 @@ class BinlogCapture:
             origin_first=tx.origin_first,
             forced=tx.forced,
             settlements=tx.settlements,
+            versions=tx.versions,
         )
         tx.changes, tx.size, tx.part, tx.settlements = [], 0, tx.part + 1, []
+        tx.versions = []
         tx.ddl = tx.ddl_schema = tx.ddl_context = None  # the DDL runs once, with part 0
         return self._routed(part)
 

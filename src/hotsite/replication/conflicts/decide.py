@@ -7,7 +7,11 @@ conflict, also reaches:
 - ``site-priority``: the row from the site higher in ``conflicts.site_priority`` wins.
 - ``newest-wins``: the greater value of the table's version column wins; equal values
   fall back to site priority. A row deleted at one site and changed at the other stays
-  deleted at both (a deletion leaves no version to compare).
+  deleted at both (a deletion leaves no version to compare). With row versions, the
+  key's *life* comes first (rowversions.py): a deletion ends a life, a creation over a
+  tombstone starts the next, and the later life wins — so a deletion beats the changes
+  made concurrently with it, and a row created again after it beats the deletion, at
+  whichever site and in whichever order the two arrive.
 - ``source-wins`` / ``target-wins``: between two sites each is both source and target,
   and taken literally each site would take the other's row and the two would swap. So
   they are read from the side of the pair's higher-priority site: ``source-wins`` keeps
@@ -47,6 +51,7 @@ def decide(
     incoming_deletes: bool,
     target_missing: bool,
     newer: int | None = None,  # newest-wins: +1 incoming newer, -1 older, 0 equal
+    lives: int | None = None,  # newest-wins: +1 incoming in a later life, -1 earlier
 ) -> str:
     """INCOMING (write the change), TARGET (keep the target row) or PARKED (manual)."""
     if policy == "manual":
@@ -54,6 +59,8 @@ def decide(
     if policy == "site-priority":
         return INCOMING if sides.incoming_outranks() else TARGET
     if policy == "newest-wins":
+        if lives:
+            return INCOMING if lives > 0 else TARGET
         if incoming_deletes:
             return INCOMING
         if target_missing:

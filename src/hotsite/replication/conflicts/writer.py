@@ -12,6 +12,13 @@ log records it in the same transaction, and the link goes on.
 Values are compared in Python first (exact, cheap); a key that Python finds different is
 asked of the server (``col <=> value``), which compares as the column's type and
 collation do, so a float or a case-insensitive string is never a false conflict.
+
+Where both sites keep row versions (rowversions.py) — the normal case — a key's
+conflict is decided by versions instead: the change was made on the version the target
+still holds, or it was not. Images then only say which columns differ (for the log and
+for ``detect: changed-columns``). Keys whose changes carry no versions (a table created
+since the agents started, a primary key changed by an UPDATE) are judged by images as
+before.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from hotsite.config_conflicts import ConflictsConfig, TablePolicy
 from hotsite.replication.apply import statements as sql
 from hotsite.replication.conflicts import log
 from hotsite.replication.conflicts.decide import INCOMING, PARKED, Sides, decide
+from hotsite.replication.conflicts.versions import Held, ShadowBook, Span, newest, normalized
 from hotsite.replication.origins import write_settlement
+from hotsite.replication.rowversions import Version, VersionEntry
 from hotsite.replication.schema import TableInfo, quote
-from hotsite.replication.transactions import DELETE, INSERT, Row, RowChange
+from hotsite.replication.transactions import DELETE, INSERT, UPDATE, Row, RowChange
 
 _CHUNK = 2000
 Key = tuple[Any, ...]
@@ -39,10 +48,13 @@ class _KeyChanges:
     before: Row | None  # the first change's before-image, for the log
     final: Row | None = None  # None: the key ends deleted
     changed: set[str] | None = field(default_factory=set)  # None: every column
-
-
-def _normalized(key: Key) -> Key:
-    return tuple(v.rstrip(" ").casefold() if isinstance(v, str) else v for v in key)
+    # Row versions: the one the first change was made on and the one the last made;
+    # versioned: None until the first change, False once any change of the key came
+    # without versions (then judged by images).
+    base: Version | None = None
+    base_life: int = 0
+    new: Held | None = None
+    versioned: bool | None = None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -74,12 +86,17 @@ class ConflictWriter:
         self.settings = settings
         self.priority = tuple(priority)
         self.table = table
+        self.shadows = ShadowBook(table)
 
     def apply(
-        self, cur: Any, changes: list[RowChange], origin: str, origin_gtid: str
+        self,
+        cur: Any,
+        transactions: list[tuple[list[RowChange], list[VersionEntry]]],
+        origin: str,
+        origin_gtid: str,
     ) -> GroupResult:
-        """Apply the changes of one group (from one origin) in as few steps as their
-        chains allow.
+        """Apply the changes of one group (from one origin; each transaction's changes with
+        its row versions) in as few steps as their chains allow.
 
         Each key's changes collapse to one final state while each change starts where the
         one before it ended. Between two of the origin's transactions, though, the origin
@@ -90,16 +107,57 @@ class ConflictWriter:
         settled first."""
         result = GroupResult()
         by_table: dict[tuple[str, str], dict[Key, _KeyChanges]] = {}
-        for change in changes:
-            info = self.table(change.schema, change.table)
-            keys = by_table.setdefault((change.schema, change.table), {})
-            if _breaks_chain(keys, info, change):
+        for changes, entries in transactions:
+            for change in changes:
+                self.shadows.note(change.schema, change.table)
+            spans = self.shadows.spans(cur, entries) if entries else {}
+            seen: set[tuple[str, str, Key]] = set()
+            for change in changes:
+                info = self.table(change.schema, change.table)
+                keys = by_table.setdefault((change.schema, change.table), {})
+                span, first = _span_of(spans, seen, info, change)
+                if _breaks_chain(keys, info, change, span, first):
+                    self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
+                    by_table = {}
+                    keys = by_table.setdefault((change.schema, change.table), {})
+                _collect(keys, info, change)
+                _version(keys, info, change, span, first)
+            notes = {k: v for k, v in spans.items() if k not in seen}
+            if notes:  # versions moved without a row change (an UPDATE that changed nothing)
                 self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
                 by_table = {}
-                keys = by_table.setdefault((change.schema, change.table), {})
-            _collect(keys, info, change)
+                self._take_notes(cur, notes)
         self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
         return result
+
+    def take_versions(self, cur: Any, entries: list[VersionEntry]) -> None:
+        """A resolution made by hand is taken as it is, and so are its versions."""
+        by_table: dict[tuple[str, str], dict[Key, tuple[Held, bool]]] = {}
+        for (schema, name, key), span in self.shadows.spans(cur, entries).items():
+            by_table.setdefault((schema, name), {})[key] = (_made(span), span.deleted)
+        for (schema, name), versions in by_table.items():
+            info = self.table(schema, name)
+            if self.shadows.present(cur, info):
+                self.shadows.write(cur, info, versions)
+
+    def _take_notes(self, cur: Any, notes: dict[tuple[str, str, Key], Span]) -> None:
+        """A version note moves the key's version where the target still has the one the
+        note was made on (else the target changed the row since: its own change carries
+        its own version, and meets the origin's next change as a conflict)."""
+        by_table: dict[tuple[str, str], dict[Key, Span]] = {}
+        for (schema, name, key), span in notes.items():
+            by_table.setdefault((schema, name), {})[key] = span
+        for (schema, name), spans in by_table.items():
+            info = self.table(schema, name)
+            if not self.shadows.present(cur, info):
+                continue
+            current = self.shadows.lock(cur, info, list(spans))
+            moved = {
+                key: (_made(span), span.deleted)
+                for key, span in spans.items()
+                if _version_of(current.get(normalized(key))) == span.base
+            }
+            self.shadows.write(cur, info, moved)
 
     def _apply_collapsed(
         self,
@@ -115,14 +173,30 @@ class ConflictWriter:
             table_name = f"{schema}.{name}"
             rule = self.settings.for_table(schema, name)
             current = self._lock_rows(cur, info, list(keys))
+            shadowed = self.shadows.present(cur, info)
+            versions = self.shadows.lock(cur, info, list(keys)) if shadowed else {}
+            new_versions: dict[Key, tuple[Held, bool]] = {}
             deletes: list[Key] = []
             writes: list[Row] = []
             for key, kc in keys.items():
-                row = current.get(_normalized(key))
-                conflicting = self._conflicting(cur, info, key, kc, row, rule)
+                row = current.get(normalized(key))
                 merge = rule.detect == "changed-columns"
+                by_version = shadowed and kc.versioned is True and kc.new is not None
+                held = versions.get(normalized(key))
+                merged = False
+                if by_version:
+                    conflicting, merged = self._version_conflict(
+                        cur, info, key, kc, row, rule, held
+                    )
+                else:
+                    conflicting = self._conflicting(cur, info, key, kc, row, rule)
                 if conflicting is None:
                     self._settle(kc, row, None, deletes, writes, key, merge)
+                    if by_version and kc.new is not None:
+                        # merged column by column with a change of the target's own:
+                        # the greater version, the same at both sites
+                        new = newest(held, kc.new) if merged else kc.new
+                        new_versions[key] = (new, kc.final is None)
                     continue
                 decision = decide(
                     rule.policy,
@@ -130,10 +204,13 @@ class ConflictWriter:
                     incoming_deletes=kc.final is None,
                     target_missing=row is None,
                     newer=self._newer(cur, info, key, kc, row, rule),
+                    lives=_lives(kc, held) if by_version else None,
                 )
                 self._settle(kc, row, (decision, conflicting), deletes, writes, key, merge)
                 key_row = dict(zip(info.primary_key, key, strict=True))
-                if decision == INCOMING and row is not None and kc.final is None:
+                if by_version and decision == INCOMING and kc.new is not None:
+                    new_versions[key] = (kc.new, kc.final is None)
+                if not by_version and decision == INCOMING and row is not None and kc.final is None:
                     # A deletion that won over this site's own row: the origin may hold
                     # that row without having seen a conflict (its insert and delete had
                     # both finished there before the row arrived) and would keep it for
@@ -149,6 +226,8 @@ class ConflictWriter:
                 result.conflicts[table_name] = result.conflicts.get(table_name, 0) + 1
                 result.parked += decision == PARKED
             self._write(cur, info, deletes, writes)
+            if shadowed:
+                self.shadows.write(cur, info, new_versions)
 
     def settle(self, cur: Any, settlements: list[list[Any]]) -> None:
         """Deletions the source decided over rows this site wrote: each row is deleted here
@@ -158,7 +237,7 @@ class ConflictWriter:
             schema, name = table_name.split(".", 1)
             info = self.table(schema, name)
             key = tuple(key_row[c] for c in info.primary_key)
-            row = self._lock_rows(cur, info, [key]).get(_normalized(key))
+            row = self._lock_rows(cur, info, [key]).get(normalized(key))
             if row is not None and not self._differs(cur, info, key, row, if_row, list(if_row)):
                 self._write(cur, info, [key], [])
 
@@ -174,7 +253,7 @@ class ConflictWriter:
             cur.execute(f"SELECT {names} FROM {info.qualified} WHERE {where} FOR UPDATE", args)
             for values in cur.fetchall():
                 key = tuple(values[i] for i in pk_at)
-                rows[_normalized(key)] = dict(zip(columns, values, strict=True))
+                rows[normalized(key)] = dict(zip(columns, values, strict=True))
         return rows
 
     def _conflicting(
@@ -195,6 +274,48 @@ class ConflictWriter:
         if rule.detect == "changed-columns" and kc.changed is not None:
             compared = [c for c in compared if c in kc.changed]
         return self._differs(cur, info, key, row, kc.expect, compared) or None
+
+    def _version_conflict(
+        self,
+        cur: Any,
+        info: TableInfo,
+        key: Key,
+        kc: _KeyChanges,
+        row: Row | None,
+        rule: TablePolicy,
+        held: Held | None,
+    ) -> tuple[set[str] | None, bool]:
+        """By versions: None when the change was made on the version the target holds.
+        Otherwise a conflict, whatever the images say — a tombstone is a version like any
+        other — but for two cases the images settle:
+
+        - the target's row is still, column for column, the one the change was made on,
+          in the same life: what moved the target's version changed nothing (an UPDATE
+          that set every column to its value moves the version without a row event, and
+          the origin only hears of it as a note it cannot judge), so nothing conflicts;
+        - with ``detect: changed-columns``, two changes of one row that touched different
+          columns merge (True: merged)."""
+        if _version_of(held) == kc.base:
+            return None, False
+        if (
+            held is not None
+            and held.life == kc.base_life
+            and row is not None
+            and kc.expect is not None
+            and not self._differs(cur, info, key, row, kc.expect, list(kc.expect))
+        ):
+            return None, False
+        differing = self._conflicting(cur, info, key, kc, row, rule)
+        if (
+            rule.detect == "changed-columns"
+            and not differing
+            and row is not None
+            and kc.expect is not None
+            and kc.final is not None
+            and self._merging(kc)
+        ):
+            return None, True
+        return differing or set(), False
 
     def _differs(
         self, cur: Any, info: TableInfo, key: Key, row: Row, expect: Row, columns: list[str]
@@ -295,9 +416,82 @@ class ConflictWriter:
                 cur.execute(statement)
 
 
-def _breaks_chain(keys: dict[Key, _KeyChanges], info: TableInfo, change: RowChange) -> bool:
-    """``change`` does not start where the group's changes of its key left the row."""
+def _key_of(info: TableInfo, change: RowChange) -> Key | None:
+    """The key a change's version is of; None for an UPDATE that changes the key (two
+    keys: judged by images)."""
     pk = info.primary_key
+    if change.kind == INSERT:
+        return tuple((change.after or {})[c] for c in pk)
+    key = tuple((change.before or {})[c] for c in pk)
+    if change.kind == UPDATE and key != tuple((change.after or {})[c] for c in pk):
+        return None
+    return key
+
+
+def _span_of(
+    spans: dict[tuple[str, str, Key], Span],
+    seen: set[tuple[str, str, Key]],
+    info: TableInfo,
+    change: RowChange,
+) -> tuple[Span | None, bool]:
+    """The span of the change's key in its transaction, and whether this change is the
+    transaction's first of that key (the one the span's base belongs to)."""
+    key = _key_of(info, change)
+    if key is None:
+        for image in (change.before, change.after):
+            other = tuple((image or {})[c] for c in info.primary_key)
+            seen.add((change.schema, change.table, other))
+        return None, True
+    name = (change.schema, change.table, key)
+    first = name not in seen
+    seen.add(name)
+    return spans.get(name), first
+
+
+def _version(
+    keys: dict[Key, _KeyChanges],
+    info: TableInfo,
+    change: RowChange,
+    span: Span | None,
+    first: bool,
+) -> None:
+    """Carry the change's versions into its key's collapsed state."""
+    key = _key_of(info, change)
+    if key is None:  # a key change: both keys judged by images from here on
+        for image in (change.before, change.after):
+            kc = keys.get(tuple((image or {})[c] for c in info.primary_key))
+            if kc is not None:
+                kc.versioned = False
+        return
+    kc = keys[key]
+    if not first:
+        return  # the same transaction's later change of the key: one span covers both
+    if span is None:
+        kc.versioned = False
+    elif kc.versioned is None:
+        kc.base, kc.base_life, kc.new = span.base, span.base_life, _made(span)
+        kc.versioned = True
+    elif kc.versioned:
+        kc.new = _made(span)
+
+
+def _breaks_chain(
+    keys: dict[Key, _KeyChanges],
+    info: TableInfo,
+    change: RowChange,
+    span: Span | None = None,
+    first: bool = True,
+) -> bool:
+    """``change`` does not start where the group's changes of its key left the row: by
+    versions where both have them, else by images."""
+    pk = info.primary_key
+    key = _key_of(info, change)
+    if key is not None:
+        kc = keys.get(key)
+        if kc is not None and kc.versioned is True and span is not None:
+            return first and span.base != _version_of(kc.new)
+        if kc is not None and not first:
+            return False
     if change.kind == INSERT:
         kc = keys.get(tuple((change.after or {})[c] for c in pk))
         return kc is not None and kc.final is not None
@@ -343,3 +537,20 @@ def _kind(kc: _KeyChanges, row: Row | None) -> str:
         return "insert of an existing key"
     what = "delete" if kc.first_kind == DELETE else "update"
     return f"{what} of a {'missing' if row is None else 'changed'} row"
+
+
+def _made(span: Span) -> Held:
+    return Held(span.new, span.life)
+
+
+def _version_of(held: Held | None) -> Version | None:
+    return held.version if held is not None else None
+
+
+def _lives(kc: _KeyChanges, held: Held | None) -> int:
+    """+1 when the incoming change leaves the key in a later life (deleted or created
+    again more often) than the target's, -1 earlier, 0 the same. No shadow row: the
+    target's row predates versions (life 0), or the key never was (before life 0)."""
+    mine = held.life if held is not None else (-1 if kc.expect is None else 0)
+    theirs = kc.new.life if kc.new is not None else 0
+    return (theirs > mine) - (theirs < mine)

@@ -27,6 +27,7 @@ from typing import Any
 
 from hotsite.db import prepare_writer
 from hotsite.errors import HotsiteError
+from hotsite.replication import rowversions
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import (
     HOTSITE_SCHEMA,
@@ -88,6 +89,7 @@ class Repairer:
         positions = [[c.name for c in shape.columns].index(k) for k in shape.primary_key]
         position = source.begin()
         images = source.query(sql.rows_sql(shape, where), args)
+        versions = rowversions.read_rows(source.query, shape.schema, shape.name, where, args)
         source.end()
         target.wait_for(position)
         target.query("START TRANSACTION")
@@ -101,9 +103,14 @@ class Repairer:
         now = [k for k in keys if normalize(k) not in touched]
         later = [k for k in keys if normalize(k) in touched]
         rows = [row for row in images if normalize(tuple(row[i] for i in positions)) not in touched]
+        if versions is not None:
+            width = len(shape.primary_key)  # a shadow row starts with the key
+            versions = [v for v in versions if normalize(tuple(v[:width])) not in touched]
         if now:
             where, args = sql.keys_in(shape.primary_key, now)
-            _replace(target, shape, where, args, rows, self.source.name, str(applied.gtid))
+            _replace(
+                target, shape, where, args, rows, self.source.name, str(applied.gtid), versions
+            )
         target.query("COMMIT")
         return len(now), later
 
@@ -142,8 +149,20 @@ class ReverseRepairer:
                 )
                 self.target.begin(position)
                 images = self.target.query(sql.rows_sql(shape, where), args)
+                versions = rowversions.read_rows(
+                    self.target.query, shape.schema, shape.name, where, args
+                )
                 self.target.end()
-                _replace(self.source, shape, where, args, images, self.target.name, str(position))
+                _replace(
+                    self.source,
+                    shape,
+                    where,
+                    args,
+                    images,
+                    self.target.name,
+                    str(position),
+                    versions,
+                )
                 self.source.query("COMMIT")
                 return len(keys)
             except LockBusy:
@@ -164,6 +183,8 @@ def _prepare_writer(site: Site) -> None:
     applier must not be the deadlock victim), write rows exactly as read (as every
     writer of replicated rows: ``db.prepare_writer``)."""
     site.query("SET SESSION innodb_lock_wait_timeout = 0")
+    # the row-version triggers leave a repair's writes to it: it copies the versions
+    site.query(f"SET {rowversions.APPLY_VARIABLE} = 1")
     prepare_writer(site.conn)
     ensure_repair_table(site.conn)
 
@@ -185,9 +206,10 @@ def _replace(
     rows: list[Any],
     origin: str,
     position: str,
+    versions: list[Any] | None = None,
 ) -> None:
-    """Delete the keys, insert the authoritative rows, add the marker: one transaction's
-    worth of writes (the caller commits)."""
+    """Delete the keys, insert the authoritative rows and their row versions, add the
+    marker: one transaction's worth of writes (the caller commits)."""
     deleted = site.execute(f"DELETE FROM {shape.qualified} WHERE {where}", args)
     if rows:
         columns = ", ".join(quote(c.name) for c in shape.columns)
@@ -204,6 +226,9 @@ def _replace(
                 f"{shape.label}: repair failed: {exc.message}",
                 "a row outside the differences may hold one of its unique values",
             ) from None
+    rowversions.replace_rows(
+        site.query, site.execute, shape.schema, shape.name, where, args, versions or []
+    )
     site.execute(
         f"INSERT INTO {HOTSITE_SCHEMA}.{REPAIR_TABLE} (origin, table_name, origin_position,"
         " rows_written, rows_deleted, repaired_at) VALUES (%s, %s, %s, %s, %s, %s)",
