@@ -59,7 +59,8 @@ Version = tuple[str, int]  # (site, number)
 VersionEntry = list[Any]
 
 _ER_TRG_ALREADY_EXISTS = 1359
-_ER_NEED_SUPER = (1419, 1227)  # binlog on without log_bin_trust_function_creators; SUPER
+# binlog on without log_bin_trust_function_creators or SUPER; no TRIGGER privilege
+_ER_NEED_SUPER = (1419, 1227, 1142)
 
 
 def shadow_name(schema: str, table: str) -> str:
