@@ -35,13 +35,24 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from hotsite.dr.history import History
+from hotsite.state import StateStore
 from hotsite.testing.drsites import DRLab, LoadGenerator, wait_until
+
+# The move's timeline, in the order a move reaches it: each is printed as seconds from
+# the fault (the command, for relocate) to its first occurrence, so a stage's cost is
+# the difference from the one before it. "first write" is the load generator's.
+STAGES = (
+    "failure detected", "decided", "drained", "traffic cut", "fenced", "lease expired",
+    "applied to the end", "promoted", "epoch", "traffic switched", "first write",
+)  # fmt: skip
 
 
 def steady(lab: DRLab, load: LoadGenerator) -> None:
@@ -74,7 +85,7 @@ def one_run(move: str, args: argparse.Namespace) -> dict[str, float]:
             wait_until(lambda: len([w for w in load.by("dr")]) >= 10, "writes at dr", 120)
         finally:
             load.stop()
-        return measure(lab, load, began)
+        return {**measure(lab, load, began), **stages(lab, move, began, load)}
     finally:
         lab.stop()
 
@@ -95,6 +106,19 @@ def measure(lab: DRLab, load: LoadGenerator, began: float) -> dict[str, float]:
         "write_pause": pause,
         "first_after": first - began,
     }
+
+
+def stages(lab: DRLab, move: str, began: float, load: LoadGenerator) -> dict[str, float]:
+    """Each step of the move's timeline, in seconds after the fault."""
+    kind = "relocate" if move == "relocate" else "failover"
+    history = History(StateStore(lab.base_dir / ".hotsite" / "state.db"))
+    moved = next((m for m in history.moves() if m.kind == kind), None)
+    shown = history.get(moved.id) if moved is not None else None
+    found: dict[str, float] = {}
+    for at, step, _detail in shown.steps if shown is not None else []:
+        found.setdefault(f"at {step}", at - began)
+    found["at first write"] = min(w.acked for w in load.by("dr")) - began
+    return found
 
 
 def line(label: str, values: list[float], unit: str) -> str:
@@ -118,6 +142,7 @@ def main() -> None:
     parser.add_argument("--dead-after", type=float, default=1.0)
     parser.add_argument("--clock-margin", type=float, default=0.3)
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     print(
         f"lease {args.lease} s, detection every {args.interval} s, dead after"
         f" {args.dead_after} s, clock margin {args.clock_margin} s; {args.writers} writers"
@@ -141,6 +166,12 @@ def main() -> None:
             rows.append(("write pause", "write_pause", "s"))
         for label, key, unit in rows:
             print(line(label, [run[key] for run in runs], unit))
+        print(f"  load average now: {os.getloadavg()[0]:.2f}")
+        print("  timeline (seconds after the fault; the command, for relocate):")
+        for stage in STAGES:
+            values = [run[f"at {stage}"] for run in runs if f"at {stage}" in run]
+            if values:
+                print(line(f"  {stage}", values, "s"))
 
 
 if __name__ == "__main__":
