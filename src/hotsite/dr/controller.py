@@ -124,9 +124,11 @@ async def _lease(request: web.Request) -> web.Response:
     grant = await asyncio.to_thread(
         state.records.grant_lease, site, body["epoch"], ttl, state.clock()
     )
+    reason = grant.reason
     if suspect:
         state.withheld += 1
         if grant.granted:
+            reason = "not extended: neither the controller nor another site reaches its database"
             log.info("lease not extended: site suspect", site=site, left=round(grant.ttl, 3))
     if not grant.granted:
         log.info("lease refused", site=body["site"], reason=grant.reason)
@@ -134,7 +136,7 @@ async def _lease(request: web.Request) -> web.Response:
         {
             "granted": grant.granted,
             "ttl": grant.ttl,
-            "reason": grant.reason,
+            "reason": reason,
             "record": grant.record.as_dict(state.clock()),
         }
     )

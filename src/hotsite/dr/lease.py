@@ -129,9 +129,9 @@ class LeaseKeeper:
         try:
             if self.epoch is None:
                 self._learn_role(self._controller.record())
+            self.last_error = ""
             if self.epoch is not None and self.role == "primary":
                 self._answer(self._controller.lease(self.site, self.epoch), sent)
-            self.last_error = ""
         except (ControllerUnreachable, ControllerRefused) as exc:
             self.last_error = str(exc)
             if self._first:
@@ -165,6 +165,7 @@ class LeaseKeeper:
         if answer.get("granted"):
             with self._lock:
                 self.expires = sent + float(answer["ttl"])
+            self.last_error = str(answer.get("reason") or "")  # granted, but not extended
             # A grant that did not extend the lease (the controller suspects this site)
             # may leave less than fence_before: lifting a lease fence then would only
             # fence again at once.
