@@ -74,6 +74,7 @@ def one_run(move: str, args: argparse.Namespace) -> dict[str, float]:
         load = LoadGenerator(lab.entry_address, writers=args.writers).start()
         try:
             steady(lab, load)
+            flaps = lease_fences(lab)
             began = time.time()
             if move == "relocate":
                 result = lab.hotsite("relocate", "--to", "dr")
@@ -85,7 +86,7 @@ def one_run(move: str, args: argparse.Namespace) -> dict[str, float]:
             wait_until(lambda: len([w for w in load.by("dr")]) >= 10, "writes at dr", 120)
         finally:
             load.stop()
-        return {**measure(lab, load, began), **stages(lab, move, began, load)}
+        return {**measure(lab, load, began), **stages(lab, move, began, load), "flaps": flaps}
     finally:
         lab.stop()
 
@@ -106,6 +107,13 @@ def measure(lab: DRLab, load: LoadGenerator, began: float) -> dict[str, float]:
         "write_pause": pause,
         "first_after": first - began,
     }
+
+
+def lease_fences(lab: DRLab) -> float:
+    """How often the primary's agent fenced itself before any fault: a lease too short
+    for this machine's load flaps (renewals late, fenced, granted again)."""
+    log = lab.base_dir / "agent-primary.log"
+    return float(log.read_text(errors="replace").count("fencing this site's database"))
 
 
 def stages(lab: DRLab, move: str, began: float, load: LoadGenerator) -> dict[str, float]:
@@ -161,6 +169,7 @@ def main() -> None:
             ("RTO write to write", "rto_write_to_write", "s"),
             ("RPO acknowledged writes lost", "rpo_writes", ""),
             ("RPO span of those", "rpo_span", "s"),
+            ("lease fences before fault", "flaps", ""),
         ]
         if move == "relocate":
             rows.append(("write pause", "write_pause", "s"))
