@@ -19,7 +19,10 @@ Figures, median and max over ``--runs``:
 - RPO: acknowledged writes that the new primary lacks, and the span of their
   acknowledgements (goal < 200 ms of transactions for failover, exactly 0 for relocate);
 - the write pause of a relocate: the longest time without an acknowledged write while it
-  ran (goal < 1 s).
+  ran (goal < 1 s);
+- the move's timeline from 'hotsite history': each step's first time after the fault,
+  so each stage's cost is the difference from the one before; and how often the
+  primary's agent fenced itself before the fault (a lease too short for the load flaps).
 
 Goals on this machine: failover RTO < 3 s from the failure, relocate RPO 0 with a write
 pause < 1 s. failback is not measured yet (its own timeline is in 'hotsite history';
