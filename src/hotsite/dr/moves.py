@@ -31,6 +31,7 @@ from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.record import Move, Record, RecordStore
 from hotsite.errors import HotsiteError
+from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 
 
@@ -391,9 +392,15 @@ def _promote(
     """The target writable, named primary at the next epoch, traffic to it; the caller
     finishes the move's history once it has its figures."""
     promoted_at = _position_before_writes(ctx, move, target, notes)
+    # The record says "promoted" before the target is writable: a move that dies in
+    # between is carried forward on resume (the unfence is repeated), never rolled back
+    # — a roll-back after the unfence would leave both sites writable.
+    ctx.records.advance_move(move.id, "promoted")
     ctx.sites.unfence(target)
+    fault_point("move.after_unfence")
     # Without a traffic switch (no entry point), the promotion is when writes resume.
-    switched = _step(ctx, move, "promoted", f"{target} writable")
+    switched = ctx.history.step(move.id, "promoted", f"{target} writable")
+    ctx.say(f"  promoted: {target} writable")
     record = ctx.records.finish_move(move.id)
     ctx.history.step(move.id, "epoch", f"{record.primary} primary at epoch {record.epoch}")
     try:
