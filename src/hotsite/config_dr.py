@@ -129,6 +129,13 @@ class EntryConfig(_Model):
         default=None, description="where its configuration, socket and pid live;"
         " default: <state_dir>/entry",
     )  # fmt: skip
+    retry_interval: float = Field(
+        default=0.2,
+        ge=0.02,
+        le=1.0,
+        description="seconds between the entry point's attempts to connect a held request"
+        " (HAProxy's timeout connect): must exceed the round trip to the farthest site",
+    )
 
     @field_validator("listen")
     @classmethod

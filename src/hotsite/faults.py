@@ -15,6 +15,7 @@ a module global. Points (see tests/integration/test_fault_points.py):
 - ``journal.after_trim``       apply trimmed the journal
 - ``ship.after_append``        the capture process appended a batch to the journal
 - ``snapshot.mid_copy``        a snapshot committed one batch of a table's rows
+- ``move.after_unfence``       a move made its target writable, its timeline not updated
 """
 
 from __future__ import annotations

@@ -173,3 +173,75 @@ def test_the_channel_over_tls(tmp_path: Path) -> None:
             ControllerClient(f"http://{listen}", Token(TOKEN)).record()
     finally:
         controller.stop()
+
+
+class _Reports:
+    """b's agent, reporting every INTERVAL which sites its last probe missed."""
+
+    def __init__(self, config: Path) -> None:
+        self.client = client(config)
+        self.failing: list[str] = []
+        self._stop = False
+
+    def __enter__(self) -> _Reports:
+        import threading
+
+        def run() -> None:
+            while not self._stop:
+                self.client.report("b", {"peers": {"a": 0.0}, "failing": list(self.failing)})
+                time.sleep(INTERVAL)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(timeout=5)
+
+
+def test_a_suspect_primary_gets_no_more_lease_and_fences_before_it_ends(
+    tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]
+) -> None:
+    """The controller cannot reach a (its URL leads nowhere) while a's agent can still
+    renew: once b's agent says it misses a too, renewals stop extending the lease, a
+    fences itself before the lease's end by the controller's clock — sooner than a lease
+    from the last renewal would have — and gets its database back when b reaches a again.
+    b missing a alone (the controller's probe is not asked here: it fails all along)
+    changes nothing before that."""
+    a = mariadb_factory()
+    running = Controller(project(tmp_path, *UNUSED)).start()
+    url = DatabaseURL.parse(a.url())
+    fence = SiteFence(lambda: connect(url, "a"))
+    dr = dr_of(running.config)
+    keeper = LeaseKeeper(
+        "a", client(running.config), fence, interval=INTERVAL, fence_before=dr.fence_before
+    )
+    records = SqliteRecordStore(StateStore(running.config.parent / ".hotsite" / "state.db"))
+    keeper.start()
+    try:
+        with _Reports(running.config) as reports:
+            wait_for(lambda: keeper.poll()["holding"], "the lease")
+            time.sleep(LEASE)  # b reaches a: extended all along, though the controller does not
+            assert fence.state().writable and keeper.poll()["lease_left"] > LEASE - 0.5
+
+            reports.failing = ["a"]
+            suspected = time.time()
+            wait_for(lambda: keeper.poll()["fenced_at"], "the self-fence", timeout=LEASE + 1)
+            fenced = keeper.poll()["fenced_at"]
+            lease_end = records.read().lease_expires  # type: ignore[union-attr]
+            # No extension after the suspicion (one report and one renewal of slack),
+            # and fenced while the controller still counted the lease.
+            assert lease_end < suspected + LEASE + 3 * INTERVAL, lease_end - suspected
+            assert fenced < lease_end, (fenced - suspected, lease_end - suspected)
+            assert not fence.state().writable
+            time.sleep(max(0.0, lease_end - time.time()) + INTERVAL)
+            refused = client(running.config).lease("a", 1)  # once it has ended: refused
+            assert not refused["granted"] and "not extended" in refused["reason"], refused
+
+            reports.failing = []  # b reaches a again: the lease is extended again
+            wait_for(lambda: fence.state().writable, "the lease fence lifted", timeout=5)
+            assert keeper.poll()["holding"]
+    finally:
+        keeper.stop()
+        running.stop()

@@ -93,6 +93,10 @@ def failover_under_load(lab: DRLab, fault: str) -> None:
     assert shown is not None
     steps = [step for _, step, _ in shown.steps]
     assert steps[:2] == ["failure detected", "decided"] and "promoted" in steps, steps
+    # The entry point saw the first write at dr, and the move's write-to-write RTO (from
+    # the controller's last contact with the primary) is what the client saw, nearly.
+    assert "first write" in steps, steps
+    assert abs(shown.summary["rto_seconds"] - rto) < 1.0, (shown.summary, rto)
     print(f"{fault}: RTO {rto:.2f} s (write to write), {len(lost)} acknowledged writes lost")
 
 
@@ -187,6 +191,10 @@ def test_relocate_under_load_loses_no_acknowledged_write(lab: DRLab) -> None:
     assert watch.both_writable == []
     move = history(lab).moves()[0]
     assert move.kind == "relocate" and move.summary.get("rpo_transactions") == 0, move.summary
+    # Write to write as the entry point saw it (the old primary's last answer, the new
+    # one's first) is the client's own gap, within the sampling's 20 ms and some slack.
+    gap = min(w.acked for w in load.by("dr")) - max(w.acked for w in load.by("primary"))
+    assert abs(move.summary["rto_seconds"] - gap) < 0.3, (move.summary, gap)
 
 
 def test_a_controller_killed_mid_failover_finishes_it_when_restarted(lab: DRLab) -> None:

@@ -148,6 +148,15 @@ def test_writes_wait_during_a_relocate(tmp_path: Path, apps: dict[str, Any]) -> 
     # Held, not failed: writes sent while no site took traffic waited for the new one.
     assert len(client.failed) <= 2, client.failed
     assert client.slowest > move["write_pause_seconds"] / 2
+    # ... and went on within about one retry interval (0.2 s) of the switch: HAProxy's
+    # default turn-around held each of them a whole second (the bench's pause of 1.1 s).
+    assert client.slowest < move["write_pause_seconds"] + 0.6, (client.slowest, move)
+    # The entry point saw the new primary's first answer after the switch, and the old
+    # one's last before it: the move's write-to-write RTO.
+    assert move["first_write_seconds"] >= move["switch_seconds"] - 0.001, move
+    assert 0 < move["rto_seconds"] < client.slowest + 0.5, (move, client.slowest)
+    shown = json.loads(hotsite(config, "history", "show", move["id"], "--json").stdout)
+    assert "first write" in [step["step"] for step in shown["steps"]]
     pets = {int(row[0]) for row in dr.execute("SELECT id FROM app.pets")}
     assert set(client.acknowledged) <= pets  # RPO 0, and every held write landed once
     assert not {pet for pet, _ in client.failed} & pets

@@ -284,3 +284,29 @@ def _answer(port: int) -> str:
         return get(port)
     except OSError:  # the entry point still starting on a busy machine
         return ""
+
+
+def test_a_relocate_killed_once_its_target_is_writable_is_carried_forward(
+    sites: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash right after the target was made writable: the record already says
+    promoted, so resume finishes the move; rolling it back would make both writable."""
+    config, primary, dr, records = (sites[k] for k in ("config", "primary", "dr", "records"))
+    primary.execute("INSERT INTO app.pets VALUES (8, 'h')")
+    replicate = start_replicate(config)
+    try:
+        wait_for(lambda: 8 in ids(dr), "replication of the row", 30)
+        monkeypatch.setenv("HOTSITE_FAULT", "move.after_unfence")
+        died = hotsite(config, "relocate", "--to", "dr")
+        monkeypatch.delenv("HOTSITE_FAULT")
+        assert died.returncode == 137, died.stdout + died.stderr
+        record = records.read()
+        assert record.move is not None and record.move.step == "promoted", record
+        assert read_only(primary) and not read_only(dr)  # one writable, never two
+        result = hotsite(config, "resume")
+    finally:
+        kill_group(replicate)
+    assert result.returncode == 0 and "done" in result.stdout, result.stdout + result.stderr
+    record = records.read()
+    assert (record.primary, record.epoch, record.move) == ("dr", 2, None)  # type: ignore[union-attr]
+    assert read_only(primary) and not read_only(dr)

@@ -45,3 +45,27 @@ def test_both_must_fail_to_reach_it() -> None:
     reports["b"] = (clock.now, {"peers": "a"})
     assert verdict()[0] is False
     assert detector.view() == {"a": 3.5, "b": 8.5}
+
+
+def test_suspect_at_once_when_both_last_probes_failed() -> None:
+    clock = Clock()
+    detector = Detector(["a", "b"], dead_after=1.0, clock=clock)
+    reports: dict[str, tuple[float, dict[str, Any]]] = {}
+    detector.observed("a", True)
+    reports["b"] = (clock.now, {"peers": {"a": 0.3}, "failing": ["a"]})
+    assert not detector.suspect("a", reports)  # the controller reaches it
+    detector.observed("a", False)
+    assert detector.suspect("a", reports)  # long before dead_after
+    assert detector.verdict("a", reports)[0] is False
+    reports["b"] = (clock.now, {"peers": {"a": 0.0}, "failing": []})
+    assert not detector.suspect("a", reports)  # b reaches it: the controller alone is cut
+    reports["b"] = (clock.now, {"peers": {"a": 0.3}})  # an agent that says nothing of it
+    assert not detector.suspect("a", reports)
+    reports["a"] = (clock.now, {"peers": {"a": 9.0}, "failing": ["a"]})
+    assert not detector.suspect("a", reports)  # a site's word about itself counts for nothing
+    reports["b"] = (clock.now, {"failing": ["a"]})
+    clock.now += 1.5
+    assert not detector.suspect("a", reports)  # a stale report
+    reports["b"] = (clock.now, {"failing": ["a"]})
+    detector.observed("a", True)
+    assert not detector.suspect("a", reports)  # reached again

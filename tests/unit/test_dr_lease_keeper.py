@@ -24,6 +24,7 @@ class FakeController:
         self.primary, self.epoch, self.move = "a", 1, None
         self.up = True
         self.refuse = ""
+        self.ttl = 2.0  # what the controller says is left of the lease
 
     def record(self) -> dict[str, Any]:
         self._check()
@@ -32,7 +33,7 @@ class FakeController:
     def lease(self, site: str, epoch: int) -> dict[str, Any]:
         self._check()
         granted = not self.refuse and site == self.primary and epoch == self.epoch
-        return {"granted": granted, "ttl": 2.0, "reason": self.refuse, "record": self.record()}
+        return {"granted": granted, "ttl": self.ttl, "reason": self.refuse, "record": self.record()}
 
     def _check(self) -> None:
         if not self.up:
@@ -135,3 +136,24 @@ def test_a_standby_being_promoted_is_left_alone() -> None:
     controller.move, controller.primary, controller.epoch = None, "b", 2
     k.step()
     assert k.poll()["role"] == "primary" and k.poll()["holding"] and fence.calls == []
+
+
+def test_a_lease_not_extended_is_counted_down_and_its_fence_not_lifted_too_late() -> None:
+    controller, fence, clock = FakeController(), FakeFence(), Clock()
+    k = keeper(controller, fence, clock)
+    k.step()
+    controller.ttl = 1.2  # suspect: what is left of the lease, from the controller's now
+    clock.now = 0.8
+    k.step()
+    assert k.poll()["lease_left"] == 1.2 and fence.calls == []
+    controller.ttl = 0.5  # less than fence_before left: fence now
+    clock.now = 1.5
+    k.step()
+    assert fence.calls == ["fence lease 1"]
+    clock.now = 1.6
+    k.step()  # granted again but still not extended: the fence stays
+    assert fence.calls == ["fence lease 1"]
+    controller.ttl = 2.0  # extended again
+    clock.now = 1.7
+    k.step()
+    assert fence.calls == ["fence lease 1", "unfence"] and k.poll()["holding"]

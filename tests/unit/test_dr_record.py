@@ -46,3 +46,15 @@ def test_lease_rules_and_one_winner_per_epoch(records: SqliteRecordStore, tmp_pa
     records.begin_move(Move("m4", "relocate", "a", 103.0), expected_epoch=2)
     assert records.abort_move("m4").epoch == 2
     assert records.grant_lease("b", 2, 2.0, now=104.0).granted
+
+
+def test_a_lease_not_extended_runs_out_then_is_refused(records: SqliteRecordStore) -> None:
+    records.initialise("a")
+    assert records.grant_lease("a", 1, 2.0, now=100.0).ttl == 2.0
+    held = records.grant_lease("a", 1, 0.0, now=101.5)  # suspect: what is left, no more
+    assert held.granted and held.ttl == 0.5 and held.record.lease_expires == 102.0
+    assert records.grant_lease("a", 1, 2.0, now=101.0).ttl == 2.0  # extended again
+    ended = records.grant_lease("a", 1, 0.0, now=103.5)
+    assert not ended.granted and "not extended" in ended.reason
+    assert ended.record.lease_expires == 103.0  # never shortened, never extended
+    assert not records.grant_lease("b", 1, 0.0, now=100.0).granted  # not the primary

@@ -55,13 +55,15 @@ def controller(ctx: typer.Context) -> None:
     state = ControllerState(records, token, dr.lease, frozenset(config.sites))
     detector = Detector(sorted(config.sites), dr.detection.dead_after)
     state.unreached = detector.view
-    probe = ProjectSites(config, timeout=dr.detection.probe_timeout).reachable
+    state.suspect = lambda site: detector.suspect(site, state.reports)
+    probe_timeout = dr.detection.probe_timeout
+    probe = ProjectSites(config, timeout=probe_timeout).reachable
 
     apply_timeout = max(5.0, dr.lease * 4)
 
     def fail_over(target: str, why: str, failed_at: float) -> None:
         with move_lock(config):
-            context = move_context(config, apply_timeout)
+            context = move_context(config, apply_timeout, probe_timeout=probe_timeout)
             result = failover(context, target, detected=why, failed_at=failed_at)
         console.print(
             f"failed over to {target} ({why}): epoch {result.epoch}, move {result.id}",

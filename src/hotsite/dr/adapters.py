@@ -16,6 +16,7 @@ from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveContext
 from hotsite.dr.project import dr_section, open_records, site_fence
+from hotsite.dr.served import ServedSampler
 from hotsite.dr.standby import write_mark
 from hotsite.errors import HotsiteError
 from hotsite.replication import positions
@@ -108,11 +109,26 @@ class EntryTraffic:
     def __init__(self, control: EntryControl | None) -> None:
         self.control = control
         self._failed_at_hold: int | None = None
+        self._sampler: ServedSampler | None = None
 
     def _hold(self, control: EntryControl) -> None:
         if self._failed_at_hold is None:
             self._failed_at_hold = control.failed_responses()
+        if self._sampler is None:  # when each site served, from here to the first write
+            self._sampler = ServedSampler(control.served).start()
         control.hold()
+
+    def served(self, old: str, new: str, timeout: float) -> tuple[float | None, float | None]:
+        """(the old site's last 2xx through the entry point since the hold, the new
+        site's first after the switch — waited for up to ``timeout``), wall clock; None
+        where the entry point did not see one. Ends the sampling."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is None:
+            return None, None
+        try:
+            return sampler.last_served(old), sampler.first_after(new, timeout)
+        finally:
+            sampler.stop()
 
     def unheld(self) -> int | None:
         """Requests that failed since the hold began; None when nothing was held."""
@@ -143,17 +159,25 @@ class EntryTraffic:
         control.cut(site)
 
     def route(self, sites: set[str]) -> None:
-        self._running().route(sites)
+        control = self._running()
+        if self._sampler is not None:
+            self._sampler.routed(sites)
+        control.route(sites)
 
 
-def move_context(config: ProjectConfig, apply_timeout: float, say: object = None) -> MoveContext:
+def move_context(
+    config: ProjectConfig, apply_timeout: float, say: object = None, probe_timeout: float = 1.0
+) -> MoveContext:
+    """``probe_timeout``: how long a site's database may take to answer before the move
+    takes it for unreachable (the controller's failover: its detection's probe timeout,
+    as a cut-off primary would otherwise hold the move that long)."""
     dr = dr_section(config)
     records = open_records(config)
     control = entry_control(config) if dr.entry is not None else None
     return MoveContext(
         records=records,
         history=History(StateStore(config.home / "state.db")),
-        sites=ProjectSites(config),
+        sites=ProjectSites(config, timeout=probe_timeout),
         positions=LinkPositions(config),
         traffic=EntryTraffic(control),
         clock_margin=dr.clock_margin,

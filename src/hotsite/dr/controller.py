@@ -44,6 +44,10 @@ class ControllerState:
     reports: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     refused: int = 0  # requests refused for their token, since start
     unreached: Callable[[], dict[str, float]] | None = None  # the watch's view, if it runs
+    # Whether the watch suspects a site (detector.suspect): its lease is then not
+    # extended, so it runs out while the verdict is still coming. None: always extended.
+    suspect: Callable[[str], bool] | None = None
+    withheld: int = 0  # renewals answered without an extension, since start
     clock: Callable[[], float] = time.time
 
 
@@ -111,16 +115,28 @@ async def _lease(request: web.Request) -> web.Response:
     body = await _body(request, "site", "epoch")
     if not isinstance(body["epoch"], int):
         raise web.HTTPBadRequest(text='{"error": "epoch must be an integer"}')
+    site = body["site"]
+    # A suspect primary keeps what is left of its lease but gets no more: refusing
+    # outright would fence a primary that one lost probe made suspect; not extending
+    # costs nothing unless the suspicion lasts until the lease's end.
+    suspect = state.suspect is not None and state.suspect(site)
+    ttl = 0.0 if suspect else state.lease
     grant = await asyncio.to_thread(
-        state.records.grant_lease, body["site"], body["epoch"], state.lease, state.clock()
+        state.records.grant_lease, site, body["epoch"], ttl, state.clock()
     )
+    reason = grant.reason
+    if suspect:
+        state.withheld += 1
+        if grant.granted:
+            reason = "not extended: neither the controller nor another site reaches its database"
+            log.info("lease not extended: site suspect", site=site, left=round(grant.ttl, 3))
     if not grant.granted:
         log.info("lease refused", site=body["site"], reason=grant.reason)
     return web.json_response(
         {
             "granted": grant.granted,
             "ttl": grant.ttl,
-            "reason": grant.reason,
+            "reason": reason,
             "record": grant.record.as_dict(state.clock()),
         }
     )

@@ -4,7 +4,14 @@ both failed to reach it for ``dead_after`` seconds.
 A cut link between the two sites alone (the controller still reaches both) never
 declares anything; nor does a controller cut off from one site whose peer still
 reaches it. The agents say what they reach in their health reports:
-``{"peers": {"<site>": <seconds since this agent last reached it>}}``.
+``{"peers": {"<site>": <seconds since this agent last reached it>}, "failing": [<sites
+its last probe did not reach>]}``.
+
+A site is **suspect** as soon as the controller's last probe of it failed and another
+site's agent says its own last probe failed too (a fresh report): the controller then
+stops extending that site's lease (controller.py). That only ever shortens a lease, so
+it is safe whatever the verdict; it lets a lease run out while the verdict is still
+coming (``dead_after``), instead of from the decision on.
 """
 
 from __future__ import annotations
@@ -23,10 +30,31 @@ class Detector:
         self.clock = clock
         self.started = clock()
         self.last_reached: dict[str, float] = {}
+        self.last_failed: set[str] = set()  # sites whose latest probe failed
 
     def observed(self, site: str, reached: bool) -> None:
         if reached:
             self.last_reached[site] = self.clock()
+            self.last_failed.discard(site)
+        else:
+            self.last_failed.add(site)
+
+    def suspect(self, site: str, reports: dict[str, tuple[float, dict[str, Any]]]) -> bool:
+        """The controller's latest probe of ``site`` failed, and so did another site's
+        agent's latest (its report no older than ``dead_after``)."""
+        if site not in self.last_failed:
+            return False
+        now = self.clock()
+        for other, (received, report) in reports.items():
+            failing = report.get("failing")
+            if (
+                other != site
+                and now - received <= self.dead_after
+                and isinstance(failing, list)
+                and site in failing
+            ):
+                return True
+        return False
 
     def unreached_for(self, site: str) -> float:
         """Seconds since the controller last reached ``site`` (since start, if never)."""

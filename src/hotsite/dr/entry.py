@@ -27,7 +27,10 @@ def entry_point(config: ProjectConfig) -> EntryPoint:
     directory = dr.entry.directory or config.home / "entry"
     if not directory.is_absolute():
         directory = (config.path.parent / directory).resolve()
-    return EntryPoint(directory, host, port, tuple(servers), dr.entry.mode, dr.entry.health_path)
+    return EntryPoint(
+        directory, host, port, tuple(servers), dr.entry.mode, dr.entry.health_path,
+        retry_interval=dr.entry.retry_interval,
+    )  # fmt: skip
 
 
 def taking_traffic(

@@ -76,8 +76,9 @@ class History:
                 (move_id, kind, source, target, epoch, self.clock(), json.dumps(summary or {})),
             )
 
-    def step(self, move_id: str, step: str, detail: str = "") -> float:
-        at = float(self.clock())
+    def step(self, move_id: str, step: str, detail: str = "", at: float | None = None) -> float:
+        """``at``: when it happened, if not now (a first write seen by sampling)."""
+        at = float(self.clock()) if at is None else at
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO dr_move_steps (move_id, at, step, detail) VALUES (?, ?, ?, ?)",

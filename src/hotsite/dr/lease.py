@@ -7,8 +7,11 @@ depend on how busy the agent's loop is. Each ``interval`` it asks the controller
 - granted: the lease is good until (time the request was *sent*) + ttl, by this
   machine's monotonic clock — earlier than the controller's own count, which starts
   when it answered; the controller adds ``clock_margin`` before promoting another site;
-- refused (a move has begun, another site is primary, the epoch moved on): the
-  controller is taking the lease away, so the database is fenced at once;
+- refused (a move has begun, another site is primary, the epoch moved on, the lease ran
+  out while the controller suspected the site): the controller is taking the lease
+  away, so the database is fenced at once;
+- granted but not extended (the controller suspects the site: its ``ttl`` is what is
+  left): counted like any grant, from the moment the request was sent;
 - no answer: nothing changes until ``fence_before`` seconds before the lease ends; then
   the database is fenced (kind ``lease``).
 
@@ -126,9 +129,9 @@ class LeaseKeeper:
         try:
             if self.epoch is None:
                 self._learn_role(self._controller.record())
+            self.last_error = ""
             if self.epoch is not None and self.role == "primary":
                 self._answer(self._controller.lease(self.site, self.epoch), sent)
-            self.last_error = ""
         except (ControllerUnreachable, ControllerRefused) as exc:
             self.last_error = str(exc)
             if self._first:
@@ -162,7 +165,11 @@ class LeaseKeeper:
         if answer.get("granted"):
             with self._lock:
                 self.expires = sent + float(answer["ttl"])
-            if self._check_fence:
+            self.last_error = str(answer.get("reason") or "")  # granted, but not extended
+            # A grant that did not extend the lease (the controller suspects this site)
+            # may leave less than fence_before: lifting a lease fence then would only
+            # fence again at once.
+            if self._check_fence and self.expires - self._clock() > self._fence_before:
                 state = self._fence.state()
                 if state.fenced and state.kind == "lease" and state.epoch in (None, self.epoch):
                     log.warning("lease granted again: lifting the lease fence", site=self.site)

@@ -31,6 +31,7 @@ from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.record import Move, Record, RecordStore
 from hotsite.errors import HotsiteError
+from hotsite.faults import fault_point
 from hotsite.replication.gtid import GtidState
 
 
@@ -58,6 +59,10 @@ class Traffic(Protocol):
     def route(self, sites: set[str]) -> None: ...
     def unheld(self) -> int | None:
         """Requests that failed while the switch held them (None: nothing was held)."""
+
+    def served(self, old: str, new: str, timeout: float) -> tuple[float | None, float | None]:
+        """(old's last successful answer during the move, new's first after the switch),
+        wall clock, None where unseen (dr.served)."""
 
 
 @dataclass
@@ -100,6 +105,12 @@ class MoveResult:
     # Requests the entry point answered 5xx from the hold to the switch: what the switch
     # could not hold (None: no entry point held any).
     requests_failed: int | None = None
+    # decided → the new primary's first successful answer through the entry point; and
+    # write to write: the old primary's last one during the move (or, where it served
+    # none — it had died before — the controller's last contact with it) → that first.
+    # None where the entry point did not see them (no entry point, no traffic).
+    first_write_seconds: float | None = None
+    rto_seconds: float | None = None
 
     def summary(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -107,7 +118,9 @@ class MoveResult:
             "switch_seconds": round(self.switch_seconds, 3),
             "notes": self.notes,
         }
-        for key in ("since_failure_seconds", "write_pause_seconds"):
+        for key in (
+            "since_failure_seconds", "write_pause_seconds", "first_write_seconds", "rto_seconds"
+        ):  # fmt: skip
             value = getattr(self, key)
             if value is not None:
                 found[key] = round(value, 3)
@@ -162,10 +175,11 @@ def failover(
         notes.append(f"the RPO is unknown: {old} is unreachable (its unshipped tail is lost)")
     if (target, old) not in ctx.links:
         notes.append(_link_back(ctx, target, old) + " ('hotsite failback' needs it)")
-    result = _promote(ctx, move, old, target, started, rpo, notes, finish=failed_at is None)
+    result = _promote(ctx, move, old, target, started, rpo, notes)
     if failed_at is not None:
         result.since_failure_seconds = started + result.switch_seconds - failed_at
-        ctx.history.finish(move.id, "done", result.epoch, result.summary())
+    _first_write(ctx, move, result, old, target, started, failed_at)
+    ctx.history.finish(move.id, "done", result.epoch, result.summary())
     return result
 
 
@@ -195,8 +209,9 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
             f"relocate to {target} rolled back: {exc.message}; {old} is primary again",
             "check that replication runs ('hotsite status'), then retry",
         ) from None
-    result = _promote(ctx, move, old, target, started, 0, notes, finish=False)
+    result = _promote(ctx, move, old, target, started, 0, notes)
     result.write_pause_seconds = started + result.switch_seconds - fenced_at
+    _first_write(ctx, move, result, old, target, started, None)
     # It had applied everything before the switch: the link back may run into it.
     mark_standby(ctx, move.id, old, target, result.epoch, notes)
     ctx.history.finish(move.id, "done", result.epoch, result.summary())
@@ -372,12 +387,20 @@ def _wait_applied(
 
 def _promote(
     ctx: MoveContext, move: Move, old: str, target: str, started: float, rpo: int | None,
-    notes: list[str], finish: bool = True,
+    notes: list[str],
 ) -> MoveResult:  # fmt: skip
+    """The target writable, named primary at the next epoch, traffic to it; the caller
+    finishes the move's history once it has its figures."""
     promoted_at = _position_before_writes(ctx, move, target, notes)
+    # The record says "promoted" before the target is writable: a move that dies in
+    # between is carried forward on resume (the unfence is repeated), never rolled back
+    # — a roll-back after the unfence would leave both sites writable.
+    ctx.records.advance_move(move.id, "promoted")
     ctx.sites.unfence(target)
+    fault_point("move.after_unfence")
     # Without a traffic switch (no entry point), the promotion is when writes resume.
-    switched = _step(ctx, move, "promoted", f"{target} writable")
+    switched = ctx.history.step(move.id, "promoted", f"{target} writable")
+    ctx.say(f"  promoted: {target} writable")
     record = ctx.records.finish_move(move.id)
     ctx.history.step(move.id, "epoch", f"{record.primary} primary at epoch {record.epoch}")
     try:
@@ -393,10 +416,30 @@ def _promote(
         move.id, move.kind, old, target, record.epoch, "done", rpo, switched - started, notes,
         promoted_position=promoted_at, requests_failed=unheld,
     )  # fmt: skip
-    if finish:
-        ctx.history.finish(move.id, "done", record.epoch, result.summary())
     ctx.say(f"done: {target} is primary at epoch {record.epoch}")
     return result
+
+
+FIRST_WRITE_WAIT = 2.0  # seconds a move waits to see the new primary's first answer
+
+
+def _first_write(
+    ctx: MoveContext, move: Move, result: MoveResult, old: str, target: str, started: float,
+    failed_at: float | None,
+) -> None:  # fmt: skip
+    """The new primary's first successful answer through the entry point, and the write
+    to write RTO from the old primary's last one (or from the fault's time)."""
+    try:
+        last, first = ctx.traffic.served(old, target, FIRST_WRITE_WAIT)
+    except HotsiteError:
+        return
+    if first is None:
+        return
+    ctx.history.step(move.id, "first write", f"{target} answered through the entry point", first)
+    result.first_write_seconds = first - started
+    since = last if last is not None else failed_at
+    if since is not None:
+        result.rto_seconds = first - since
 
 
 def _position_before_writes(
@@ -420,6 +463,7 @@ def _roll_back(ctx: MoveContext, move: Move, old: str, why: str) -> None:
     ctx.sites.unfence(old)
     try:
         ctx.traffic.route({old})
+        ctx.traffic.served(old, old, 0.0)  # ends the sampling; no RTO for a roll-back
     except HotsiteError as exc:
         ctx.history.step(move.id, "traffic switch failed", exc.message)
     record = ctx.records.abort_move(move.id)

@@ -98,15 +98,21 @@ class PeerReporter:
         """Probe every peer once, then report; returns what was reported."""
         began = self._clock()
         probe = self._pool.map if self._pool is not None else map
+        failing = []
         for peer, reached in zip(self.peers, probe(self._reachable, self.peers), strict=True):
             if reached:
                 with self._lock:
                     # Reached at the probe's start: the safe side (the age is never
                     # understated by how long the probe took).
                     self.last_reached[peer] = began
+            else:
+                failing.append(peer)
         peers = self.unreached()
+        # "failing": this very probe did not reach them — with the controller's own, that
+        # makes a site suspect at once (its lease is no longer extended: detector.py).
+        report = {"peers": peers, "failing": failing, "at": time.time()}
         try:
-            self._controller.report(self.site, {"peers": peers, "at": time.time()})
+            self._controller.report(self.site, report)
             self.sent += 1
             self.last_error = ""
         except (ControllerUnreachable, ControllerRefused) as exc:

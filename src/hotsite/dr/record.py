@@ -88,7 +88,10 @@ class RecordStore(Protocol):
 
     def grant_lease(self, site: str, epoch: int, ttl: float, now: float) -> Grant:
         """Grant or renew the lease to ``site``, if it is the primary at ``epoch`` and no
-        move is in flight."""
+        move is in flight, until ``now + ttl`` (never earlier than it was granted). The
+        grant's ``ttl`` is what is left of the lease from ``now``. ``ttl`` 0: the lease is
+        not extended (the controller suspects the site) — granted for what is left of
+        it, refused once it has ended."""
 
     def begin_move(self, move: Move, expected_epoch: int) -> Record:
         """Start a move; RecordConflict when the epoch moved on, MoveInFlight when a move

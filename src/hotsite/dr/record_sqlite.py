@@ -54,15 +54,19 @@ class SqliteRecordStore:
                 reason = f"epoch {epoch} is not the current epoch {record.epoch}"
             elif record.move is not None:
                 reason = f"a {record.move.kind} to {record.move.target} is in flight"
+            held = record.lease_expires if record.lease_holder == site else 0.0
+            if not reason and ttl <= 0 and held <= now:
+                reason = f"the lease of {site!r} is not extended and has ended"
             if reason:
                 return Grant(False, 0.0, record, reason)
             # Never shorten a lease already granted: the holder counts on its old end.
-            expires = max(now + ttl, record.lease_expires if record.lease_holder == site else 0)
+            expires = max(now + ttl, held)
             conn.execute(
                 "UPDATE dr_record SET lease_holder = ?, lease_expires = ? WHERE id = 1",
                 (site, expires),
             )
-            return Grant(True, ttl, _current(conn))
+            # What is left of it, from now: ttl itself, unless it was not extended.
+            return Grant(True, expires - now, _current(conn))
 
     def begin_move(self, move: Move, expected_epoch: int) -> Record:
         with self.store.transaction() as conn:

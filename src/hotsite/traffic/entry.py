@@ -16,9 +16,11 @@ one more server, ``hotsite-hold``, in maintenance except during a switch: its ad
 a frontend of the same HAProxy (``fe_hold``, on a loopback port it keeps bound) that is
 paused right after start, so a connection to it is refused at once — a connection
 failure, which HAProxy retries (``retries``, ``option redispatch 1``: through the load
-balancer on every retry) after its turn-around of one second. While only the hold server
-is ready, a request waits there, retried, up to HOLD_SECONDS; once a site is ready again
-the next retry goes to it. A connection failure means the request never reached a
+balancer on every retry) after its turn-around: min(one second, ``timeout connect``).
+So ``timeout connect`` is the entry point's ``retry_interval`` (0.2 s by default): with
+HAProxy's default turn-around a held request waited a whole second after the switch. While
+only the hold server is ready, a request waits there, retried, up to HOLD_SECONDS; once a
+site is ready again the next retry goes to it. A connection failure means the request never reached a
 server, so a retry never runs a write twice. What could not be held (the hold ran out,
 a site answered 5xx meanwhile) is counted from the frontend's 5xx responses
 (``failed_responses``).
@@ -32,6 +34,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 import re
 import signal
@@ -47,7 +50,7 @@ from hotsite.traffic.sockets import runtime_socket
 
 BACKEND = "be_entry"
 HOLD_SERVER = "hotsite-hold"
-HOLD_SECONDS = 10  # how long a request waits while no site takes traffic (one retry a second)
+HOLD_SECONDS = 10  # how long a request waits while no site takes traffic (retried meanwhile)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 HAPROXY = "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else "haproxy"
 State = Literal["ready", "drain", "maint"]
@@ -78,6 +81,9 @@ class EntryPoint:
     mode: Literal["active-standby", "active-active"] = "active-standby"
     health_path: str | None = "/health"
     hold_port: int = 0  # fe_hold's loopback port; 0: chosen when the entry point starts
+    # HAProxy's timeout connect, and so its turn-around between two attempts of a held
+    # request: how long after the switch a held request goes on at the latest.
+    retry_interval: float = 0.2
 
     @property
     def config_path(self) -> Path:
@@ -123,7 +129,9 @@ def render_config(entry: EntryPoint, taking_traffic: set[str]) -> str:
         "",
         "defaults",
         "    mode http",
-        "    timeout connect 2s",
+        # Also the turn-around before a retry (min(1 s, this)): a held request goes on at
+        # most this long after the switch. A connection to a site must take less.
+        f"    timeout connect {round(entry.retry_interval * 1000)}ms",
         "    timeout client 30s",
         "    timeout server 30s",
         # A check waits this long for an answer (default: inter, 500 ms): a loaded web node
@@ -132,7 +140,7 @@ def render_config(entry: EntryPoint, taking_traffic: set[str]) -> str:
         "    timeout queue 5s",
         # Connection failures only: the request reached no server, a retry is safe.
         "    retry-on conn-failure",
-        f"    retries {HOLD_SECONDS}",
+        f"    retries {math.ceil(HOLD_SECONDS / entry.retry_interval)}",
         "    option redispatch 1",
         "",
         "frontend fe_entry",
@@ -284,6 +292,17 @@ class EntryControl:
             if row.get("pxname") == "fe_entry" and row.get("svname") == "FRONTEND":
                 return int(row.get("hrsp_5xx") or 0)
         return 0
+
+    def served(self) -> dict[str, int]:
+        """Site → requests its server answered 2xx through the entry point, since start
+        (HAProxy's ``hrsp_2xx``): sampled, it tells when a site last and first served."""
+        text = self._command("show stat -1 4 -1")
+        by_name = {server.name: server.site for server in self.entry.servers}
+        return {
+            by_name[row["svname"]]: int(row.get("hrsp_2xx") or 0)
+            for row in csv.DictReader(io.StringIO(text.lstrip("# ")))
+            if row.get("pxname") == BACKEND and row.get("svname") in by_name
+        }
 
     def status(self) -> list[ServerStatus]:
         text = self._command("show stat -1 4 -1")
