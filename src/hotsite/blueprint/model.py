@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hotsite.errors import ConfigError
 from hotsite.shellsafe import SHELL_NAME
 from hotsite.traffic.haproxy import DEFAULT_DIR as HAPROXY_DIR
+from hotsite.yamlfile import YamlDocument, load_yaml, pydantic_error_message
 
 AGENT_DIR = "/opt/hotsite-agent"  # on the agent's node
-from hotsite.yamlfile import YamlDocument, load_yaml, pydantic_error_message
 
 # The order `up` runs a service's steps in; `down` runs stop then uninstall.
 UP_STEPS = ("upload", "install", "configure", "start")
@@ -126,7 +126,9 @@ class Service(_Model):
         # The agent's steps are hotsite's own: mixing in others would run them in its
         # directory, on its schedule; a service of their own says what they are.
         if self.agent is not None:
-            given = [s for s in (*UP_STEPS, "reload", *DOWN_STEPS) if s != "upload" and self.step(s)]
+            given = [
+                s for s in (*UP_STEPS, "reload", *DOWN_STEPS) if s != "upload" and self.step(s)
+            ]
             given += ["haproxy"] if self.haproxy else []
             given += ["uploads"] if self.uploads else []
             given += ["files"] if self.files else []
@@ -235,6 +237,12 @@ def _check_references(blueprint: Blueprint, doc: YamlDocument) -> None:
                     f"{doc.where((section, name))}: use lower-case letters, digits, '-' or '_'"
                     " (at most 40)"
                 )
+    agents = [name for name, service in blueprint.services.items() if service.agent]
+    if len(agents) > 1:
+        raise ConfigError(
+            f"{doc.where(('services', agents[1], 'agent'))}: a site has one agent, and"
+            f" {agents[0]!r} is it already"
+        )
     for name, service in blueprint.services.items():
         if service.group not in blueprint.nodes:
             raise ConfigError(

@@ -106,7 +106,9 @@ def _source_digest(root: Path, signature: tuple[tuple[str, int, int], ...]) -> s
 
 def source_digest() -> str:
     """hotsite's own files (cached by size and time: every render of a site asks)."""
-    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = sorted(
+        p for p in PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     signature = tuple(
         (str(p.relative_to(PACKAGE_DIR)), p.stat().st_size, p.stat().st_mtime_ns) for p in files
     )
