@@ -186,9 +186,12 @@ def lifecycle(files: AgentFiles, wheelhouse: Wheelhouse, python: str) -> dict[st
         f" </dev/null >>{q['agent.log']} 2>&1 &"
     )
     stop = (
-        f"{alive}if {running}; then pid=$(cat {q['agent.pid']}); kill -TERM -- -$pid 2>/dev/null;"
-        f" for i in $(seq {STOP_WAIT}); do kill -0 -- -$pid 2>/dev/null || break; sleep 0.1; done;"
-        f" kill -KILL -- -$pid 2>/dev/null; fi; rm -f {q['agent.pid']}"
+        # The whole session, even if the supervisor itself was killed: its agent is left.
+        f"if [ -f {q['agent.pid']} ]; then pid=$(cat {q['agent.pid']}); kill -TERM -$pid 2>/dev/null;"
+        f" for i in $(seq {STOP_WAIT}); do kill -0 -$pid 2>/dev/null || break; sleep 0.1; done;"
+        f" kill -KILL -$pid 2>/dev/null; for i in $(seq 20); do kill -0 -$pid 2>/dev/null ||"
+        f" break; sleep 0.1; done; if kill -0 -$pid 2>/dev/null; then echo \"the agent's"
+        f' processes (group $pid) did not stop" >&2; exit 1; fi; fi; rm -f {q["agent.pid"]}'
     )
     return {
         "install": install,
