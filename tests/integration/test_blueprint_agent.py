@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -128,31 +127,18 @@ def site(tmp_path: Path, ssh_hosts: SSHHostFactory, token_env: None) -> Iterator
 
 
 def _agent_pids(host: SSHHost) -> list[int]:
-    """Processes in the host's namespace running the deployed agent (not its supervisor)."""
-    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True)
-    found = []
-    for pid in pids.stdout.split():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.endswith(b"/venv/bin/hotsite") for a in argv) and b"agent" in argv:
-            # The console script runs as `python .../venv/bin/hotsite`: its interpreter
-            # is the venv's, made from the node's own Python.
-            found.append(int(pid))
-    return found
+    """Processes in the host's namespace running the deployed agent (not its supervisor):
+    the console script runs as `python .../venv/bin/hotsite`, its interpreter the venv's,
+    made from the node's own Python."""
+    return [
+        pid
+        for pid, line in host.processes().items()
+        if "/venv/bin/hotsite " in line and " agent --site " in line
+    ]
 
 
 def _namespace_pids(host: SSHHost) -> set[int]:
-    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True)
-    return {int(p) for p in pids.stdout.split()} - ({host.pid} if host.pid else set())
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return "(gone)"
+    return set(host.processes()) - ({host.pid} if host.pid else set())
 
 
 def _report_age(controller_config: Path, gateway: str, port: int) -> float | None:
@@ -212,9 +198,7 @@ def test_up_deploys_the_agent_from_the_wheelhouse_and_down_removes_it(
         60,
     )
     site["source"].execute("INSERT INTO app.pets VALUES (1, 'rex')")
-    wait_for(
-        lambda: _rows(site["target"]) == [(1, "rex")], "the row at the target", 60
-    )
+    wait_for(lambda: _rows(site["target"]) == [(1, "rex")], "the row at the target", 60)
 
     # up again: nothing to do (and the agent untouched).
     before = _agent_pids(host)
@@ -236,7 +220,7 @@ def test_up_deploys_the_agent_from_the_wheelhouse_and_down_removes_it(
     try:
         wait_for(lambda: _namespace_pids(host) <= {target_pid}, "no agent process left", 20)
     except AssertionError:
-        left = [_cmdline(p) for p in _namespace_pids(host) - {target_pid}]
+        left = [line for pid, line in host.processes().items() if pid not in (host.pid, target_pid)]
         raise AssertionError(f"left in the namespace: {left}") from None
     assert not (opt / "hotsite-agent").exists()
     print(f"first up (wheelhouse cached or built, venv, start) {first_up:.1f}s")
