@@ -1,4 +1,4 @@
-"""The deployed agent's lifecycle commands, run for real by the node's shell (dash), here:
+"""The deployed agent's wheelhouse and lifecycle commands, run for real by the node's shell (dash), here:
 start is idempotent, a killed agent is started again by its supervisor, the check
 follows the status file, stop leaves no process of the agent's session — even when the
 supervisor itself was killed first. The agent is a stand-in script that writes its
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hotsite.blueprint.agent_service import (
     supervisor_script,
 )
 from hotsite.blueprint.wheelhouse import Wheelhouse
+from hotsite.faults import FAULT_EXIT_STATUS
 from tests.dr_helpers import wait_for
 
 FAKE_AGENT = """#!/bin/sh
@@ -106,3 +108,29 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_wheelhouse_build_killed_midway_is_never_taken_for_a_built_one(tmp_path: Path) -> None:
+    """kill -9 (a fault point) after the wheels are in, before the rename: no wheelhouse
+    looks built; the next build clears what was left and completes."""
+    build = (
+        "from hotsite.blueprint.wheelhouse import wheelhouse; w = wheelhouse(); "
+        "print(w.build()); assert w.ready"
+    )
+    env = {**os.environ, "HOTSITE_CACHE": str(tmp_path)}
+    argv = [sys.executable, "-c", build]
+    crashed = subprocess.run(
+        argv, env={**env, "HOTSITE_FAULT": "wheelhouse.before_rename"}, capture_output=True,
+        text=True, timeout=900,
+    )  # fmt: skip
+    assert crashed.returncode == FAULT_EXIT_STATUS, crashed.stderr
+    root = tmp_path / "wheelhouse"
+    left = [p for p in root.iterdir() if p.name.startswith(".hotsite-")]
+    assert left and list(left[0].glob("*.whl"))  # wheels were in
+    assert not [p for p in root.iterdir() if p.name.startswith("hotsite-")]
+    built = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr
+    path = Path(built.stdout.strip())
+    assert (path / "requirements.txt").is_file()
+    assert list(path.glob("hotsite-*.whl")) and list(path.glob("pydantic-*.whl"))
+    assert not [p for p in root.iterdir() if p.name.startswith(".hotsite-")]

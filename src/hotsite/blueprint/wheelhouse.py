@@ -41,6 +41,7 @@ from packaging.utils import canonicalize_name
 
 import hotsite
 from hotsite.errors import ConfigError
+from hotsite.faults import fault_point
 
 PACKAGE_DIR = Path(hotsite.__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parents[1]  # src/hotsite -> the checkout, if this is one
@@ -143,10 +144,14 @@ class Wheelhouse:
         with _locked(self.root / ".lock"):
             if self.ready:  # built by another process while we waited
                 return self.path
+            # What a build killed midway left (none runs now: we hold the lock).
+            for stale in self.root.glob(".hotsite-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             work = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.root))
             try:
                 _fill(work, self.requirements)
                 (work / "requirements.txt").write_text("\n".join(self.requirements) + "\n")
+                fault_point("wheelhouse.before_rename")
                 os.rename(work, self.path)  # complete, or not there at all
             finally:
                 shutil.rmtree(work, ignore_errors=True)
