@@ -16,6 +16,7 @@ a module global. Points (see tests/integration/test_fault_points.py):
 - ``ship.after_append``        the capture process appended a batch to the journal
 - ``snapshot.mid_copy``        a snapshot committed one batch of a table's rows
 - ``move.after_unfence``       a move made its target writable, its timeline not updated
+- ``wheelhouse.before_rename`` the agent's wheelhouse is built, not yet renamed into place
 """
 
 from __future__ import annotations

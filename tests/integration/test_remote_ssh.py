@@ -97,16 +97,7 @@ def test_commands_files_and_one_connection_per_node(
 def _commands_in(host: SSHHost, command: str) -> list[int]:
     """PIDs of the processes in the host's network namespace whose command line is
     ``command`` (``sleep 17`` matches ``sleep 17`` and ``sleep 17 …``)."""
-    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True)
-    found = []
-    for pid in pids.stdout.split():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # ended meanwhile
-        if b" ".join(argv).decode(errors="replace").startswith(command):
-            found.append(int(pid))
-    return found
+    return [pid for pid, line in host.processes().items() if line.startswith(command)]
 
 
 def test_host_keys_unknown_accepted_then_changed(

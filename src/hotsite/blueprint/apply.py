@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from hotsite.blueprint.agent_service import AgentSetup, python_probe, python_problem
 from hotsite.blueprint.desired import (
     Desired,
     DesiredNode,
@@ -38,7 +39,7 @@ from hotsite.blueprint.runner import Infrastructure, NodeSession, StepFailed, ch
 from hotsite.blueprint.state import DeploymentStore, SiteRecord
 from hotsite.blueprint.teardown import Teardown
 from hotsite.blueprint.upkeep import Upkeep
-from hotsite.errors import HotsiteError
+from hotsite.errors import ConfigError, HotsiteError
 from hotsite.nodes.base import Capability, Node
 from hotsite.state import StateStore
 
@@ -63,11 +64,12 @@ class Deployment(Teardown, Upkeep):
         infra: Infrastructure,
         concurrency: int = 32,
         observer: Observer | None = None,
+        agent: AgentSetup | None = None,
     ) -> None:
         self.site = site
         self.blueprint = blueprint
         self.blueprint_path = blueprint_path
-        self.values = Values(site=site, inputs=inputs, secrets=secrets)
+        self.values = Values(site=site, inputs=inputs, secrets=secrets, agent=agent)
         self.default_driver = default_driver
         self.records = DeploymentStore(store)
         self.infra = infra
@@ -164,12 +166,17 @@ class Deployment(Teardown, Upkeep):
         started = time.monotonic()
         first_plan, desired, record = self.plan(unhealthy)
         outcome = Outcome(plan=first_plan)
+        # Before anything is asked of a node: a wheelhouse that cannot be built (no
+        # index, no network) stops `up` with nothing done.
+        if _agent_runs(first_plan):
+            await self._build_wheelhouse()
         self.records.set_site(self.site, "applying", str(self.blueprint_path))
         try:
             todo = [desired.nodes[n] for n in first_plan.create + first_plan.resume]
             await self._ensure_nodes(todo)
             # Now every node has an address: render again, for real.
             plan, desired, record = self.plan(unhealthy)
+            await self._check_agent_pythons(plan, record)
             await self._run_services(plan, outcome)
             removals = [r for r in plan.removals if r.node not in untouched]
             await self._remove(removals, record, outcome)
@@ -182,6 +189,35 @@ class Deployment(Teardown, Upkeep):
             await self._close()
         outcome.seconds = time.monotonic() - started
         return outcome
+
+    async def _build_wheelhouse(self) -> None:
+        setup = self.values.agent
+        assert setup is not None
+        if setup.wheelhouse.ready:
+            return
+        self.observer(Event("controller", "agent", "wheelhouse", "running", setup.wheelhouse.key))
+        await asyncio.to_thread(setup.wheelhouse.build)
+        self.observer(Event("controller", "agent", "wheelhouse", "done"))
+
+    async def _check_agent_pythons(self, plan: Plan, record: SiteRecord) -> None:
+        """The wheels are for the controller's Python: a node with another (or none) is
+        refused before any service step runs anywhere on the site."""
+        for run in _agent_runs(plan):
+            spec = self.blueprint.services[run.placement.service].agent
+            node = record.nodes[run.placement.node].node
+            assert spec is not None and node is not None
+            session = await self._session(run.placement.node, node)
+            try:
+                result = await session.run(
+                    run.placement.service, "python", python_probe(spec.python)
+                )
+            except StepFailed as exc:
+                raise HotsiteError(
+                    exc.detail, "check that the node is up, then run up again"
+                ) from None
+            problem = python_problem(run.placement.node, spec.python, result.stdout)
+            if problem:
+                raise ConfigError(problem)
 
     async def _ensure_nodes(self, todo: list[DesiredNode]) -> None:
         by_driver: dict[str, list[DesiredNode]] = {}
@@ -227,7 +263,7 @@ class Deployment(Teardown, Upkeep):
                     transport=transport,
                     infra=self.infra,
                     site=self.site,
-                    secrets=list(self.values.secrets.values()),
+                    secrets=self.values.secret_values,
                     redact=self.values.redact,
                 )
             return self._sessions[name]
@@ -349,3 +385,10 @@ class Deployment(Teardown, Upkeep):
                 recorded_as = "start" if step_name == "reload" else step_name
                 fingerprint = placement.steps[recorded_as].fingerprint
                 self.records.step_done(self.site, name, service, recorded_as, fingerprint)
+
+
+def _agent_runs(plan: Plan) -> list[ServiceRun]:
+    """Runs that (re)install the built-in agent: they need the wheelhouse."""
+    return [
+        run for run in plan.runs if run.placement.agent and {"upload", "install"} & set(run.steps)
+    ]

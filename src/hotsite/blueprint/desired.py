@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotsite.blueprint.agent_service import AgentParts, agent_parts
 from hotsite.blueprint.model import DOWN_STEPS, UP_STEPS, Blueprint, Service
 from hotsite.blueprint.render import NodeView, RenderError, Values, render, render_value
 from hotsite.nodes.base import NodeSpec
@@ -66,6 +67,7 @@ class Placement:
     depends_on: list[str]
     has_reload: bool
     lb: HAProxySite | None = None  # the load balancer this placement runs, if any
+    agent: bool = False  # the built-in site agent (agent_service.py)
 
     def teardown(self) -> dict[str, Any]:
         """What `down` needs later, without any secret value."""
@@ -204,6 +206,37 @@ def _haproxy_site(
     )
 
 
+def _agent(blueprint: Blueprint, name: str, service: Service, values: Values) -> AgentParts:
+    """The built-in agent for its node, with the site's database as its node sees it."""
+    spec, setup = service.agent, values.agent
+    assert spec is not None and setup is not None
+    where = blueprint.where("services", name)
+    if len(values.nodes.get(service.group, [])) != 1:
+        raise RenderError(
+            f"{where}.group: the site's agent runs on one node, but group {service.group!r}"
+            f" has {len(values.nodes.get(service.group, []))}; put it on a group of count 1"
+        )
+    try:
+        removable_dir(spec.dir)  # `down` removes it with rm -rf
+    except ValueError as exc:
+        raise RenderError(f"{where}.agent.dir: refused: {exc}") from None
+    # The output first: the file's value for a blueprint site may be the one recorded by
+    # the last `up`, before a node was replaced.
+    database = setup.config.sites[setup.site].database
+    if "database" in blueprint.outputs:
+        ctx = values.context(None, allow_secrets=False)
+        where_output = blueprint.where("outputs", "database")
+        database = str(render_value(blueprint.outputs["database"], ctx, where_output))
+    elif database is None:
+        raise RenderError(
+            f"{where}: the agent needs its site's database: give the blueprint a"
+            f" 'database' output, or sites.{setup.site}.database in the project file"
+        )
+    parts = agent_parts(setup, spec, None if PENDING in database else database)
+    values.hidden |= parts.hidden
+    return parts
+
+
 def place(
     blueprint: Blueprint, name: str, service: Service, view: NodeView, values: Values
 ) -> Placement:
@@ -227,6 +260,13 @@ def place(
     check = service.check
     rendered_check: RenderedCheck | None = None
     lb: HAProxySite | None = None
+    digests: dict[Path, str] = {}
+    if service.agent:
+        agent = _agent(blueprint, name, service, values)
+        files += agent.files
+        commands = {step: (cmd, 900.0) for step, cmd in agent.commands.items()}
+        rendered_check = RenderedCheck("command", agent.check, 0, 60, 0.5)
+        env, env_shown, digests = agent.env, agent.env_shown, agent.digests
     if service.haproxy:
         lb = _haproxy_site(service, name, values, ctx, f"{where}.haproxy")
         files.append((lb.config_path, render_config(lb), "0644"))
@@ -244,7 +284,7 @@ def place(
     uploads = [
         (blueprint.base_dir / u.src, render(u.dest, ctx, f"{where}.uploads.dest"))
         for u in service.uploads
-    ]
+    ] + (agent.uploads if service.agent else [])
     for index, (src, dest) in enumerate(uploads):
         if src.is_dir():  # the upload replaces the tree: `rm -rf DEST` first
             try:
@@ -257,7 +297,8 @@ def place(
             uploads=uploads,
             files=files,
             fingerprint=_digest(
-                [[tree_digest(src), dest] for src, dest in uploads] + [list(f) for f in files]
+                [[digests.get(src) or tree_digest(src), dest] for src, dest in uploads]
+                + [list(f) for f in files]
             ),
         )
     for step_name, (command, timeout) in commands.items():
@@ -283,6 +324,7 @@ def place(
         depends_on=list(service.depends_on),
         has_reload="reload" in steps,
         lb=lb if service.haproxy else None,
+        agent=service.agent is not None,
     )
 
 
@@ -302,6 +344,8 @@ def build(
     values.service_groups = {name: s.group for name, s in blueprint.services.items()}
     placements: dict[tuple[str, str], Placement] = {}
     for name, service in blueprint.services.items():
+        if service.agent and values.agent is None:
+            continue  # the project gives this site's agent nothing to do: none is placed
         for view in values.nodes[service.group]:
             placements[(view.name, name)] = place(blueprint, name, service, view, values)
     ctx = values.context(None, allow_secrets=False)

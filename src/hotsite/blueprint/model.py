@@ -20,6 +20,8 @@ from hotsite.shellsafe import SHELL_NAME
 from hotsite.traffic.haproxy import DEFAULT_DIR as HAPROXY_DIR
 from hotsite.yamlfile import YamlDocument, load_yaml, pydantic_error_message
 
+AGENT_DIR = "/opt/hotsite-agent"  # on the agent's node
+
 # The order `up` runs a service's steps in; `down` runs stop then uninstall.
 UP_STEPS = ("upload", "install", "configure", "start")
 DOWN_STEPS = ("stop", "uninstall")
@@ -88,6 +90,21 @@ class HAProxy(_Model):
     admin_port: int | str | None = Field(default=None, description="stats page, if any")
 
 
+class Agent(_Model):
+    """The built-in site agent (``hotsite agent --site SITE``), installed on the node from
+    a wheelhouse the controller builds and uploads (docs/blueprints.md#the-site-agent)."""
+
+    dir: str = Field(
+        default=AGENT_DIR,
+        description="venv, wheels, project file, token, state and log, on the node;"
+        " removed by down",
+    )
+    python: str = Field(
+        default="python3",
+        description="the node's Python: the same major.minor as the controller's",
+    )
+
+
 class Service(_Model):
     group: str = Field(description="the node group the service runs on")
     depends_on: list[str] = Field(default_factory=list)
@@ -102,6 +119,26 @@ class Service(_Model):
     uninstall: Step | None = None
     check: Check | None = None
     haproxy: HAProxy | None = None
+    agent: Agent | None = None
+
+    @model_validator(mode="after")
+    def _agent_alone(self) -> Service:
+        # The agent's steps are hotsite's own: mixing in others would run them in its
+        # directory, on its schedule; a service of their own says what they are.
+        if self.agent is not None:
+            given = [
+                s for s in (*UP_STEPS, "reload", *DOWN_STEPS) if s != "upload" and self.step(s)
+            ]
+            given += ["haproxy"] if self.haproxy else []
+            given += ["uploads"] if self.uploads else []
+            given += ["files"] if self.files else []
+            given += ["check"] if self.check else []
+            if given:
+                raise ValueError(
+                    f"the built-in agent service takes no {', '.join(given)}: put those in a"
+                    " service of their own (depends_on: [agent] if they need it)"
+                )
+        return self
 
     @field_validator("env")
     @classmethod
@@ -200,6 +237,12 @@ def _check_references(blueprint: Blueprint, doc: YamlDocument) -> None:
                     f"{doc.where((section, name))}: use lower-case letters, digits, '-' or '_'"
                     " (at most 40)"
                 )
+    agents = [name for name, service in blueprint.services.items() if service.agent]
+    if len(agents) > 1:
+        raise ConfigError(
+            f"{doc.where(('services', agents[1], 'agent'))}: a site has one agent, and"
+            f" {agents[0]!r} is it already"
+        )
     for name, service in blueprint.services.items():
         if service.group not in blueprint.nodes:
             raise ConfigError(

@@ -24,6 +24,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotsite.blueprint.agent_service import AgentSetup
 from hotsite.blueprint.model import Blueprint
 from hotsite.errors import ConfigError
 from hotsite.redaction import check_secret_length, redact
@@ -67,6 +68,14 @@ class Values:
     secrets: dict[str, str]
     nodes: dict[str, list[NodeView]] = field(default_factory=dict)
     service_groups: dict[str, str] = field(default_factory=dict)
+    # Built-in services' own secrets (the deployed agent's token and project file): not
+    # for templates, but hidden and masked like the blueprint's secrets.
+    hidden: set[str] = field(default_factory=set)
+    agent: AgentSetup | None = None  # when the site's agent has duties (agent_service.py)
+
+    @property
+    def secret_values(self) -> list[str]:
+        return [*self.secrets.values(), *sorted(self.hidden)]
 
     def context(self, node: NodeView | None, allow_secrets: bool) -> dict[str, Any]:
         groups = {g: [n.as_dict() for n in views] for g, views in self.nodes.items()}
@@ -86,7 +95,7 @@ class Values:
         return ctx
 
     def redact(self, text: str) -> str:
-        return redact(text, self.secrets.values())
+        return redact(text, self.secret_values)
 
 
 def resolve_inputs(

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hotsite.blueprint.agent_project import controller_unreachable, nothing_to_do
+from hotsite.blueprint.agent_service import AgentSetup
 from hotsite.blueprint.apply import Deployment, Observer
-from hotsite.blueprint.model import load_blueprint
+from hotsite.blueprint.model import Blueprint, load_blueprint
 from hotsite.blueprint.render import read_secrets, resolve_inputs
 from hotsite.blueprint.runner import Infrastructure
+from hotsite.blueprint.wheelhouse import wheelhouse
 from hotsite.config import ProjectConfig
+from hotsite.control_token import load_token
 from hotsite.errors import ConfigError, HotsiteError
+from hotsite.nodes.config import LocalProvider
 from hotsite.state import StateStore
 
 
@@ -67,4 +72,27 @@ def open_deployment(
         infra=infra,
         concurrency=concurrency,
         observer=observer,
+        agent=agent_setup(config, site, blueprint, need_secrets),
     )
+
+
+def agent_setup(
+    config: ProjectConfig, site: str, blueprint: Blueprint, need_secrets: bool
+) -> AgentSetup | None:
+    """What the blueprint's built-in agent service needs from the project; None when the
+    blueprint has none or the project gives the site's agent nothing to do (a burst
+    site, a site no link ends at under no dr: section), so that none is placed."""
+    agents = [(name, s) for name, s in blueprint.services.items() if s.agent is not None]
+    if not agents or nothing_to_do(config, site):
+        return None
+    name, service = agents[0]
+    provider = config.nodes.provider(
+        blueprint.nodes[service.group].driver or config.site(site).driver
+    )
+    problem = None if isinstance(provider, LocalProvider) else controller_unreachable(config)
+    if problem:
+        raise ConfigError(f"{blueprint.where('services', name)}: {problem}")
+    token = ""  # no dr: section, no controller: replication links only
+    if config.dr is not None:
+        token = load_token(config.dr).reveal() if need_secrets else "<secret:control_token>"
+    return AgentSetup(config=config, site=site, token=token, wheelhouse=wheelhouse())

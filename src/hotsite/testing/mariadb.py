@@ -165,9 +165,11 @@ class PrivateMariaDB:
     def connect(
         self, database: str | None = None, **kwargs: object
     ) -> pymysql.connections.Connection:
+        # A server bound to another address (a namespace's, a bridge's) is not on the
+        # loopback: its socket reaches it from here whatever the network does.
         where: dict[str, object] = (
             {"unix_socket": str(self.socket_path)}
-            if self.netns
+            if self.netns or self.host != "127.0.0.1"
             else {"host": "127.0.0.1", "port": self.port}
         )
         return pymysql.connect(

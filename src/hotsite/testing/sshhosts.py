@@ -88,6 +88,19 @@ class SSHHost:
             **kwargs,  # type: ignore[call-overload]
         )
 
+    def processes(self) -> dict[int, str]:
+        """PID → command line (arguments joined by spaces) of every process in the
+        host's network namespace, sshd's own included."""
+        pids = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
+        found = {}
+        for pid in pids.stdout.split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            except OSError:
+                continue  # ended meanwhile
+            found[int(pid)] = b" ".join(argv).decode(errors="replace")
+        return found
+
     def stop_sshd(self) -> None:
         """Stop this host's sshd only (to test an unreachable host)."""
         if self.pid:
