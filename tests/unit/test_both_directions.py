@@ -137,7 +137,7 @@ def test_a_site_agent_runs_its_links_and_with_dr_its_fence_and_lease(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hotsite.agent import site_duties
-    from hotsite.dr.token import DEFAULT_TOKEN_ENV
+    from hotsite.config_dr import DEFAULT_TOKEN_ENV
 
     path = _file(tmp_path, "ab", [("a", "b"), ("b", "a")])
     assert [d.name for d in site_duties(load(path), "b")] == ["link a->b"]
