@@ -164,7 +164,7 @@ def test_links_into_a_site_that_writes_elsewhere_need_heartbeats(tmp_path: Path)
 
 def _chain_breaks(changes: list[tuple[str, dict | None, dict | None]]) -> list[bool]:
     """Where a group of one origin's changes of one key would be cut (True: cut before)."""
-    from hotsite.replication.conflicts.writer import _breaks_chain, _collect
+    from hotsite.replication.conflicts.writer import _breaks_chain, _collect, _key_of
     from hotsite.replication.schema import Column, TableInfo
     from hotsite.replication.transactions import ChangeKind, RowChange
 
@@ -173,7 +173,7 @@ def _chain_breaks(changes: list[tuple[str, dict | None, dict | None]]) -> list[b
     cuts = []
     for kind, before, after in changes:
         change = RowChange(ChangeKind(kind), "app", "t", before, after)
-        cut = _breaks_chain(keys, info, change)
+        cut = _breaks_chain(keys, info, change, _key_of(info, change), None, True)
         if cut:
             keys = {}
         _collect(keys, info, change)

@@ -19,11 +19,11 @@ IDENTITY_TABLE = "hotsite_identity"
 # repairs by it (like applier transactions by their hotsite_applied row) and does not
 # ship them back over the other direction of an active/active pair.
 REPAIR_TABLE = "hotsite_repair"
-# A transaction that writes a row of one of these tables was made by hotsite (apply or
-# repair): the capture of the opposite direction must not ship it back.
 # The row-version triggers (rowversions.py) are hotsite's: silent for apply's session,
 # so they do not make a table one that apply must write change by change.
 VERSION_TRIGGER_PREFIX = "hotsite_v"
+# A transaction that writes a row of one of these tables was made by hotsite (apply or
+# repair): the capture of the opposite direction must not ship it back.
 LOOP_MARKER_TABLES = frozenset({APPLIED_TABLE, REPAIR_TABLE})
 SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys", HOTSITE_SCHEMA}
 

@@ -264,7 +264,7 @@ def _copy_table(
 def _copy_shadow(source: Any, target: Any, schema: str, table: str) -> None:
     """The target's row versions of the table become the source's (rowversions.py): the
     next change of each row is then made on a version both sites hold."""
-    shadow = f"{HOTSITE_SCHEMA}.{quote(rowversions.shadow_name(schema, table))}"
+    shadow = rowversions.qualified_shadow(schema, table)
     with target.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {shadow}")
     with source.cursor() as cur:

@@ -79,9 +79,8 @@ class Transaction:
     # Deletions that won a conflict, for the site the deleted change came from (written
     # with the decision, conflicts/writer.py): [table, key, the row it must still hold].
     settlements: list[list[Any]] = field(default_factory=list)
-    # Row versions of its changes at sites that both take writes (rowversions.py), in
-    # binlog order: [shadow table, key row, version it was made on, version it made,
-    # deleted]. Apply pairs them with the changes by key.
+    # Row versions of its changes at sites that both take writes, in binlog order: one
+    # rowversions.VersionEntry per shadow row event. Apply folds them per key.
     versions: list[list[Any]] = field(default_factory=list)
     # Applied at the source from a site this link does not ship to (an echo): it moves
     # the shipped position but is not journaled (in memory only, like ``size``).

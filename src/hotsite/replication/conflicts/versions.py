@@ -94,7 +94,7 @@ class ShadowBook:
             span = spans.get((*name, key))
             if span is None:
                 made = _version(new) or ("", 0)
-                was = int(base[2]) if base and len(base) > 2 else 0
+                was = int(base[2]) if base else 0
                 spans[(*name, key)] = Span(_version(base), made, bool(deleted), int(life), was)
             else:
                 span.new, span.deleted = _version(new) or span.new, bool(deleted)

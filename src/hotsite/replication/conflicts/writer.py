@@ -115,13 +115,14 @@ class ConflictWriter:
             for change in changes:
                 info = self.table(change.schema, change.table)
                 keys = by_table.setdefault((change.schema, change.table), {})
-                span, first = _span_of(spans, seen, info, change)
-                if _breaks_chain(keys, info, change, span, first):
+                key = _key_of(info, change)
+                span, first = _span_of(spans, seen, info, change, key)
+                if _breaks_chain(keys, info, change, key, span, first):
                     self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
                     by_table = {}
                     keys = by_table.setdefault((change.schema, change.table), {})
                 _collect(keys, info, change)
-                _version(keys, info, change, span, first)
+                _version(keys, info, change, key, span, first)
             notes = {k: v for k, v in spans.items() if k not in seen}
             if notes:  # versions moved without a row change (an UPDATE that changed nothing)
                 self._apply_collapsed(cur, by_table, origin, origin_gtid, result)
@@ -132,22 +133,17 @@ class ConflictWriter:
 
     def take_versions(self, cur: Any, entries: list[VersionEntry]) -> None:
         """A resolution made by hand is taken as it is, and so are its versions."""
-        by_table: dict[tuple[str, str], dict[Key, tuple[Held, bool]]] = {}
-        for (schema, name, key), span in self.shadows.spans(cur, entries).items():
-            by_table.setdefault((schema, name), {})[key] = (_made(span), span.deleted)
-        for (schema, name), versions in by_table.items():
+        for (schema, name), spans in _per_table(self.shadows.spans(cur, entries)).items():
             info = self.table(schema, name)
             if self.shadows.present(cur, info):
+                versions = {key: (_made(span), span.deleted) for key, span in spans.items()}
                 self.shadows.write(cur, info, versions)
 
     def _take_notes(self, cur: Any, notes: dict[tuple[str, str, Key], Span]) -> None:
         """A version note moves the key's version where the target still has the one the
         note was made on (else the target changed the row since: its own change carries
         its own version, and meets the origin's next change as a conflict)."""
-        by_table: dict[tuple[str, str], dict[Key, Span]] = {}
-        for (schema, name, key), span in notes.items():
-            by_table.setdefault((schema, name), {})[key] = span
-        for (schema, name), spans in by_table.items():
+        for (schema, name), spans in _per_table(notes).items():
             info = self.table(schema, name)
             if not self.shadows.present(cur, info):
                 continue
@@ -428,15 +424,22 @@ def _key_of(info: TableInfo, change: RowChange) -> Key | None:
     return key
 
 
+def _per_table(spans: dict[tuple[str, str, Key], Span]) -> dict[tuple[str, str], dict[Key, Span]]:
+    by_table: dict[tuple[str, str], dict[Key, Span]] = {}
+    for (schema, name, key), span in spans.items():
+        by_table.setdefault((schema, name), {})[key] = span
+    return by_table
+
+
 def _span_of(
     spans: dict[tuple[str, str, Key], Span],
     seen: set[tuple[str, str, Key]],
     info: TableInfo,
     change: RowChange,
+    key: Key | None,
 ) -> tuple[Span | None, bool]:
-    """The span of the change's key in its transaction, and whether this change is the
-    transaction's first of that key (the one the span's base belongs to)."""
-    key = _key_of(info, change)
+    """The span of the change's key (``_key_of``) in its transaction, and whether this
+    change is the transaction's first of that key (the one the span's base belongs to)."""
     if key is None:
         for image in (change.before, change.after):
             other = tuple((image or {})[c] for c in info.primary_key)
@@ -452,11 +455,11 @@ def _version(
     keys: dict[Key, _KeyChanges],
     info: TableInfo,
     change: RowChange,
+    key: Key | None,
     span: Span | None,
     first: bool,
 ) -> None:
     """Carry the change's versions into its key's collapsed state."""
-    key = _key_of(info, change)
     if key is None:  # a key change: both keys judged by images from here on
         for image in (change.before, change.after):
             kc = keys.get(tuple((image or {})[c] for c in info.primary_key))
@@ -479,13 +482,13 @@ def _breaks_chain(
     keys: dict[Key, _KeyChanges],
     info: TableInfo,
     change: RowChange,
-    span: Span | None = None,
-    first: bool = True,
+    key: Key | None,
+    span: Span | None,
+    first: bool,
 ) -> bool:
-    """``change`` does not start where the group's changes of its key left the row: by
-    versions where both have them, else by images."""
+    """``change`` does not start where the group's changes of its key (``_key_of``) left
+    the row: by versions where both have them, else by images."""
     pk = info.primary_key
-    key = _key_of(info, change)
     if key is not None:
         kc = keys.get(key)
         if kc is not None and kc.versioned is True and span is not None:
