@@ -123,11 +123,15 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
             "create it, or fix the database name in the URL",
         )
     if code in UNAVAILABLE_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return DatabaseUnavailable(
+        unavailable = DatabaseUnavailable(
             f"{where}: cannot reach the server ({error_reason(exc)})",
             "check that it is running and that host and port are right",
         )
-    return DatabaseError(f"{where}: {error_reason(exc)}")
+        unavailable.code = code
+        return unavailable
+    error = DatabaseError(f"{where}: {error_reason(exc)}")
+    error.code = code
+    return error
 
 
 def _tls_failure(exc: BaseException) -> str | None:

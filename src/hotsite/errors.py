@@ -47,7 +47,12 @@ class ConfigErrors(ConfigError):
 
 
 class DatabaseError(HotsiteError):
-    """A database refused us or could not be reached."""
+    """A database refused us or could not be reached.
+
+    ``code`` is the server's (or the client library's) error number where there was
+    one: a caller that retries some of them (a session killed by a fencer) reads it."""
+
+    code: int | None = None
 
 
 class DatabaseUnavailable(DatabaseError):

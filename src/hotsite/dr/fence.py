@@ -31,14 +31,12 @@ from typing import Any
 import pymysql
 
 from hotsite.db import query_value
-from hotsite.errors import HotsiteError
+from hotsite.errors import DatabaseError, HotsiteError
 
 FENCE_TABLE = "hotsite.hotsite_fence"
 KINDS = ("lease", "move", "manual")
 _UNKNOWN_THREAD = 1094
 _READ_ONLY = 1290  # ER_OPTION_PREVENTS_STATEMENT
-# This session was killed (by another fencer): lost during a query, gone, killed.
-_KILLED = (2013, 2006, 1927)
 _FENCE_ATTEMPTS = 4
 # Threads of the server itself, and binlog readers (capture): never killed.
 _KEEP_COMMANDS = (
@@ -308,8 +306,15 @@ class SiteFence:
         # Another fencer may kill this session in the instant after it connected and
         # before it waits for the fence's lock (kill_sessions spares only waiters): the
         # operations are idempotent, so a killed one runs again on a fresh connection.
+        # The kill may land while the connection is still being set up (its init
+        # command): then connect itself fails, with the same codes.
         for attempt in range(_KILLED_RETRIES + 1):
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except DatabaseError as exc:
+                if exc.code not in _KILLED or attempt == _KILLED_RETRIES:
+                    raise
+                continue
             try:
                 return operation(conn, *args)
             except pymysql.err.OperationalError as exc:
