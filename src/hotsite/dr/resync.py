@@ -26,7 +26,7 @@ import pymysql
 
 from hotsite.config import LinkConfig, ProjectConfig, table_matcher
 from hotsite.db import connect
-from hotsite.errors import ConfigError, HotsiteError, LockedError
+from hotsite.errors import ConfigError, DatabaseUnavailable, HotsiteError, LockedError
 from hotsite.replication.agent import LinkAgent, link_lock
 from hotsite.replication.errant import (
     ErrantTail,
@@ -47,6 +47,7 @@ from hotsite.replication.snapshot import write_start_position
 from hotsite.replication.verify import VerifyOptions, verify_link
 
 LOCK_WAIT = 10.0  # seconds to wait for a link's lock (a site agent's duty retrying)
+VERIFY_ATTEMPTS = 3
 
 
 class ProjectResync:
@@ -195,7 +196,16 @@ class ProjectResync:
 
     def verify(self, new: str, old: str) -> tuple[bool, str]:
         _, back = self.links(old, new)
-        report = verify_link(self.config, back, VerifyOptions())
+        # The new primary's lease keeper fences it, killing every session, when a renewal
+        # comes late (and lifts the fence at the next): a read cut that way is read again.
+        for attempt in range(VERIFY_ATTEMPTS):
+            try:
+                report = verify_link(self.config, back, VerifyOptions())
+                break
+            except DatabaseUnavailable as exc:
+                if attempt == VERIFY_ATTEMPTS - 1:
+                    raise
+                time.sleep(exc.retry_after)
         verdict = {0: "identical", 1: "differences found", 2: "incomplete"}[report.exit_code]
         return report.exit_code == 0, (
             f"{verdict}: {report.rows} rows in {len(report.tables)} tables,"
