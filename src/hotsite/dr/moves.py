@@ -420,7 +420,10 @@ def _promote(
     return result
 
 
-FIRST_WRITE_WAIT = 2.0  # seconds a move waits to see the new primary's first answer
+# Seconds a move waits to see the new primary's first answer. A client whose request
+# went to the old site waits out its own timeout (a few seconds) before it tries again:
+# a shorter wait missed the first write on a loaded machine.
+FIRST_WRITE_WAIT = 6.0
 
 
 def _first_write(
