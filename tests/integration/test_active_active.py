@@ -413,6 +413,34 @@ def test_sites_handing_out_the_same_auto_increment_ids_are_refused(
     assert accepted.returncode == 0, accepted.stderr
 
 
+def test_a_user_that_may_not_create_the_row_version_triggers_is_refused(
+    tmp_path: Path, mariadb_factory: Callable[..., PrivateMariaDB]
+) -> None:
+    config, primary, dr = _pair_setup(tmp_path, mariadb_factory)
+    dr.execute(
+        "CREATE USER 'hs'@'127.0.0.1' IDENTIFIED BY 'pw'",
+        "GRANT ALL ON app.* TO 'hs'@'127.0.0.1'",
+        "GRANT ALL ON hotsite.* TO 'hs'@'127.0.0.1'",
+        "GRANT REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR, PROCESS ON *.*"
+        " TO 'hs'@'127.0.0.1'",
+        "SET GLOBAL log_bin_trust_function_creators = 0",
+    )
+    data = yaml.safe_load(config.read_text())
+    data["sites"]["dr"]["database"] = dr.url().replace("root@", "hs:pw@")
+    config.write_text(yaml.safe_dump(data))
+    args = ("replicate", "--from", "primary", "--to", "dr", "--until-caught-up")
+    one_line_error(hotsite(config, *args), "'dr'", "log_bin_trust_function_creators")
+    triggers = "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app'"
+    # Checked at both ends before either got a trigger: neither is half-versioned.
+    assert primary.execute(triggers) == dr.execute(triggers) == [(0,)]
+    assert dr.execute("SHOW TABLES IN app") == []  # and nothing was copied
+    dr.execute("SET GLOBAL log_bin_trust_function_creators = 1")
+    accepted = hotsite(config, *args)
+    assert accepted.returncode == 0, accepted.stderr
+    assert primary.execute(triggers) == dr.execute(triggers) == [(6,)]  # t and ledger
+    assert table_checksums(dr) == table_checksums(primary)
+
+
 # Each key one race between a site and the other one behind it (both agents stopped
 # while the sites write, so each site's changes arrive after all of its own): what
 # primary does, what dr does, and what newest-wins must leave at both sites. Row images

@@ -43,7 +43,10 @@ from hotsite.replication.identity import (
 )
 from hotsite.replication.journal import Journal
 from hotsite.replication.origins import read_load
-from hotsite.replication.privileges import require_target_privileges
+from hotsite.replication.privileges import (
+    require_target_privileges,
+    require_version_trigger_privileges,
+)
 from hotsite.replication.schema import ensure_hotsite_schema, list_tables
 from hotsite.replication.snapshot import (
     Progress,
@@ -182,6 +185,9 @@ class LinkAgent:
             target, self.link.target, list_tables(target, self.matches), self.config.conflicts
         )
         if self.versioned:
+            for conn, site in ((source, self.link.source), (target, self.link.target)):
+                schemas = sorted({schema for schema, _ in list_tables(conn, self.matches)})
+                require_version_trigger_privileges(conn, site, schemas)
             self._ensure_versions(source, target)
 
     def _ensure_versions(self, source: Any = None, target: Any = None) -> None:

@@ -12,7 +12,10 @@ What each site needs (docs/replication.md lists the same):
   keys, verify) and SELECT, INSERT, UPDATE, CREATE on ``hotsite.*`` (heartbeats);
 - target: SELECT, INSERT, UPDATE, DELETE (rows), CREATE, DROP, ALTER, INDEX (snapshot and
   replicated DDL) on the replicated schemas, and SELECT, INSERT, UPDATE, DELETE, CREATE
-  on ``hotsite.*`` (the applied position, written with the rows).
+  on ``hotsite.*`` (the applied position, written with the rows);
+- both ends of a link between sites that both take writes: TRIGGER on the replicated
+  schemas and, with the binlog on, SUPER or ``log_bin_trust_function_creators=1`` (the
+  row-version triggers, docs/conflicts.md#row-versions).
 """
 
 from __future__ import annotations
@@ -206,3 +209,25 @@ def _schema_pattern(pattern: str) -> re.Pattern[str]:
         else:
             regex += re.escape(char)
     return re.compile(regex, re.IGNORECASE)
+
+
+def require_version_trigger_privileges(conn: Connection, site: str, schemas: list[str]) -> None:
+    """Row versions need triggers at both ends of a two-way pair: checked on both before
+    either gets one, so a refusal leaves neither half-versioned."""
+    grants = read_grants(conn)
+    missing: dict[str, list[str]] = {}
+    for schema in schemas:
+        if not grants.has("TRIGGER", schema):
+            _add(missing, _scope(schema), "TRIGGER")
+    _refuse(conn, site, "two-way", missing)
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators")
+        log_bin, trusted = single_row(cur)
+    if not log_bin or trusted or not grants.certain or _holds(grants.global_privileges, "SUPER"):
+        return
+    raise DatabaseError(
+        f"site {site!r}: with the binlog on, the two-way user may not create the"
+        " row-version triggers (it lacks SUPER and log_bin_trust_function_creators is off)",
+        "SET GLOBAL log_bin_trust_function_creators = 1 (and put it in the server's"
+        " [mysqld] section), or grant the user SUPER; see docs/conflicts.md#row-versions",
+    )
