@@ -163,7 +163,9 @@ def test_a_partitioned_primary_fences_itself_before_the_dr_site_is_promoted(
     promoted_at = next(at for at, step, _ in shown.steps if step == "promoted")
     # The primary's side: its lease keeper's fence (its agent's status file), and the
     # last write its clients saw succeed.
-    status = json.loads((lab.base_dir / ".hotsite" / "status" / "agent-primary.json").read_text())
+    status = json.loads(
+        (lab.agent_home("primary") / ".hotsite" / "status" / "agent-primary.json").read_text()
+    )
     lease = next(d for d in status["duties"] if d["duty"] == "lease")["status"]
     fenced_at = lease["fenced_at"]
     assert fenced_at is not None, lease

@@ -26,6 +26,7 @@ from hotsite.dr import (
 )
 from hotsite.duty import Duty
 from hotsite.keep import keep_duties
+from hotsite.replication.positions import shipped_position
 
 
 def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
@@ -57,6 +58,7 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
                     probe.reachable,
                     controller_client(config),
                     interval=dr.detection.interval,
+                    shipped=lambda: shipped_positions(config, site),
                 )
             )
     # Active-standby: a link runs while it carries the record's primary's writes into a
@@ -67,3 +69,15 @@ def site_duties(config: ProjectConfig, site: str) -> list[Duty]:
         for link in config.links_into(site)
     ]
     return duties + links + keep_duties(config, site)
+
+
+def shipped_positions(config: ProjectConfig, site: str) -> dict[str, str]:
+    """How far this site's journal of each link into it reaches, by source site (the
+    health report carries it to the controller: LinkPositions.shipped)."""
+    found: dict[str, str] = {}
+    for link in config.replication:
+        if link.target == site:
+            position = shipped_position(config, link)
+            if position is not None:
+                found[link.source] = str(position)
+    return found

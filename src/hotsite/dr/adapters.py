@@ -5,6 +5,7 @@ entry point. The site agent brings its own implementations of the same interface
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -15,7 +16,7 @@ from hotsite.dr.entry import entry_control
 from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveContext
-from hotsite.dr.project import dr_section, open_records, site_fence
+from hotsite.dr.project import controller_client, dr_section, open_records, site_fence
 from hotsite.dr.served import ServedSampler
 from hotsite.dr.standby import write_mark
 from hotsite.errors import HotsiteError
@@ -81,20 +82,64 @@ class ProjectSites:
 
 
 FENCE_ATTEMPTS = 3
+# Seconds ``shipped`` waits for a health report sent after it asked (reports go every
+# detection interval, 0.2 s by default).
+REPORT_WAIT = 2.0
 _LOST = (2006, 2013)  # server has gone away, lost connection during query
 
 
 class LinkPositions:
-    """Positions of the configured link between two sites."""
+    """Positions of the configured link between two sites.
 
-    def __init__(self, config: ProjectConfig) -> None:
+    How far the target's journal reaches is known where the journal is: the site agent
+    reports it to the controller (``PeerReporter``), and a deployed agent's journal is on
+    its node. So ``shipped`` asks the controller for a report the target's agent sent
+    after the question (what a move fenced has been shipped by then), and reads the
+    journal on this machine only when no agent reports the link (``hotsite replicate``
+    run here) or the controller cannot be asked."""
+
+    def __init__(
+        self, config: ProjectConfig, reports: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.config = config
+        self._reports = reports if reports is not None else self._controller_sites
 
     def committed(self, site: str) -> GtidState:
         return positions.source_position(self.config, site)
 
     def shipped(self, source: str, target: str) -> GtidState | None:
+        reported = self._reported_shipped(source, target)
+        if reported is not None:
+            return reported
         return positions.shipped_position(self.config, self.config.link(source, target))
+
+    def _reported_shipped(self, source: str, target: str) -> GtidState | None:
+        asked = time.monotonic()
+        deadline = asked + REPORT_WAIT
+        latest: GtidState | None = None
+        while True:
+            try:
+                entry = self._reports().get(target) or {}
+            except HotsiteError:
+                return latest  # no controller to ask: the journal here, if any
+            value = ((entry.get("report") or {}).get("shipped") or {}).get(source)
+            if value is None:
+                return latest  # this site's agent does not run the link
+            latest = GtidState.parse(value)
+            age = entry.get("age")
+            # Received since the question (the controller's own clock says so).
+            if (age is not None and age <= time.monotonic() - asked) or (
+                time.monotonic() >= deadline
+            ):
+                return latest
+            time.sleep(0.05)
+
+    def _controller_sites(self) -> dict[str, Any]:
+        client = controller_client(self.config)
+        try:
+            return dict(client.sites())
+        finally:
+            client.close()
 
     def applied(self, source: str, target: str) -> GtidState | None:
         return positions.applied_position(self.config, self.config.link(source, target))

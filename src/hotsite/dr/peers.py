@@ -7,6 +7,12 @@ other site's database and posts ``{"peers": {"<site>": <seconds since it last re
 it>}}`` (``POST /v1/report``). A site it has never reached counts from the duty's start,
 so an agent that comes up beside a dead primary still confirms the death.
 
+The report also says how far each of this site's journals reaches (``"shipped":
+{"<source site>": "<GTID state>"}``): a failover waits for the new primary to apply
+what reached its journal, and an agent deployed on a node of its site keeps its
+journals there, out of the reach of the machine that runs the move
+(``LinkPositions.shipped``).
+
 It runs in a thread of its own, like the lease keeper: a probe of an unreachable
 database blocks for its timeout, and the agent's poll loop (which runs the replication
 links too) must not delay the reports the controller's decision waits for. The probes
@@ -42,9 +48,11 @@ class PeerReporter:
         controller: Reports,
         *,
         interval: float,
+        shipped: Callable[[], dict[str, str]] = dict,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = "health"
+        self._shipped = shipped
         self.site = site
         self.peers = tuple(peer for peer in peers if peer != site)
         self._reachable = reachable
@@ -110,11 +118,16 @@ class PeerReporter:
         peers = self.unreached()
         # "failing": this very probe did not reach them — with the controller's own, that
         # makes a site suspect at once (its lease is no longer extended: detector.py).
-        report = {"peers": peers, "failing": failing, "at": time.time()}
+        report: dict[str, Any] = {"peers": peers, "failing": failing, "at": time.time()}
+        journal_error = ""
+        try:
+            report["shipped"] = self._shipped()
+        except HotsiteError as exc:  # a journal that cannot be read: the rest still goes
+            journal_error = str(exc)
         try:
             self._controller.report(self.site, report)
             self.sent += 1
-            self.last_error = ""
+            self.last_error = journal_error
         except (ControllerUnreachable, ControllerRefused) as exc:
             self.last_error = str(exc)
         return peers

@@ -7,7 +7,9 @@ each on its own subnet and bridge, routed to each other through the root namespa
 - ``primary`` and ``dr``: a private MariaDB listening on the host's address, the
   PetClinic app (examples/petclinic/app) in front of it, and ``hotsite agent`` for the
   site (its links, fence, lease and health report) — all inside the site's namespace, so
-  cutting the site's network cuts its agent too;
+  cutting the site's network cuts its agent too. Each agent has a project directory of
+  its own (``agent_home``: its journals, status and logs), as a deployed agent has on its
+  node: the moves know its journal only from its health report;
 - ``witness``: ``hotsite controller`` (auto_failover on) and the entry point (HAProxy),
   outside both sites.
 
@@ -169,6 +171,15 @@ class DRLab:
             },
         }
         self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        for name in ("primary", "dr"):
+            self.agent_home(name).mkdir(parents=True, exist_ok=True)
+            (self.agent_home(name) / "hotsite.yaml").write_text(
+                yaml.safe_dump(data, sort_keys=False)
+            )
+
+    def agent_home(self, name: str) -> Path:
+        """The directory of site ``name``'s agent: its project file, and its .hotsite."""
+        return self.base_dir / f"node-{name}"
 
     def _popen(self, where: str, argv: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
         output = (self.base_dir / log).open("ab")
@@ -211,7 +222,8 @@ class DRLab:
         self._kill(self.sites["witness"], "controller")
 
     def start_agent(self, name: str) -> None:
-        argv = [sys.executable, "-m", "hotsite", "--config", str(self.config), "agent",
+        config = self.agent_home(name) / "hotsite.yaml"
+        argv = [sys.executable, "-m", "hotsite", "--config", str(config), "agent",
                 "--site", name, "--quiet"]  # fmt: skip
         self.sites[name].processes["agent"] = self._popen(name, argv, f"agent-{name}.log")
 
