@@ -13,8 +13,8 @@ A differing chunk of more than NARROW_ROWS rows is first narrowed (``_narrow``):
 both sides at a fresh aligned pair of positions. A key's result is accepted only when
 no transaction between the two positions touched it — then the source row is the same at
 P_s and P_t, so the two reads compare both sites as of P_t. Touched keys are compared
-again in a new round; keys still touched after ``max_rounds`` rounds are reported as
-unsettled, never as differences.
+again in a new round; keys still touched after ``max_rounds`` rounds (more while the
+rounds still settle keys) are reported as unsettled, never as differences.
 """
 
 from __future__ import annotations
@@ -306,14 +306,24 @@ class TableVerifier:
     def _settle(self, lower: Key | None, upper: Key | None, keys: list[Key] | None) -> None:
         """Compare the rows of a range (or only ``keys`` in it) until every key settles."""
         pending = keys
-        for attempt in range(self.settings.max_rounds):
+        # After max_rounds, rounds go on (up to three times as many) while each still
+        # settles some keys: a target lagging seconds behind a busy source makes every
+        # window long, and its touched keys thin out round by round rather than at once.
+        # A key touched in every window (a hot row) stops the shrinking, and the rounds.
+        attempt = 0
+        while True:
             if attempt:
                 time.sleep(min(0.5, 0.02 * 2**attempt))
+            before = pending
             pending, found = self._round(lower, upper, pending)
             if found and self.repairer is not None:
                 self.result.repaired += self.repairer.repair(self.shape, [d.key for d in found])
             if pending == []:
                 return
+            attempt += 1
+            shrinking = before is None or (pending is not None and len(pending) < len(before))
+            if attempt >= self.settings.max_rounds * (3 if shrinking else 1):
+                break
         self.result.unsettled += len(pending) if pending is not None else max(1, self._last_seen)
 
     def _round(
