@@ -200,6 +200,7 @@ def test_relocate_under_load_loses_no_acknowledged_write(lab: DRLab) -> None:
     # Write to write as the entry point saw it (the old primary's last answer, the new
     # one's first) is the client's own gap, within the sampling's 20 ms and some slack.
     gap = min(w.acked for w in load.by("dr")) - max(w.acked for w in load.by("primary"))
+    assert "rto_seconds" in move.summary, (move.summary, result.stdout, result.stderr, gap)
     assert abs(move.summary["rto_seconds"] - gap) < 0.3, (move.summary, gap)
 
 

@@ -82,6 +82,8 @@ class ProjectSites:
 
 
 FENCE_ATTEMPTS = 3
+# Seconds a relocate's drain lets the old primary's requests in flight finish.
+DRAIN_WAIT = 1.0
 # Seconds ``shipped`` waits for a health report sent after it asked (reports go every
 # detection interval, 0.2 s by default).
 REPORT_WAIT = 2.0
@@ -194,9 +196,20 @@ class EntryTraffic:
         return self.control
 
     def drain(self, site: str) -> None:
+        """New requests held; the site's requests in flight finish there (up to
+        DRAIN_WAIT): the fence that follows would cut them, and their writes fail."""
         control = self._running()
         self._hold(control)
         control.set_state(site, "drain")
+        deadline = time.monotonic() + DRAIN_WAIT
+        while time.monotonic() < deadline:
+            try:
+                busy = any(s.site == site and s.sessions > 0 for s in control.status())
+            except HotsiteError:
+                return  # the runtime API missed a beat: the fence goes on
+            if not busy:
+                return
+            time.sleep(0.01)
 
     def cut(self, site: str) -> None:
         control = self._running()

@@ -153,6 +153,9 @@ class DRLab:
     def _write_config(self) -> None:
         witness = self.sites["witness"].address
         data = {
+            # Named: the agents' files are in directories of their own, and the name (the
+            # directory's, by default) keys the applied positions.
+            "project": "dre2e",
             "sites": {
                 name: {"database": f"mysql://root@{self.sites[name].address}:3306/petclinic"}
                 for name in ("primary", "dr")
