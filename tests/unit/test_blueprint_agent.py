@@ -3,6 +3,7 @@ what is refused (one line, before anything runs)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,63 @@ def test_the_token_and_passwords_travel_hidden_and_the_fingerprint_masks_them(
     assert changed.env_shown != parts.env_shown
 
 
+def test_tls_files_travel_hidden_to_the_node_and_the_project_names_them_there(
+    tmp_path: Path,
+) -> None:
+    blueprint(tmp_path, {"agent": {"group": "db", "agent": {}}})
+    pem = {name: tmp_path / f"{name}.pem" for name in ("db-ca", "client", "client-key", "ctl-ca")}
+    for name, file in pem.items():
+        file.write_text(f"-----BEGIN {name}-----\n")
+    path = project(
+        tmp_path,
+        control_tls={
+            "ca": str(pem["ctl-ca"]),
+            "cert": "/controller/c.pem",
+            "key": "/controller/k.pem",
+        },
+    )
+    data = yaml.safe_load(path.read_text())
+    data["sites"]["primary"]["tls"] = {
+        "ca": str(pem["db-ca"]), "cert": str(pem["client"]), "key": str(pem["client-key"]),
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(data))
+    config = load(path)
+    project_file = agent_project(config, "dr", "mysql://root@10.2.0.7:3306/app", "/opt/a")
+    assert project_file["sites"]["primary"]["tls"] == {
+        "ca": "/opt/a/tls/site-primary-ca.pem",
+        "cert": "/opt/a/tls/site-primary-cert.pem",
+        "key": "/opt/a/tls/site-primary-key.pem",
+    }
+    # The agent verifies the controller; the controller's own key is not shipped.
+    assert project_file["control_tls"] == {"ca": "/opt/a/tls/control-ca.pem"}
+    assert project_file["dr"]["controller"]["url"] == "https://10.1.0.1:7400"
+    parts = agent_parts(
+        AgentSetup(config, "dr", TOKEN, Wheelhouse("hotsite-k", (), tmp_path)),
+        Agent(dir="/opt/a"),
+        "mysql://root@10.2.0.7:3306/app",
+    )
+    contents = {f"-----BEGIN {name}-----\n" for name in ("db-ca", "client", "client-key", "ctl-ca")}
+    assert contents <= set(parts.env.values()) and contents <= parts.hidden
+    shown = " ".join([*parts.env_shown.values(), *parts.commands.values()])
+    assert "BEGIN" not in shown and "/controller/k.pem" not in shown
+    assert "/opt/a/tls/site-primary-key.pem" in parts.commands["configure"]
+    # The configure step, run as the node runs it: each file written whole, 0600.
+    node = tmp_path / "node-dir"
+    parts = agent_parts(
+        AgentSetup(config, "dr", TOKEN, Wheelhouse("hotsite-k", (), tmp_path)),
+        Agent(dir=str(node)),
+        "mysql://root@10.2.0.7:3306/app",
+    )
+    subprocess.run(["sh", "-c", parts.commands["configure"]], env=parts.env, check=True)
+    key = node / "tls" / "site-primary-key.pem"
+    assert key.read_text() == "-----BEGIN client-key-----\n"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (node / "tls" / "control-ca.pem").read_text() == "-----BEGIN ctl-ca-----\n"
+    assert yaml.safe_load((node / "hotsite.yaml").read_text())["control_tls"] == {
+        "ca": f"{node}/tls/control-ca.pem"
+    }
+
+
 def test_refusals_in_the_project(tmp_path: Path) -> None:
     blueprint(tmp_path, {"agent": {"group": "db", "agent": {}}})
     path = project(tmp_path)
@@ -114,10 +172,11 @@ def test_refusals_in_the_project(tmp_path: Path) -> None:
         agent_project(load(path), "dr", "mysql://root@10.2.0.7:3306/app", "/opt/a")
     data["dr"]["primary"] = "primary"
     data["dr"]["entry"]["servers"] = {"primary": "10.1.0.5:80"}
-    data["sites"]["primary"]["tls"] = {"ca": "/etc/ssl/ca.pem"}
+    data["sites"]["primary"]["tls"] = {"ca": str(tmp_path / "no-such-ca.pem")}
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match="files on the controller"):
-        agent_project(load(path), "dr", "mysql://root@10.2.0.7:3306/app", "/opt/a")
+    setup = AgentSetup(load(path), "dr", TOKEN, Wheelhouse("hotsite-k", (), tmp_path))
+    with pytest.raises(ConfigError, match=r"cannot read the TLS file .*no-such-ca\.pem"):
+        agent_parts(setup, Agent(), "mysql://root@10.2.0.7:3306/app")
     data["sites"]["primary"].pop("tls")
     data["dr"]["controller"]["listen"] = "127.0.0.1:7400"
     path.write_text(yaml.safe_dump(data))

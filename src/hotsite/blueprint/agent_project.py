@@ -10,6 +10,9 @@ agent of one site needs, with every path and address as seen from its node.
   node's default place, the controller's URL written out (how the node reaches it), the
   token in a file beside this one (0600); the entry point's controller-side directory
   dropped.
+- TLS: every file a site's ``tls:`` names, and ``control_tls.ca``, under ``DIR/tls`` on
+  the node (their contents travel hidden, like the token: agent_service.py); never the
+  controller's own certificate key.
 - ``project``: the project's name written out, so that the applied positions the agent
   keeps on its database are the same rows a hand-started agent kept.
 - Not copied: ``nodes``, ``healing`` and ``bursting`` — they need the controller's state
@@ -39,20 +42,20 @@ def agent_project(
 ) -> dict[str, Any]:
     """The file's content (a mapping for ``yaml.safe_dump``); it holds the database
     passwords the project file holds: it travels as a secret (agent_service.py)."""
-    for name, other in config.sites.items():
-        if other.tls is not None or (name == site and config.control_tls is not None):
-            raise ConfigError(
-                f"sites.{name}.tls / control_tls name files on the controller, which a"
-                " deployed agent does not have yet",
-                "give TLS settings in the database URL, or run this site's agent by hand"
-                " ('hotsite agent --site " + site + "')",
-            )
     databases = {name: s.database for name, s in config.sites.items() if s.database}
     databases[site] = own_database
-    sites = {
+    sites: dict[str, dict[str, Any]] = {
         name: {"database": url, "require_tls": bool(config.sites[name].require_tls)}
         for name, url in databases.items()
     }
+    for name in sites:
+        tls = config.sites[name].tls
+        if tls is not None:
+            sites[name]["tls"] = {
+                part: _node_tls_path(directory, f"site-{name}-{part}")
+                for part in ("ca", "cert", "key")
+                if getattr(tls, part)
+            }
     links = [
         link.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"journal"})
         for link in config.replication
@@ -65,6 +68,10 @@ def agent_project(
         "sites": sites,
         "replication": links,
     }
+    if config.control_tls is not None and config.control_tls.ca:
+        # The CA only: the agent verifies the controller; the controller's own key stays
+        # on the controller.
+        data["control_tls"] = {"ca": _node_tls_path(directory, "control-ca")}
     conflicts = config.conflicts.model_dump(mode="json", exclude_none=True)
     conflicts["site_priority"] = [s for s in conflicts.get("site_priority", []) if s in sites]
     data["conflicts"] = conflicts
@@ -79,6 +86,26 @@ def agent_project(
             f"the project file for {site}'s agent is invalid at {where}: {first['msg']}"
         ) from None
     return data
+
+
+def tls_files(config: ProjectConfig, directory: str) -> dict[str, str]:
+    """Node path → controller path of each TLS file the agent's project file names:
+    every site's database TLS files (the client certificate and key hotsite's user
+    presents included) and the CA that signed the controller's certificate."""
+    files: dict[str, str] = {}
+    for name, other in config.sites.items():
+        if other.tls is not None:
+            for part in ("ca", "cert", "key"):
+                local = getattr(other.tls, part)
+                if local:
+                    files[_node_tls_path(directory, f"site-{name}-{part}")] = local
+    if config.control_tls is not None and config.control_tls.ca:
+        files[_node_tls_path(directory, "control-ca")] = config.control_tls.ca
+    return files
+
+
+def _node_tls_path(directory: str, name: str) -> str:
+    return f"{directory}/tls/{name}.pem"
 
 
 def _dr(config: ProjectConfig, site: str, sites: dict[str, Any], directory: str) -> dict[str, Any]:

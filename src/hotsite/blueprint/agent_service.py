@@ -6,8 +6,8 @@ SITE`` on the group's node, installed from a wheelhouse the controller builds
 
 - upload: the wheelhouse to ``DIR/wheelhouse`` and the supervisor script;
 - install: ``python3 -m venv DIR/venv`` and ``pip install --no-index --find-links``;
-- configure: the agent's project file (agent_project.py) and the project token, both
-  0600, written from the transport's hidden environment (never on a command line,
+- configure: the agent's project file (agent_project.py), the project token and the TLS
+  files it names (``DIR/tls``), all 0600, written from the transport's hidden environment (never on a command line,
   never in the command log, never in the state store: their fingerprint masks them);
 - start: the supervisor, a shell loop that starts the agent again a second after it
   exits (a crash, kill -9), in a session of its own (setsid), its PID in
@@ -31,13 +31,15 @@ from pathlib import Path
 
 import yaml
 
-from hotsite.blueprint.agent_project import agent_project, shown
+from hotsite.blueprint.agent_project import agent_project, shown, tls_files
 from hotsite.blueprint.model import Agent
 from hotsite.blueprint.wheelhouse import Wheelhouse, python_version
 from hotsite.config import ProjectConfig
+from hotsite.errors import ConfigError
 from hotsite.shellsafe import removable_dir
 
 TOKEN_ENV = "HOTSITE_AGENT_TOKEN"
+TLS_ENV = "HOTSITE_AGENT_TLS_"  # + a number: one TLS file's content each
 PROJECT_ENV = "HOTSITE_AGENT_PROJECT"
 CHECK_FRESH = 5  # seconds: the status file is rewritten every second while the agent runs
 STOP_WAIT = 150  # tenths of a second before SIGKILL
@@ -71,22 +73,41 @@ def agent_parts(setup: AgentSetup, spec: Agent, own_database: str | None) -> Age
     """``own_database``: the site's database URL as its node sees it, None while the
     nodes are not known yet (a plan before the first ``up``)."""
     files = AgentFiles(spec.dir, setup.site)
+    tls: dict[str, str] = {}  # node path → the file's content
     if own_database is None:
         text, digest = "", "pending"
     else:
         text = project_text(agent_project(setup.config, setup.site, own_database, spec.dir))
         digest = project_digest(text)
+        tls = {node: _read_tls(local) for node, local in tls_files(setup.config, spec.dir).items()}
+    tls_env = {f"{TLS_ENV}{i}": content for i, content in enumerate(tls.values())}
     wheels = setup.wheelhouse
     return AgentParts(
         uploads=[(wheels.path, files.path("wheelhouse"))],
         digests={wheels.path: wheels.key},
         files=[(files.path("supervise.sh"), supervisor_script(files), "0755")],
-        commands=lifecycle(files, wheels, spec.python),
+        commands=lifecycle(files, wheels, spec.python, list(zip(tls_env, tls, strict=True))),
         check=check_command(files),
-        env={PROJECT_ENV: text, TOKEN_ENV: setup.token},
-        env_shown={PROJECT_ENV: digest, TOKEN_ENV: "<secret:control_token>"},
-        hidden={v for v in (text, setup.token) if v},
+        env={PROJECT_ENV: text, TOKEN_ENV: setup.token, **tls_env},
+        env_shown={
+            PROJECT_ENV: digest,
+            TOKEN_ENV: "<secret:control_token>",
+            # A new certificate changes the fingerprint, and so redeploys the agent.
+            **{name: project_digest(content) for name, content in tls_env.items()},
+        },
+        hidden={v for v in (text, setup.token, *tls_env.values()) if v},
     )
+
+
+def _read_tls(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read the TLS file {path} for the deployed agent"
+            f" ({getattr(exc, 'strerror', None) or exc})",
+            "fix the path in the project file (sites.NAME.tls or control_tls.ca)",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -150,8 +171,14 @@ def python_problem(node: str, python: str, answer: str) -> str | None:
     return None
 
 
-def lifecycle(files: AgentFiles, wheelhouse: Wheelhouse, python: str) -> dict[str, str]:
-    """Shell commands per step; each one safe to run twice."""
+def lifecycle(
+    files: AgentFiles,
+    wheelhouse: Wheelhouse,
+    python: str,
+    tls: list[tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """Shell commands per step; each one safe to run twice. ``tls``: (environment
+    variable, node path) of each TLS file configure writes."""
     q = {
         name: shlex.quote(files.path(name))
         for name in ("venv", "wheelhouse", "hotsite.yaml", "token", "agent.pid", "agent.log")
@@ -180,6 +207,11 @@ def lifecycle(files: AgentFiles, wheelhouse: Wheelhouse, python: str) -> dict[st
         f'printf "%s\\n" "${TOKEN_ENV}" > {q["token"]}.new\n'
         f"mv {q['token']}.new {q['token']}"
     )
+    if tls:
+        configure += f"\nmkdir -p {directory}/tls"
+        for variable, path in tls:
+            node = shlex.quote(path)
+            configure += f'\nprintf "%s" "${variable}" > {node}.new\nmv {node}.new {node}'
     start = (
         f"{alive}if {running}; then exit 0; fi; cd {directory} &&"
         f" setsid sh -c 'echo $$ > agent.pid; exec sh supervise.sh'"
