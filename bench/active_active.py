@@ -6,7 +6,10 @@ transactions while the agents are stopped (4 single-row updates each, sysbench-s
 on a table of ``--rows`` rows), then starts the agents and times how fast each
 direction applies it, from each target's ``hotsite_applied`` row:
 
-- **one-way**: primary writes, only dr's agent runs — the one-way engine's rate;
+- **one-way engine**: a project with the one link primary→dr (no row versions: only one
+  site takes writes), primary writes, dr's agent applies — the rate to beat;
+- **one direction of a pair**: the same with both links listed (row-version triggers at
+  both sites, a shadow row written and shipped with every change), only dr's agent runs;
 - **no overlap**: both sites write, each its own half of the keys, both agents run —
   each direction's rate, which should stay within 20% of the one-way rate;
 - **overlap**: both sites write the same keys — each direction's rate, conflicts per
@@ -174,11 +177,26 @@ def main() -> None:
             )
             primary.execute(f"INSERT INTO app.t VALUES {values}")
         home = Path(tempfile.mkdtemp(prefix="hotsite-bench-aa-"))
+        sites = {name: {"database": s.url()} for name, s in servers.items()}
+        # One project name: the one-way project's position is where the pair's link
+        # goes on from.
+        (home / "one-way").mkdir()
+        single = home / "one-way" / "hotsite.yaml"
+        single.write_text(
+            yaml.safe_dump(
+                {
+                    "project": "bench",
+                    "sites": sites,
+                    "replication": [{"from": "primary", "to": "dr"}],
+                }
+            )
+        )
         config = home / "hotsite.yaml"
         config.write_text(
             yaml.safe_dump(
                 {
-                    "sites": {name: {"database": s.url()} for name, s in servers.items()},
+                    "project": "bench",
+                    "sites": sites,
                     "replication": [
                         {"from": "primary", "to": "dr"},
                         {"from": "dr", "to": "primary"},
@@ -186,15 +204,25 @@ def main() -> None:
                 }
             )
         )
+        lower, upper = range(1, rows // 2 + 1), range(rows // 2 + 1, rows + 1)
+        every = range(1, rows + 1)
+
+        # The one-way engine: dr loaded by snapshot, then a backlog.
+        agents = Agents(single)
+        agents.start("dr")
+        agents.wait_running("dr")
+        agents.stop()
+        write_backlog(primary, every, n, seed=0)
+        engine = drain(agents, servers, [("primary", "dr")], ["dr"])
+        agents.stop()
+
+        # The pair: dr -> primary starts after the load; row versions go in at both.
         agents = Agents(config)
-        # set-up: dr loaded by snapshot, dr -> primary started after that load
         agents.start("dr")
         agents.wait_running("dr")
         agents.start("primary")
         agents.wait_running("primary")
         agents.stop()
-        lower, upper = range(1, rows // 2 + 1), range(rows // 2 + 1, rows + 1)
-        every = range(1, rows + 1)
 
         write_backlog(primary, every, n, seed=1)
         one_way = drain(agents, servers, [("primary", "dr")], ["dr"])
@@ -228,9 +256,11 @@ def main() -> None:
         for server in servers.values():
             server.stop()
 
-    base = one_way["primary->dr"]
+    base = engine["primary->dr"]
     print(f"backlog of {n} transactions (4 single-row updates each) per site, {rows} rows")
-    print(f"one-way engine          primary->dr {base:8.0f} tx/s")
+    print(f"one-way engine          primary->dr {base:8.0f} tx/s  (one link, no row versions)")
+    pair = one_way["primary->dr"]
+    print(f"a pair, one direction   primary->dr {pair:8.0f} tx/s  ({pair / base:.2f}x one-way)")
     for name, rate in no_overlap.items():
         print(f"both ways, no overlap   {name:11} {rate:8.0f} tx/s  ({rate / base:.2f}x one-way)")
     for name, rate in overlap.items():
