@@ -456,6 +456,8 @@ RACES = {
     7: (True, ["UPDATE {a}"], ["UPDATE {b}"], "dr"),
     8: (True, ["NOOP"], ["UPDATE {b}"], "dr"),  # an UPDATE that changed nothing
     9: (True, ["DELETE", "INSERT {a}", "DELETE"], ["UPDATE {b}"], None),
+    # changed and changed back to the very image dr's change was made on: still a change
+    10: (True, ["UPDATE {a}", "BACK"], ["UPDATE {b}"], "dr"),
 }
 
 
@@ -469,6 +471,8 @@ def _run_race(server: PrivateMariaDB, key: int, statements: list[str], site: str
             )
         elif statement == "NOOP":
             server.execute(f"UPDATE app.t SET v = v WHERE id = {key}")
+        elif statement == "BACK":  # the row as it was at the start
+            server.execute(f"UPDATE app.t SET v = 0, ver = 0, site = 'primary' WHERE id = {key}")
         else:
             server.execute(f"DELETE FROM app.t WHERE id = {key}")
 

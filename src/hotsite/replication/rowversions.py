@@ -22,11 +22,14 @@ server (``UUID_SHORT()``) — and a tombstone flag for a deleted row.
   key is not the one the change was made on — a tombstone included, so a deletion is as
   visible as a row.
 
-Triggers need no column of the table but its key, so a column added or dropped changes
-nothing; a change of the primary key's columns re-creates the shadow (``ensure``). A
-trigger that fires for an UPDATE that changed nothing bumps the version without a row
-event: capture ships it as a version note, which apply takes where the target still has
-the version the note was made on.
+The shadow needs no column of the table but its key; a change of the primary key's
+columns re-creates it (``ensure``). The UPDATE trigger compares every column (an UPDATE
+that changed nothing moves no version: the binlog has no row event for it), so a column
+added or dropped makes ``ensure`` replace it at both sites once the agent has applied
+the DDL; until then a change of only the new column moves no version, and the change
+is judged by images. A version note (a shadow change
+without its row's) still travels for whatever moves a version alone, and apply takes it
+where the target still has the version the note was made on.
 """
 
 from __future__ import annotations
@@ -149,18 +152,37 @@ def _upsert(shadow: str, key: list[str], row: str, site: str, deleted: int) -> s
     )
 
 
-def _trigger_bodies(site: str, shadow: str, key: list[str]) -> dict[str, tuple[str, str]]:
-    """Per trigger kind: (event, body). Silent for the applier's session (see module)."""
+def _trigger_bodies(
+    site: str, shadow: str, key: list[str], columns: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Per trigger kind: (event, body). Silent for the applier's session (see module).
+
+    An UPDATE that changed no column moves no version: the binlog has no row event for
+    it, so a version moved there would reach the other site as a note it cannot judge,
+    and a site whose row is still what an incoming change was made on would have to be
+    trusted by its image — which also let a row changed and changed back pass as no
+    conflict at one site while the other site saw one."""
     same_key = " AND ".join(f"NEW.{quote(c)} <=> OLD.{quote(c)}" for c in key)
+    unchanged = " AND ".join(f"NEW.{quote(c)} <=> OLD.{quote(c)}" for c in columns)
     return {
         "i": ("INSERT", _upsert(shadow, key, "NEW", site, 0) + ";"),
         "u": (
             "UPDATE",
-            f"IF NOT ({same_key}) THEN {_upsert(shadow, key, 'OLD', site, 1)}; END IF;"
-            f" {_upsert(shadow, key, 'NEW', site, 0)};",
+            f"IF NOT ({unchanged}) THEN"
+            f" IF NOT ({same_key}) THEN {_upsert(shadow, key, 'OLD', site, 1)}; END IF;"
+            f" {_upsert(shadow, key, 'NEW', site, 0)}; END IF;",
         ),
         "d": ("DELETE", _upsert(shadow, key, "OLD", site, 1) + ";"),
     }
+
+
+def _table_columns(cur: Any, schema: str, table: str) -> list[str]:
+    cur.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (schema, table),
+    )
+    return [str(name) for (name,) in cur.fetchall()]
 
 
 def ensure(conn: Connection, site: str, tables: Iterable[tuple[str, str]]) -> int:
@@ -191,17 +213,21 @@ def ensure(conn: Connection, site: str, tables: Iterable[tuple[str, str]]) -> in
                     f" {LIFE_COLUMN} INT UNSIGNED NOT NULL DEFAULT 0,"
                     f" PRIMARY KEY ({', '.join(quote(n) for n, _, _ in key)})) ENGINE=InnoDB"
                 )
-            done += _create_triggers(cur, site, schema, table, shadow, [n for n, _, _ in key])
+            done += _create_triggers(
+                cur, site, schema, table, shadow, [n for n, _, _ in key],
+                _table_columns(cur, schema, table),
+            )  # fmt: skip
     return done
 
 
-def _existing_triggers(cur: Any, schema: str, table: str) -> set[str]:
+def _existing_triggers(cur: Any, schema: str, table: str) -> dict[str, str]:
+    """Name → body (ACTION_STATEMENT) of the table's version triggers."""
     cur.execute(
-        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
-        " AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME LIKE %s",
+        "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS"
+        " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME LIKE %s",
         (schema, table, VERSION_TRIGGER_PREFIX.replace("_", "\\_") + "%"),
     )
-    return {str(name) for (name,) in cur.fetchall()}
+    return {str(name): str(body) for name, body in cur.fetchall()}
 
 
 def _drop_triggers(cur: Any, schema: str, table: str) -> None:
@@ -210,18 +236,23 @@ def _drop_triggers(cur: Any, schema: str, table: str) -> None:
 
 
 def _create_triggers(
-    cur: Any, site: str, schema: str, table: str, shadow: str, key: list[str]
-) -> int:
+    cur: Any, site: str, schema: str, table: str, shadow: str, key: list[str],
+    columns: list[str],
+) -> int:  # fmt: skip
+    """Each missing trigger created; one whose body is not the current one (a column
+    added or dropped since, an older hotsite's) replaced in one statement, so no write
+    goes unversioned meanwhile."""
     present = _existing_triggers(cur, schema, table)
     made = 0
-    for kind, (event, body) in _trigger_bodies(site, shadow, key).items():
+    for kind, (event, body) in _trigger_bodies(site, shadow, key, columns).items():
         name = _trigger_name(kind, schema, table)
-        if name in present:
+        action = f"BEGIN IF {APPLY_VARIABLE} IS NULL THEN {body} END IF; END"
+        if present.get(name) == action:
             continue
+        replace = " OR REPLACE" if name in present else ""
         statement = (
-            f"CREATE TRIGGER {quote(schema)}.{quote(name)} AFTER {event} ON"
-            f" {quote(schema)}.{quote(table)} FOR EACH ROW"
-            f" BEGIN IF {APPLY_VARIABLE} IS NULL THEN {body} END IF; END"
+            f"CREATE{replace} TRIGGER {quote(schema)}.{quote(name)} AFTER {event} ON"
+            f" {quote(schema)}.{quote(table)} FOR EACH ROW {action}"
         )
         try:
             cur.execute(statement)

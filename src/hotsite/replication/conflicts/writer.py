@@ -283,23 +283,11 @@ class ConflictWriter:
     ) -> tuple[set[str] | None, bool]:
         """By versions: None when the change was made on the version the target holds.
         Otherwise a conflict, whatever the images say — a tombstone is a version like any
-        other — but for two cases the images settle:
-
-        - the target's row is still, column for column, the one the change was made on,
-          in the same life: what moved the target's version changed nothing (an UPDATE
-          that set every column to its value moves the version without a row event, and
-          the origin only hears of it as a note it cannot judge), so nothing conflicts;
-        - with ``detect: changed-columns``, two changes of one row that touched different
-          columns merge (True: merged)."""
+        other, and a row changed and changed back is a row changed (an UPDATE that
+        changed nothing moves no version: rowversions' trigger) — except that with
+        ``detect: changed-columns`` two changes of one row that touched different
+        columns merge (True: merged)."""
         if _version_of(held) == kc.base:
-            return None, False
-        if (
-            held is not None
-            and held.life == kc.base_life
-            and row is not None
-            and kc.expect is not None
-            and not self._differs(cur, info, key, row, kc.expect, list(kc.expect))
-        ):
             return None, False
         differing = self._conflicting(cur, info, key, kc, row, rule)
         if (
