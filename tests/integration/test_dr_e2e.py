@@ -198,10 +198,11 @@ def test_relocate_under_load_loses_no_acknowledged_write(lab: DRLab) -> None:
     move = history(lab).moves()[0]
     assert move.kind == "relocate" and move.summary.get("rpo_transactions") == 0, move.summary
     # Write to write as the entry point saw it (the old primary's last answer, the new
-    # one's first) is the client's own gap, within the sampling's 20 ms and some slack.
+    # one's first) is the client's own gap, within the sampling's 20 ms and some slack
+    # (a loaded machine delivers the client's answers late: a quarter of the gap).
     gap = min(w.acked for w in load.by("dr")) - max(w.acked for w in load.by("primary"))
     assert "rto_seconds" in move.summary, (move.summary, result.stdout, result.stderr, gap)
-    assert abs(move.summary["rto_seconds"] - gap) < 0.3, (move.summary, gap)
+    assert abs(move.summary["rto_seconds"] - gap) < max(0.3, gap / 4), (move.summary, gap)
 
 
 def test_a_controller_killed_mid_failover_finishes_it_when_restarted(lab: DRLab) -> None:

@@ -357,29 +357,25 @@ class ConflictWriter:
         key: Key,
         merge: bool,
     ) -> None:
-        """What the key becomes: the change's final state, the target's row, or with
-        ``detect: changed-columns`` a merge of the two column by column (a column the
-        change touched that did not conflict is taken from the change whatever the
-        decision). With all columns compared, the decision takes a whole row: the other
-        site, deciding the mirror image, takes the same whole row."""
-        merge = merge and self._merging(kc)
-        decision, conflicting = conflict if conflict else (INCOMING, set())
-        if decision == PARKED:
+        """What the key becomes: the change's final state or the target's row, whole —
+        or, with ``detect: changed-columns`` and no conflict, the target's row with the
+        columns the change touched (two changes of different columns merge).
+
+        A conflict is decided with whole rows under every detect: the other site, deciding
+        the mirror image, takes the same whole row. Moving the change's untouched columns
+        into a row that won a conflict made each site a mix of its own, and where a
+        group was cut (a chain broken by this site's own change) the two mixes were not
+        the same: the sites kept rows differing in a column."""
+        decision, _ = conflict if conflict else (INCOMING, set())
+        merge = merge and conflict is None and self._merging(kc)
+        if decision != INCOMING:  # the target's row, or parked: the row stays
             return
-        if decision == INCOMING:
-            if kc.final is None:
-                deletes.append(key)
-            elif row is not None and merge and kc.changed is not None:
-                writes.append({**row, **{c: kc.final[c] for c in kc.changed if c in kc.final}})
-            else:
-                writes.append(kc.final)
-            return
-        # the target's row wins: only untouched-by-conflict changed columns move
-        if row is None or kc.final is None or kc.changed is None or not merge:
-            return
-        moved = {c: kc.final[c] for c in kc.changed - conflicting if c in kc.final}
-        if moved:
-            writes.append({**row, **moved})
+        if kc.final is None:
+            deletes.append(key)
+        elif row is not None and merge and kc.changed is not None:
+            writes.append({**row, **{c: kc.final[c] for c in kc.changed if c in kc.final}})
+        else:
+            writes.append(kc.final)
 
     def _merging(self, kc: _KeyChanges) -> bool:
         return kc.first_kind not in (INSERT, DELETE) and kc.changed is not None
