@@ -34,6 +34,8 @@ from pathlib import Path
 import pymysql
 import yaml
 
+from hotsite.db import DatabaseURL, connect
+from hotsite.replication import rowversions
 from hotsite.replication.gtid import GtidState
 from hotsite.testing.mariadb import PrivateMariaDB
 
@@ -97,10 +99,11 @@ class Agents:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, site: str) -> None:
+        log = (self.config.parent / f"agent-{site}.log").open("ab")
         self.running[site] = subprocess.Popen(
             [*HOTSITE, "--config", str(self.config), "agent", "--site", site, "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
             cwd=self.config.parent,
             start_new_session=True,
         )
@@ -116,7 +119,9 @@ class Agents:
             except (OSError, ValueError, KeyError):
                 pass
             time.sleep(0.1)
-        raise SystemExit(f"the agent of {site} did not start")
+        log = self.config.parent / f"agent-{site}.log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+        raise SystemExit(f"the agent of {site} did not start: {' / '.join(tail)}")
 
     def stop(self) -> None:
         for process in self.running.values():
@@ -207,21 +212,30 @@ def main() -> None:
         lower, upper = range(1, rows // 2 + 1), range(rows // 2 + 1, rows + 1)
         every = range(1, rows + 1)
 
-        # The one-way engine: dr loaded by snapshot, then a backlog.
-        agents = Agents(single)
-        agents.start("dr")
-        agents.wait_running("dr")
-        agents.stop()
-        write_backlog(primary, every, n, seed=0)
-        engine = drain(agents, servers, [("primary", "dr")], ["dr"])
-        agents.stop()
-
-        # The pair: dr -> primary starts after the load; row versions go in at both.
+        # set-up: dr loaded by snapshot, dr -> primary started after that load
         agents = Agents(config)
         agents.start("dr")
         agents.wait_running("dr")
         agents.start("primary")
         agents.wait_running("primary")
+        agents.stop()
+
+        # The one-way engine: the same link in a project of its own, without the pair's
+        # row versions (its agent puts none in: one site takes writes).
+        for server in servers.values():
+            conn = connect(DatabaseURL.parse(server.url()), "bench")
+            try:
+                rowversions.drop(conn, [("app", "t")])
+            finally:
+                conn.close()
+        engine_agents = Agents(single)
+        write_backlog(primary, every, n, seed=0)
+        engine = drain(engine_agents, servers, [("primary", "dr")], ["dr"])
+        engine_agents.stop()
+        # The pair's agents put the versions back when they start (and dr's catches up).
+        for site in ("dr", "primary"):
+            agents.start(site)
+            agents.wait_running(site)
         agents.stop()
 
         write_backlog(primary, every, n, seed=1)
