@@ -56,6 +56,7 @@ from hotsite.replication.snapshot import (
 )
 from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
+from hotsite.replication.trace import StageTrace
 from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
@@ -130,6 +131,7 @@ class LinkAgent:
         self._report: Any = None
         self._wake: Any = None  # read end of capture's wake-up pipe
         self._status_file: StatusFile | None = None
+        self._trace = StageTrace("apply")
 
     # --- preparation ---------------------------------------------------------------
 
@@ -419,6 +421,7 @@ class LinkAgent:
             self._report.join_thread()
         if self._wake is not None:
             self._wake.close()
+        self._trace.close()
         self.status.updated_at = 0.0  # tells 'hotsite status' that no agent runs any more
         self._write_status()
 
@@ -524,13 +527,18 @@ class LinkAgent:
         stats.transactions = position.transactions
         self.apply_mismatches = position.mismatches
         trim_at = time.monotonic() + 1  # soon after a start, then every TRIM_EVERY seconds
+        trace = self._trace
         while not self._stop.is_set():
             entries = journal.read(cursor, self.link.batch_transactions, self.link.batch_rows)
             if not entries:
                 stats.pending = 0
                 self._wait_for_entries()
                 continue
+            if trace.enabled:
+                trace.note("read", (entry.gtid for entry in entries))
             applied = applier.apply(entries)
+            if trace.enabled:
+                trace.note("committed", (tx.gtid for tx in applied))
             if self.versioned and any(tx.ddl is not None for tx in applied):
                 self._ensure_versions()
                 applier.tables_changed()

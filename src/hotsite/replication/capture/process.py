@@ -26,6 +26,7 @@ from hotsite.replication.gtid import Gtid, GtidState
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
+from hotsite.replication.trace import StageTrace
 from hotsite.replication.transactions import Transaction
 
 SHIP_BATCH = 2000
@@ -80,6 +81,7 @@ class CaptureSide:
         self.ship_position = start.copy()
         self.capture.position = self.ship.position = str(start)
         self.matches = table_matcher(list(job.patterns), job.source_url.database)
+        self.trace = StageTrace("capture")
 
     def run(self) -> None:
         threads = [
@@ -99,6 +101,7 @@ class CaptureSide:
         for thread in threads:
             thread.join(timeout=5)
         self._send_stats()
+        self.trace.close()
 
     def _guard(self, loop: Any) -> None:
         try:
@@ -130,6 +133,8 @@ class CaptureSide:
                 for tx in reader.transactions(self.stop):
                     if tx is None:
                         continue
+                    if self.trace.enabled:
+                        self.trace.note("captured", (tx.gtid,))
                     self.capture.transactions += tx.final
                     self.capture.rows += tx.row_count
                     self.capture_position = reader.position.copy()
@@ -175,12 +180,16 @@ class CaptureSide:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            if self.trace.enabled:
+                self.trace.note("batched", (tx.gtid for tx in batch))
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
             self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             self._wake_apply()
+            if self.trace.enabled:
+                self.trace.note("journaled", (tx.gtid for tx in batch))
             fault_point("ship.after_append")
             now = time.time()
             self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
