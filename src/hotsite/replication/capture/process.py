@@ -23,6 +23,7 @@ from hotsite.errors import HotsiteError
 from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.replication.heap import freeze_startup_heap
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
@@ -33,6 +34,11 @@ SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
 QUEUE_BYTES = 16 << 20  # … and their binlog bytes (~8x that in Python objects): bounded memory
 RETRY_SECONDS = 1.0
+# Journal upkeep, off ship's path: a WAL checkpoint this often, and every TRIM_EVERY s the
+# trim of what apply has applied, TRIM_CHUNK entries per write (ship waits for one at most).
+CHECKPOINT_EVERY = 1.0
+TRIM_EVERY = 10.0
+TRIM_CHUNK = 500
 # The source sends a binlog heartbeat after this long without events: the capture thread
 # sees a stop request at the latest then, so it bounds how long stopping an idle link
 # takes (every `replicate --until-caught-up` ends that way).
@@ -60,10 +66,16 @@ class CaptureJob:
 class CaptureSide:
     """Capture → bounded queue → ship to the journal, plus the heartbeat writer."""
 
-    def __init__(self, job: CaptureJob, report: Any, stop: Any, wake: Any = None) -> None:
+    def __init__(
+        self, job: CaptureJob, report: Any, stop: Any, wake: Any = None, applied: Any = None
+    ) -> None:
         self.job = job
         self.report = report
         self.stop = stop
+        # The journal seq apply has applied up to (a shared, lock-free int it writes), for
+        # the trim; None: never trim (nobody says what is applied).
+        self.applied = applied
+        self.write_lock = threading.Lock()  # ship's appends and upkeep's trims, in turn
         # The write end of a pipe whose read end apply waits on: one byte after every
         # append wakes it (never blocks: a full pipe has woken it already).
         self.wake_fd: int | None = wake.fileno() if wake is not None else None
@@ -75,7 +87,7 @@ class CaptureSide:
         self.capture = StageStats()
         self.ship = StageStats()
         self.source_position = ""
-        self.journal = Journal(Path(job.journal_path))
+        self.journal = Journal(Path(job.journal_path), autocheckpoint=False)
         start = self.journal.source_state() or GtidState()
         self.capture_position = start.copy()
         self.ship_position = start.copy()
@@ -88,6 +100,7 @@ class CaptureSide:
             threading.Thread(target=self._guard, args=(self._capture_loop,), daemon=True),
             threading.Thread(target=self._guard, args=(self._ship_loop,), daemon=True),
             threading.Thread(target=self._guard, args=(self._heartbeat_loop,), daemon=True),
+            threading.Thread(target=self._guard, args=(self._upkeep_loop,), daemon=True),
         ]
         for thread in threads:
             thread.start()
@@ -185,7 +198,8 @@ class CaptureSide:
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
-            self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
+            with self.write_lock:
+                self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             self._wake_apply()
             if self.trace.enabled:
@@ -206,6 +220,27 @@ class CaptureSide:
             os.write(self.wake_fd, b"\0")
         except OSError:  # full (apply is awake already), or apply is gone
             pass
+
+    def _upkeep_loop(self) -> None:
+        """Checkpoint the journal's WAL and trim what apply has applied, in a thread of
+        their own: ship never waits for a checkpoint, and for one short trim write at most
+        (a thread lock, not SQLite's busy handler, which sleeps in steps of milliseconds)."""
+        journal = Journal(Path(self.job.journal_path), autocheckpoint=False)
+        trim_at = time.monotonic() + 1  # soon after a start, then every TRIM_EVERY seconds
+        try:
+            while not self.stop.wait(CHECKPOINT_EVERY):
+                journal.checkpoint()
+                if self.applied is not None and time.monotonic() >= trim_at:
+                    applied = int(self.applied.value)
+                    while not self.stop.is_set():
+                        with self.write_lock:
+                            deleted = journal.trim(applied, limit=TRIM_CHUNK)
+                        if deleted < TRIM_CHUNK:
+                            break
+                    fault_point("journal.after_trim")
+                    trim_at = time.monotonic() + TRIM_EVERY
+        finally:
+            journal.close()
 
     def _heartbeat_loop(self) -> None:
         """Write heartbeats and read the source's own position, reconnecting as needed."""
@@ -258,7 +293,7 @@ class CaptureSide:
         )
 
 
-def run_capture_side(job: CaptureJob, report: Any, wake: Any = None) -> None:
+def run_capture_side(job: CaptureJob, report: Any, wake: Any = None, applied: Any = None) -> None:
     """Process entry point (multiprocessing 'spawn'); SIGTERM or SIGINT stop it cleanly.
 
     The stop flag is a plain threading.Event set from a signal handler, not a
@@ -274,7 +309,9 @@ def run_capture_side(job: CaptureJob, report: Any, wake: Any = None) -> None:
     # The library logs its own reconnects as warnings; we report outages ourselves.
     logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
     try:
-        CaptureSide(job, report, stop, wake).run()
+        side = CaptureSide(job, report, stop, wake, applied)
+        freeze_startup_heap()
+        side.run()
     except HotsiteError as exc:
         report.put(("fatal", str(exc)))
     except KeyboardInterrupt:
