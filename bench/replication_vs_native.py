@@ -136,9 +136,10 @@ class Hotsite:
             cwd=self.config.parent,
         )
 
-    def start(self, trace: bool = False) -> None:
+    def start(self, trace: bool = False, profile: str = "") -> None:
         """``trace``: each stage notes when each transaction passed it (for the breakdown);
-        the directory is emptied first."""
+        the directory is emptied first. ``profile``: run it under ``py-spy record``
+        (``--format raw``, both processes) into that file."""
         env = dict(os.environ)
         env.pop(TRACE_ENV, None)
         if trace:
@@ -151,6 +152,9 @@ class Hotsite:
             start_new_session=True,
             env=env,
         )
+        if profile:  # py-spy ends, writing its samples, when the process does
+            spy = ["py-spy", "record", "-r", "50", "--subprocesses", "--format", "raw"]
+            subprocess.Popen([*spy, "-o", profile, "--pid", str(self.process.pid)])
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -297,6 +301,24 @@ STAGES = [
     ("read -> committed at the target", "read", "committed"),
     ("committed -> seen by the probe", "committed", "visible"),
 ]
+
+
+def print_stage_ends(trace_dir: Path) -> None:
+    """On a backlog: when each stage had passed every transaction, from the first one
+    decoded: the slowest stage ends last, the others wait for it."""
+    ends: dict[str, list[float]] = {}
+    for stages in read_traces(trace_dir).values():
+        for stage, at in stages.items():
+            ends.setdefault(stage, []).append(at)
+    if "captured" not in ends:
+        return
+    start = min(ends["captured"])
+    spans = ", ".join(
+        f"{stage} {max(ends[stage]) - start:.1f} s"
+        for stage in ("captured", "journaled", "read", "committed")
+        if stage in ends
+    )
+    print(f"   hotsite's stages done after: {spans}")
 
 
 def print_breakdown(probe: LagProbe, trace_dir: Path, name: str = "hotsite") -> None:
@@ -476,12 +498,13 @@ class Run:
                 lambda: native_seq(self.parallel), goal
             )
             self.parallel.execute("STOP SLAVE")
-        self.hotsite.start()
+        self.hotsite.start(trace=True, profile=os.environ.get("BENCH_PROFILE_BACKLOG", ""))
         drains["hotsite"] = wait_for(lambda: hotsite_seq(self.target), goal)
         self.hotsite.stop()
         print(f"\n{title}: backlog of {backlog:,} sysbench transactions, each target alone")
         for name, seconds in drains.items():
             print(f"   {name + ':':24s} {backlog / seconds:,.0f} tx/s ({seconds:.1f} s)")
+        print_stage_ends(self.hotsite.trace_dir)
         for name, seconds in drains.items():
             if name != "hotsite":
                 print(f"   ratio hotsite/{name}: {seconds / drains['hotsite']:.2f}")

@@ -179,6 +179,7 @@ class MySQLApplier:
         """
         applied: list[Transaction] = []
         group: list[Transaction] = []
+        group_origin: str | None = None  # the origin of the group's counted transactions
         last_seq = self.position.journal_seq
         try:
             for entry in entries:
@@ -194,25 +195,27 @@ class MySQLApplier:
                     if group:
                         self._commit_group(group, last_seq)
                         applied += group
-                        group = []
+                        group, group_origin = [], None
                     if self._apply_part(tx, entry.seq):
                         applied.append(tx)
                 elif tx.ddl is not None:
                     if group:
                         self._commit_group(group, last_seq)
                         applied += group
-                        group = []
+                        group, group_origin = [], None
                     self._apply_ddl(tx, entry.seq, rows_follow=bool(tx.changes))
                     if tx.changes:  # CREATE TABLE … SELECT: its rows, with the position
                         self._prepare(tx)
                         self._commit_group([tx], entry.seq)
                     applied.append(tx)
                 else:
-                    if group and self._starts_new_group(group, tx):
+                    if group and self._starts_new_group(group, group_origin, tx):
                         self._commit_group(group, last_seq)
                         applied += group
-                        group = []
+                        group, group_origin = [], None
                     group.append(tx)
+                    if group_origin is None and OriginBook.counts(tx):
+                        group_origin = self.origins.origin_of(tx)
                 last_seq = entry.seq
             if group:
                 self._commit_group(group, last_seq)
@@ -225,18 +228,21 @@ class MySQLApplier:
             raise
         return applied
 
-    def _starts_new_group(self, group: list[Transaction], tx: Transaction) -> bool:
+    def _starts_new_group(
+        self, group: list[Transaction], group_origin: str | None, tx: Transaction
+    ) -> bool:
         """A target transaction carries one origin (its origin row says which), and a
         resolution (written as it is everywhere) travels alone, as do the settlements of
-        conflicts decided at the source (in order with the source's own changes)."""
+        conflicts decided at the source (in order with the source's own changes).
+
+        ``group_origin`` is the origin of the group's counted transactions (one, as this
+        keeps it), noted as the group grows: comparing with every member instead made a
+        group of 2,000 cost 0.3 s, about half of apply's time on a backlog."""
         if tx.forced or group[-1].forced or tx.settlements or group[-1].settlements:
             return True
         if not OriginBook.counts(tx):
             return False
-        origin = self.origins.origin_of(tx)
-        return any(
-            OriginBook.counts(other) and self.origins.origin_of(other) != origin for other in group
-        )
+        return group_origin is not None and self.origins.origin_of(tx) != group_origin
 
     def _prepare(self, tx: Transaction) -> None:
         for table in prepare(tx, self._table_with_key, self.position.skipped):
