@@ -4,7 +4,8 @@ Ship appends batches of transactions together with the source position they reac
 one SQLite transaction, fsynced (``synchronous=FULL``): what is in the journal survives
 the loss of the whole primary site, so RPO is the ship lag. Apply reads it in order.
 Readers never block the writer (WAL), so ship runs as fast as the link allows
-whatever apply is doing.
+whatever apply is doing. Apply only reads: checkpoints and trims are the capture side's
+journal upkeep (capture/process.py), which takes turns with ship.
 """
 
 from __future__ import annotations
