@@ -346,7 +346,11 @@ def print_breakdown(probe: LagProbe, trace_dir: Path, name: str = "hotsite") -> 
         label = max(STAGES, key=lambda s: r.get(s[2], 0) - r.get(s[1], 0))[0]
         blame[label] = blame.get(label, 0) + 1
     print(f"     slowest {len(slowest)} probes, longest stage: {blame}")
-    for process, pauses in gc_pauses(trace_dir).items():
+    began = min(probe.committed.values())
+    for r in slowest[-3:]:
+        steps = " ".join(f"{(r[last] - r[first]) * 1000:.0f}" for _, first, last in STAGES)
+        print(f"       probe at +{r['source'] - began:.1f} s: stages {steps} ms")
+    for process, pauses in gc_pauses(trace_dir, since=began).items():
         print(
             f"     {process}: {len(pauses)} collections of 1 ms or more, longest"
             f" {max(pauses):.1f} ms, {sum(pauses):.0f} ms in all"

@@ -80,12 +80,13 @@ def read_traces(directory: Path) -> dict[str, dict[str, float]]:
     return passed
 
 
-def gc_pauses(directory: Path) -> dict[str, list[float]]:
-    """Per trace file (process), the collections of 1 ms or more: their durations, ms."""
+def gc_pauses(directory: Path, since: float = 0.0) -> dict[str, list[float]]:
+    """Per trace file (process), the collections of 1 ms or more that ended after
+    ``since`` (epoch seconds): their durations, ms."""
     pauses: dict[str, list[float]] = {}
     for path in sorted(directory.glob("*.trace")):
         for line in path.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 3 and parts[0].startswith("gc"):
+            if len(parts) == 3 and parts[0].startswith("gc") and float(parts[2]) >= since:
                 pauses.setdefault(path.stem, []).append(float(parts[1]))
     return pauses
