@@ -227,6 +227,8 @@ class LagProbe:
         self.visible: dict[str, dict[int, float]] = {name: {} for name in targets}
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        # Probes go on from the last one of an earlier part (their ids are the key).
+        self.base = int(primary.execute("SELECT COALESCE(MAX(id), 0) FROM bench.probe")[0][0] or 0)
 
     def start(self, interval: float = 0.1) -> None:
         self.threads = [threading.Thread(target=self._write, args=(interval,), daemon=True)]
@@ -244,7 +246,7 @@ class LagProbe:
 
     def _write(self, interval: float) -> None:
         conn = self.primary.connect("bench")
-        probe = 0
+        probe = self.base
         with conn.cursor() as cur:
             while not self.stop_event.is_set():
                 probe += 1
@@ -257,7 +259,7 @@ class LagProbe:
 
     def _watch(self, name: str) -> None:
         conn = self.targets[name].connect()
-        seen = 0
+        seen = self.base
         visible = self.visible[name]
         with conn.cursor() as cur:
             while not self.stop_event.is_set():
