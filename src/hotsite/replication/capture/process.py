@@ -39,6 +39,9 @@ RETRY_SECONDS = 1.0
 CHECKPOINT_EVERY = 1.0
 TRIM_EVERY = 10.0
 TRIM_CHUNK = 500
+# Between two trim writes: a thread lock is not fair, and the trim thread, still holding
+# the interpreter, would take it again before a waiting ship wakes up.
+TRIM_PAUSE = 0.01
 # The source sends a binlog heartbeat after this long without events: the capture thread
 # sees a stop request at the latest then, so it bounds how long stopping an idle link
 # takes (every `replicate --until-caught-up` ends that way).
@@ -237,6 +240,7 @@ class CaptureSide:
                             deleted = journal.trim(applied, limit=TRIM_CHUNK)
                         if deleted < TRIM_CHUNK:
                             break
+                        self.stop.wait(TRIM_PAUSE)
                     fault_point("journal.after_trim")
                     trim_at = time.monotonic() + TRIM_EVERY
         finally:
