@@ -12,7 +12,7 @@ a module global. Points (see tests/integration/test_fault_points.py):
 - ``apply.after_commit``       target transaction committed, apply's memory not updated
 - ``apply.ddl.before_run``     DDL marked in progress on the target, not yet run
 - ``apply.ddl.before_position`` DDL ran on the target, its position not yet written
-- ``journal.after_trim``       apply trimmed the journal
+- ``journal.after_trim``       the capture side trimmed the journal (applied entries)
 - ``ship.after_append``        the capture process appended a batch to the journal
 - ``snapshot.mid_copy``        a snapshot committed one batch of a table's rows
 - ``move.after_unfence``       a move made its target writable, its timeline not updated

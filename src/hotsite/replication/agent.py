@@ -23,7 +23,6 @@ from hotsite import faults
 from hotsite.config import LinkConfig, ProjectConfig, table_matcher
 from hotsite.db import connect, query_value
 from hotsite.errors import DatabaseUnavailable, HotsiteError
-from hotsite.faults import fault_point
 from hotsite.locks import FileLock
 from hotsite.logs import get_logger
 from hotsite.replication import rowversions
@@ -33,6 +32,7 @@ from hotsite.replication.capture.checks import check_link_source
 from hotsite.replication.capture.process import CaptureJob, run_capture_side
 from hotsite.replication.conflicts import ConflictWriter, check_key_ranges, check_policy_columns
 from hotsite.replication.gtid import GtidState
+from hotsite.replication.heap import freeze_startup_heap
 from hotsite.replication.identity import (
     LinkGuard,
     check_distinct_servers,
@@ -56,6 +56,7 @@ from hotsite.replication.snapshot import (
 )
 from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
+from hotsite.replication.trace import StageTrace
 from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
@@ -64,7 +65,6 @@ log = get_logger(__name__)
 # killed inside its lock would leave it held and hang apply (run_capture_side).
 APPLY_IDLE_WAIT = 0.25
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # apply's retry delay: doubled after each failure
-TRIM_EVERY = 10.0  # seconds between journal trims
 
 
 def link_lock(config: ProjectConfig, link: LinkConfig) -> FileLock:
@@ -129,7 +129,9 @@ class LinkAgent:
         self._apply_thread: threading.Thread | None = None
         self._report: Any = None
         self._wake: Any = None  # read end of capture's wake-up pipe
+        self._applied_seq: Any = None
         self._status_file: StatusFile | None = None
+        self._trace = StageTrace("apply")
 
     # --- preparation ---------------------------------------------------------------
 
@@ -337,6 +339,9 @@ class LinkAgent:
         ctx = multiprocessing.get_context("spawn")
         self._report = ctx.Queue()
         self._wake, wake_writer = ctx.Pipe(duplex=False)
+        # How far apply got in the journal, for the capture side's trims: a shared int
+        # without a lock (one writer; a killed process cannot leave it held).
+        self._applied_seq = ctx.Value("q", 0, lock=False)
         os.set_blocking(self._wake.fileno(), False)
         job = CaptureJob(
             source_url=self.source_url,
@@ -354,12 +359,13 @@ class LinkAgent:
         )
         self._process = ctx.Process(
             target=run_capture_side,
-            args=(job, self._report, wake_writer),
+            args=(job, self._report, wake_writer, self._applied_seq),
             name="hotsite-capture",
             daemon=True,
         )
         self._process.start()
         wake_writer.close()  # the capture process holds its own: its end closes with it
+        freeze_startup_heap()
         self._apply_thread = threading.Thread(
             target=self._apply_loop, name="hotsite-apply", daemon=True
         )
@@ -419,6 +425,7 @@ class LinkAgent:
             self._report.join_thread()
         if self._wake is not None:
             self._wake.close()
+        self._trace.close()
         self.status.updated_at = 0.0  # tells 'hotsite status' that no agent runs any more
         self._write_status()
 
@@ -523,14 +530,19 @@ class LinkAgent:
         stats.position = str(position.gtid_state)
         stats.transactions = position.transactions
         self.apply_mismatches = position.mismatches
-        trim_at = time.monotonic() + 1  # soon after a start, then every TRIM_EVERY seconds
+        pending_at = 0.0
+        trace = self._trace
         while not self._stop.is_set():
             entries = journal.read(cursor, self.link.batch_transactions, self.link.batch_rows)
             if not entries:
                 stats.pending = 0
                 self._wait_for_entries()
                 continue
+            if trace.enabled:
+                trace.note("read", (entry.gtid for entry in entries))
             applied = applier.apply(entries)
+            if trace.enabled:
+                trace.note("committed", (tx.gtid for tx in applied))
             if self.versioned and any(tx.ddl is not None for tx in applied):
                 self._ensure_versions()
                 applier.tables_changed()
@@ -545,11 +557,11 @@ class LinkAgent:
             for tx in applied:
                 if tx.heartbeat_ts is not None:
                     stats.saw_heartbeat(tx.heartbeat_ts, now)
-            if time.monotonic() > trim_at:
+            if self._applied_seq is not None:
+                self._applied_seq.value = cursor  # the capture side trims up to it
+            if time.monotonic() > pending_at:
                 stats.oldest_pending_ts = journal.oldest_commit_after(cursor) or 0.0
-                journal.trim(cursor)
-                fault_point("journal.after_trim")
-                trim_at = time.monotonic() + TRIM_EVERY
+                pending_at = time.monotonic() + 1.0
 
     def _write_status(self) -> None:
         if self._status_file is None:

@@ -4,7 +4,8 @@ Ship appends batches of transactions together with the source position they reac
 one SQLite transaction, fsynced (``synchronous=FULL``): what is in the journal survives
 the loss of the whole primary site, so RPO is the ship lag. Apply reads it in order.
 Readers never block the writer (WAL), so ship runs as fast as the link allows
-whatever apply is doing.
+whatever apply is doing. Apply only reads: checkpoints and trims are the capture side's
+journal upkeep (capture/process.py), which takes turns with ship.
 """
 
 from __future__ import annotations
@@ -59,10 +60,16 @@ MOVE_ASIDE = (
 
 
 class Journal:
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, autocheckpoint: bool = True) -> None:
         """``read_only``: for readers beside a running link (status, verify): never
         writes, never creates its tables (a file that is not a journal stays as it was);
-        WAL lets them share the file with the agent that writes it."""
+        WAL lets them share the file with the agent that writes it.
+
+        ``autocheckpoint=False``: this connection's commits never checkpoint the WAL;
+        someone calls ``checkpoint()`` instead (a running link's journal upkeep,
+        capture/process.py). Else the commit that crosses the WAL's 1,000 pages copies
+        them into the database file and fsyncs it before its caller can go on: the ship
+        of a link, which apply then waits for."""
         self.path = path
         if read_only:
             try:
@@ -79,6 +86,8 @@ class Journal:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            if not autocheckpoint:
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
             _forget_older_layout(self._conn)
             self._conn.executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
@@ -231,11 +240,25 @@ class Journal:
         ).fetchone()
         return float(row[0]) if row else None
 
-    def trim(self, applied_seq: int, keep: int = 100_000) -> int:
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file as far as readers allow, waiting for no
+        reader or writer (SQLite's PASSIVE checkpoint): ship goes on appending meanwhile."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as exc:
+            raise _storage_error(self.path, exc) from None
+
+    def trim(self, applied_seq: int, keep: int = 100_000, limit: int | None = None) -> int:
         """Forget applied transactions, keeping the newest ``keep`` for inspection; the base
-        position moves past what is forgotten, in the same SQLite transaction."""
+        position moves past what is forgotten, in the same SQLite transaction. ``limit``:
+        forget at most that many of the oldest (a short write, the next one goes on)."""
         cutoff = applied_seq - keep
         with self._writing() as conn:
+            if limit is not None:
+                first = conn.execute("SELECT MIN(seq) FROM transactions").fetchone()[0]
+                if first is None:
+                    return 0
+                cutoff = min(cutoff, int(first) + limit - 1)
             base = self.base_state() or GtidState()
             for (gtid,) in conn.execute(
                 "SELECT gtid FROM transactions WHERE seq IN (SELECT MAX(seq) FROM transactions"

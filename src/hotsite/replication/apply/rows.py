@@ -106,7 +106,13 @@ class RowWriter:
 
     # --- collapsed (primary key only) ----------------------------------------------
 
-    def apply_collapsed(self, cur: Any, changes: list[RowChange]) -> list[Mismatch]:
+    def apply_collapsed(
+        self, cur: Any, changes: list[RowChange], writes: Any = None
+    ) -> list[Mismatch]:
+        """``writes``: where the deletes and upserts go, when not ``cur``: a cursor that
+        collects them, sent with the group's other writes in one round trip (mysql.py).
+        The existence counts of every table are read first, in one statement."""
+        out = cur if writes is None else writes
         final: dict[tuple[str, str], dict[Key, Row | None]] = {}
         # per key, its first change in the group: what the target must hold before it
         first: dict[tuple[str, str], dict[Key, str]] = {}
@@ -133,15 +139,16 @@ class RowWriter:
                     expect.setdefault(new_key, MOVE_ONTO_EXISTING)
                     rows[old_key] = None
                 rows[new_key] = after
-        mismatches: list[Mismatch] = []
+        checked = [self.table(*name) for name in final]
+        mismatches = self._check_existence(
+            cur, [(info, first[name]) for name, info in zip(final, checked, strict=True)]
+        )
         for name, rows in final.items():
             info = self.table(*name)
-            if info.schema != HOTSITE_SCHEMA:
-                mismatches += self._check_existence(cur, info, first[name])
             deleted = [key for key, row in rows.items() if row is None]
             for start in range(0, len(deleted), _DELETE_CHUNK):
                 statement, args = sql.delete_many(info, deleted[start : start + _DELETE_CHUNK])
-                cur.execute(statement, args)
+                out.execute(statement, args)
             by_columns: dict[tuple[str, ...], list[str]] = {}
             literal = sql.row_literal
             for row in rows.values():
@@ -152,27 +159,34 @@ class RowWriter:
             for columns, values in by_columns.items():
                 prefix, suffix = sql.upsert_parts(info.qualified, columns)
                 for statement in sql.multi_row(prefix, values, suffix):
-                    cur.execute(statement)
+                    out.execute(statement)
         return mismatches
 
-    def _check_existence(self, cur: Any, info: TableInfo, expect: dict[Key, str]) -> list[Mismatch]:
-        """Mismatches among the group's first changes per key. One statement counts the
-        keys expected present and those expected absent; only when a count is off are
-        the keys themselves fetched (the common case parses two numbers, not rows)."""
-        present = [k for k, what in expect.items() if what in _EXPECT_PRESENT]
-        absent = [k for k, what in expect.items() if what not in _EXPECT_PRESENT]
-        chunks = [
-            (keys[start : start + _SELECT_CHUNK], wanted)
-            for keys, wanted in ((present, True), (absent, False))
-            for start in range(0, len(keys), _SELECT_CHUNK)
-        ]
+    def _check_existence(
+        self, cur: Any, tables: list[tuple[TableInfo, dict[Key, str]]]
+    ) -> list[Mismatch]:
+        """Mismatches among the group's first changes per key. One statement counts, for
+        every table, the keys expected present and those expected absent; only when a
+        count is off are the keys themselves fetched (the common case parses a few
+        numbers, not rows, in one round trip whatever the number of tables)."""
+        chunks: list[tuple[TableInfo, dict[Key, str], list[Key], bool]] = []
+        for info, expect in tables:
+            if info.schema == HOTSITE_SCHEMA:
+                continue  # see the module: hotsite's own rows are not counted
+            present = [k for k, what in expect.items() if what in _EXPECT_PRESENT]
+            absent = [k for k, what in expect.items() if what not in _EXPECT_PRESENT]
+            chunks += [
+                (info, expect, keys[start : start + _SELECT_CHUNK], wanted)
+                for keys, wanted in ((present, True), (absent, False))
+                for start in range(0, len(keys), _SELECT_CHUNK)
+            ]
         if not chunks:
             return []
-        statement, args = sql.count_keys(info, [keys for keys, _ in chunks])
+        statement, args = sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks])
         cur.execute(statement, args)
         counts = cur.fetchone()
         mismatches: list[Mismatch] = []
-        for (keys, wanted), count in zip(chunks, counts, strict=True):
+        for (info, expect, keys, wanted), count in zip(chunks, counts, strict=True):
             if int(count) != (len(keys) if wanted else 0):
                 mismatches += self._find_mismatches(cur, info, keys, wanted, expect)
         return mismatches

@@ -120,10 +120,53 @@ def count_keys(
     """How many of each set of keys the target has, in one round trip and one row:
     ``SELECT (SELECT COUNT(*) ... WHERE pk IN (...)), (...)``. The server compares
     the keys with the columns' own collation."""
+    return count_keys_of([(info, keys) for keys in key_sets])
+
+
+def count_keys_of(
+    key_sets: list[tuple[TableInfo, list[tuple[Any, ...]]]],
+) -> tuple[str, list[Any] | None]:
+    """``count_keys`` over sets of keys of several tables: still one row."""
     parts: list[str] = []
     args: list[Any] = []
-    for keys in key_sets:
+    for info, keys in key_sets:
         where, key_args = key_in(info, keys)
         parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where})")
         args += key_args or []
     return "SELECT " + ", ".join(parts), args or None
+
+
+class WriteBatch:
+    """A cursor that only collects write statements (their values escaped as ``execute``
+    would), then sends them as multi-statements of at most ``limit`` characters each:
+    a group's writes (origin row, deletes, upserts, position) cost one round trip
+    instead of one each, which is most of a small group's apply time on a busy target
+    (each round trip waits for the server's thread to be scheduled). Needs a connection
+    opened with ``CLIENT.MULTI_STATEMENTS``; the statements' results are only checked
+    for errors (none of them is read)."""
+
+    def __init__(self, cur: Any, limit: int = MAX_STATEMENT) -> None:
+        self.cur = cur
+        self.limit = limit
+        self.statements: list[str] = []
+
+    def execute(self, statement: str, args: Any = None) -> None:
+        self.statements.append(self.cur.mogrify(statement, args))
+
+    def send(self) -> None:
+        chunk: list[str] = []
+        size = 0
+        for statement in self.statements:
+            if chunk and size + len(statement) > self.limit:
+                self._run(chunk)
+                chunk, size = [], 0
+            chunk.append(statement)
+            size += len(statement) + 2
+        if chunk:
+            self._run(chunk)
+        self.statements = []
+
+    def _run(self, chunk: list[str]) -> None:
+        self.cur.execute(";\n".join(chunk))
+        while self.cur.nextset():  # each statement's result, an error raised where it failed
+            pass

@@ -23,15 +23,25 @@ from hotsite.errors import HotsiteError
 from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
 from hotsite.replication.gtid import Gtid, GtidState
+from hotsite.replication.heap import freeze_startup_heap
 from hotsite.replication.journal import Journal
 from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
+from hotsite.replication.trace import StageTrace
 from hotsite.replication.transactions import Transaction
 
 SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …
 QUEUE_BYTES = 16 << 20  # … and their binlog bytes (~8x that in Python objects): bounded memory
 RETRY_SECONDS = 1.0
+# Journal upkeep, off ship's path: a WAL checkpoint this often, and every TRIM_EVERY s the
+# trim of what apply has applied, TRIM_CHUNK entries per write (ship waits for one at most).
+CHECKPOINT_EVERY = 1.0
+TRIM_EVERY = 10.0
+TRIM_CHUNK = 500
+# Between two trim writes: a thread lock is not fair, and the trim thread, still holding
+# the interpreter, would take it again before a waiting ship wakes up.
+TRIM_PAUSE = 0.01
 # The source sends a binlog heartbeat after this long without events: the capture thread
 # sees a stop request at the latest then, so it bounds how long stopping an idle link
 # takes (every `replicate --until-caught-up` ends that way).
@@ -59,10 +69,16 @@ class CaptureJob:
 class CaptureSide:
     """Capture → bounded queue → ship to the journal, plus the heartbeat writer."""
 
-    def __init__(self, job: CaptureJob, report: Any, stop: Any, wake: Any = None) -> None:
+    def __init__(
+        self, job: CaptureJob, report: Any, stop: Any, wake: Any = None, applied: Any = None
+    ) -> None:
         self.job = job
         self.report = report
         self.stop = stop
+        # The journal seq apply has applied up to (a shared, lock-free int it writes), for
+        # the trim; None: never trim (nobody says what is applied).
+        self.applied = applied
+        self.write_lock = threading.Lock()  # ship's appends and upkeep's trims, in turn
         # The write end of a pipe whose read end apply waits on: one byte after every
         # append wakes it (never blocks: a full pipe has woken it already).
         self.wake_fd: int | None = wake.fileno() if wake is not None else None
@@ -74,18 +90,20 @@ class CaptureSide:
         self.capture = StageStats()
         self.ship = StageStats()
         self.source_position = ""
-        self.journal = Journal(Path(job.journal_path))
+        self.journal = Journal(Path(job.journal_path), autocheckpoint=False)
         start = self.journal.source_state() or GtidState()
         self.capture_position = start.copy()
         self.ship_position = start.copy()
         self.capture.position = self.ship.position = str(start)
         self.matches = table_matcher(list(job.patterns), job.source_url.database)
+        self.trace = StageTrace("capture")
 
     def run(self) -> None:
         threads = [
             threading.Thread(target=self._guard, args=(self._capture_loop,), daemon=True),
             threading.Thread(target=self._guard, args=(self._ship_loop,), daemon=True),
             threading.Thread(target=self._guard, args=(self._heartbeat_loop,), daemon=True),
+            threading.Thread(target=self._guard, args=(self._upkeep_loop,), daemon=True),
         ]
         for thread in threads:
             thread.start()
@@ -99,6 +117,7 @@ class CaptureSide:
         for thread in threads:
             thread.join(timeout=5)
         self._send_stats()
+        self.trace.close()
 
     def _guard(self, loop: Any) -> None:
         try:
@@ -130,6 +149,8 @@ class CaptureSide:
                 for tx in reader.transactions(self.stop):
                     if tx is None:
                         continue
+                    if self.trace.enabled:
+                        self.trace.note("captured", (tx.gtid,))
                     self.capture.transactions += tx.final
                     self.capture.rows += tx.row_count
                     self.capture_position = reader.position.copy()
@@ -175,12 +196,17 @@ class CaptureSide:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            if self.trace.enabled:
+                self.trace.note("batched", (tx.gtid for tx in batch))
             for tx in batch:
                 if tx.final:  # a part of a transaction does not move the position
                     self.ship_position.advance(Gtid.parse(tx.gtid))
-            self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
+            with self.write_lock:
+                self.journal.append([tx for tx in batch if not tx.skip], self.ship_position)
             self._shipped(batch)
             self._wake_apply()
+            if self.trace.enabled:
+                self.trace.note("journaled", (tx.gtid for tx in batch))
             fault_point("ship.after_append")
             now = time.time()
             self.ship.transactions += sum(tx.final and not tx.skip for tx in batch)
@@ -197,6 +223,28 @@ class CaptureSide:
             os.write(self.wake_fd, b"\0")
         except OSError:  # full (apply is awake already), or apply is gone
             pass
+
+    def _upkeep_loop(self) -> None:
+        """Checkpoint the journal's WAL and trim what apply has applied, in a thread of
+        their own: ship never waits for a checkpoint, and for one short trim write at most
+        (a thread lock, not SQLite's busy handler, which sleeps in steps of milliseconds)."""
+        journal = Journal(Path(self.job.journal_path), autocheckpoint=False)
+        trim_at = time.monotonic() + 1  # soon after a start, then every TRIM_EVERY seconds
+        try:
+            while not self.stop.wait(CHECKPOINT_EVERY):
+                journal.checkpoint()
+                if self.applied is not None and time.monotonic() >= trim_at:
+                    applied = int(self.applied.value)
+                    while not self.stop.is_set():
+                        with self.write_lock:
+                            deleted = journal.trim(applied, limit=TRIM_CHUNK)
+                        if deleted < TRIM_CHUNK:
+                            break
+                        self.stop.wait(TRIM_PAUSE)
+                    fault_point("journal.after_trim")
+                    trim_at = time.monotonic() + TRIM_EVERY
+        finally:
+            journal.close()
 
     def _heartbeat_loop(self) -> None:
         """Write heartbeats and read the source's own position, reconnecting as needed."""
@@ -249,7 +297,7 @@ class CaptureSide:
         )
 
 
-def run_capture_side(job: CaptureJob, report: Any, wake: Any = None) -> None:
+def run_capture_side(job: CaptureJob, report: Any, wake: Any = None, applied: Any = None) -> None:
     """Process entry point (multiprocessing 'spawn'); SIGTERM or SIGINT stop it cleanly.
 
     The stop flag is a plain threading.Event set from a signal handler, not a
@@ -265,7 +313,9 @@ def run_capture_side(job: CaptureJob, report: Any, wake: Any = None) -> None:
     # The library logs its own reconnects as warnings; we report outages ourselves.
     logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
     try:
-        CaptureSide(job, report, stop, wake).run()
+        side = CaptureSide(job, report, stop, wake, applied)
+        freeze_startup_heap()
+        side.run()
     except HotsiteError as exc:
         report.put(("fatal", str(exc)))
     except KeyboardInterrupt:
