@@ -269,3 +269,21 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
     for fragment in fragments:
         assert fragment in joined, (fragment, stderr)
     return joined
+
+
+def offline_pair_config(directory: Path) -> Path:
+    """A project file of two sites on ports nothing listens on, one link: for unit
+    tests of what reads the file, never a server."""
+    path = directory / "hotsite.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sites": {
+                    "primary": {"database": "mysql://root@127.0.0.1:1/app"},
+                    "dr": {"database": "mysql://root@127.0.0.1:2/app"},
+                },
+                "replication": [{"from": "primary", "to": "dr"}],
+            }
+        )
+    )
+    return path

@@ -8,30 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hotsite.config import load
 from hotsite.dr.adapters import REPORT_WAIT, LinkPositions
 from hotsite.dr.client import ControllerUnreachable
 from hotsite.dr.peers import PeerReporter
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.journal import Journal
+from tests.helpers import offline_pair_config
 
 
 def _config(tmp_path: Path) -> Any:
-    path = tmp_path / "hotsite.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "sites": {
-                    "primary": {"database": "mysql://root@127.0.0.1:1/app"},
-                    "dr": {"database": "mysql://root@127.0.0.1:2/app"},
-                },
-                "replication": [{"from": "primary", "to": "dr"}],
-            }
-        )
-    )
-    return load(path)
+    return load(offline_pair_config(tmp_path))
 
 
 class Reports:

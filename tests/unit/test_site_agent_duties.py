@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
-import yaml
 
 from hotsite import config as config_module
 from hotsite.agent.site import SiteAgent
+from tests.helpers import offline_pair_config
 
 
 class Flaky:
@@ -35,18 +35,7 @@ class Flaky:
 
 
 def test_a_raw_database_error_restarts_the_duty_not_the_agent(tmp_path: Path) -> None:
-    path = tmp_path / "hotsite.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "sites": {
-                    "primary": {"database": "mysql://root@127.0.0.1:1/app"},
-                    "dr": {"database": "mysql://root@127.0.0.1:2/app"},
-                },
-                "replication": [{"from": "primary", "to": "dr"}],
-            }
-        )
-    )
+    path = offline_pair_config(tmp_path)
     broken, steady = Flaky("broken", fail_polls=1), Flaky("steady", fail_polls=0)
     agent = SiteAgent(config_module.load(path), "dr", [broken, steady])
     agent.tick()  # both start
