@@ -11,7 +11,7 @@ from typing import Any
 import pymysql
 
 from hotsite.config import ProjectConfig
-from hotsite.db import connect
+from hotsite.db import connect, error_code
 from hotsite.dr.entry import entry_control
 from hotsite.dr.fence import FenceState
 from hotsite.dr.history import History
@@ -19,7 +19,7 @@ from hotsite.dr.moves import MoveContext
 from hotsite.dr.project import controller_client, dr_section, open_records, site_fence
 from hotsite.dr.served import ServedSampler
 from hotsite.dr.standby import write_mark
-from hotsite.errors import HotsiteError
+from hotsite.errors import DatabaseError, HotsiteError
 from hotsite.replication import positions
 from hotsite.replication.gtid import GtidState
 from hotsite.state import StateStore
@@ -32,6 +32,21 @@ class ProjectSites:
         self.timeout = timeout
 
     def reachable(self, site: str) -> bool:
+        for attempt in range(KILLED_ATTEMPTS):
+            answered = self._probe(site)
+            if answered is not None:
+                return answered
+            time.sleep(0.05 * (attempt + 1))
+        return False
+
+    def _probe(self, site: str) -> bool | None:
+        """True: it answered; False: it did not; None: a fencer killed the probe (a lost
+        connection at once — one lost after waiting is a cut link's timeout)."""
+        began = time.monotonic()
+
+        def killed(code: int | None) -> bool:
+            return code in KILLED and time.monotonic() - began < self.timeout / 2
+
         try:
             conn = connect(
                 self.config.site(site).database_url,
@@ -39,14 +54,14 @@ class ProjectSites:
                 timeout=self.timeout,
                 read_timeout=self.timeout,  # a cut link must not hang the probe
             )
-        except HotsiteError:
-            return False
+        except HotsiteError as exc:
+            return None if killed(getattr(exc, "code", None)) else False
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
             return True
-        except pymysql.MySQLError:
-            return False
+        except pymysql.MySQLError as exc:
+            return None if killed(error_code(exc)) else False
         finally:
             conn.close()
 
@@ -82,6 +97,23 @@ class ProjectSites:
 
 
 FENCE_ATTEMPTS = 3
+# A site's lease keeper fences it (killing every session but its own) when a move begins
+# or a renewal comes late: a move's read of that site cut that way is read again.
+KILLED = (1927, 2006, 2013)  # connection killed, server gone, lost during a query
+KILLED_ATTEMPTS = 3
+
+
+def _again_if_killed(read: Callable[[], Any]) -> Any:
+    for attempt in range(KILLED_ATTEMPTS):
+        try:
+            return read()
+        except DatabaseError as exc:
+            if exc.code not in KILLED or attempt == KILLED_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 # Seconds a relocate's drain lets the old primary's requests in flight finish.
 DRAIN_WAIT = 1.0
 # Seconds ``shipped`` waits for a health report sent after it asked (reports go every
@@ -107,7 +139,7 @@ class LinkPositions:
         self._reports = reports if reports is not None else self._controller_sites
 
     def committed(self, site: str) -> GtidState:
-        return positions.source_position(self.config, site)
+        return _again_if_killed(lambda: positions.source_position(self.config, site))
 
     def shipped(self, source: str, target: str) -> GtidState | None:
         reported = self._reported_shipped(source, target)
@@ -144,7 +176,8 @@ class LinkPositions:
             client.close()
 
     def applied(self, source: str, target: str) -> GtidState | None:
-        return positions.applied_position(self.config, self.config.link(source, target))
+        link = self.config.link(source, target)
+        return _again_if_killed(lambda: positions.applied_position(self.config, link))
 
 
 class EntryTraffic:
