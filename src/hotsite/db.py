@@ -122,14 +122,14 @@ def explain(exc: BaseException, url: DatabaseURL, site: str) -> HotsiteError:
             f"{where}: database {url.database!r} does not exist",
             "create it, or fix the database name in the URL",
         )
+    error: DatabaseError
     if code in UNAVAILABLE_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        unavailable = DatabaseUnavailable(
+        error = DatabaseUnavailable(
             f"{where}: cannot reach the server ({error_reason(exc)})",
             "check that it is running and that host and port are right",
         )
-        unavailable.code = code
-        return unavailable
-    error = DatabaseError(f"{where}: {error_reason(exc)}")
+    else:
+        error = DatabaseError(f"{where}: {error_reason(exc)}")
     error.code = code
     return error
 

@@ -75,9 +75,8 @@ def shipped_positions(config: ProjectConfig, site: str) -> dict[str, str]:
     """How far this site's journal of each link into it reaches, by source site (the
     health report carries it to the controller: LinkPositions.shipped)."""
     found: dict[str, str] = {}
-    for link in config.replication:
-        if link.target == site:
-            position = shipped_position(config, link)
-            if position is not None:
-                found[link.source] = str(position)
+    for link in config.links_into(site):
+        position = shipped_position(config, link)
+        if position is not None:
+            found[link.source] = str(position)
     return found

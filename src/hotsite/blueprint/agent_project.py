@@ -49,13 +49,9 @@ def agent_project(
         for name, url in databases.items()
     }
     for name in sites:
-        tls = config.sites[name].tls
-        if tls is not None:
-            sites[name]["tls"] = {
-                part: _node_tls_path(directory, f"site-{name}-{part}")
-                for part in ("ca", "cert", "key")
-                if getattr(tls, part)
-            }
+        on_node = {part: node for part, (node, _) in _site_tls(config, name, directory).items()}
+        if on_node:
+            sites[name]["tls"] = on_node
     links = [
         link.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"journal"})
         for link in config.replication
@@ -92,16 +88,26 @@ def tls_files(config: ProjectConfig, directory: str) -> dict[str, str]:
     """Node path → controller path of each TLS file the agent's project file names:
     every site's database TLS files (the client certificate and key hotsite's user
     presents included) and the CA that signed the controller's certificate."""
-    files: dict[str, str] = {}
-    for name, other in config.sites.items():
-        if other.tls is not None:
-            for part in ("ca", "cert", "key"):
-                local = getattr(other.tls, part)
-                if local:
-                    files[_node_tls_path(directory, f"site-{name}-{part}")] = local
+    files = {
+        node: local
+        for name in config.sites
+        for node, local in _site_tls(config, name, directory).values()
+    }
     if config.control_tls is not None and config.control_tls.ca:
         files[_node_tls_path(directory, "control-ca")] = config.control_tls.ca
     return files
+
+
+def _site_tls(config: ProjectConfig, name: str, directory: str) -> dict[str, tuple[str, str]]:
+    """Part (ca, cert, key) → (node path, controller path) of site ``name``'s TLS files."""
+    tls = config.sites[name].tls
+    if tls is None:
+        return {}
+    return {
+        part: (_node_tls_path(directory, f"site-{name}-{part}"), getattr(tls, part))
+        for part in ("ca", "cert", "key")
+        if getattr(tls, part)
+    }
 
 
 def _node_tls_path(directory: str, name: str) -> str:

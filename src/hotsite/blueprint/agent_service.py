@@ -7,8 +7,9 @@ SITE`` on the group's node, installed from a wheelhouse the controller builds
 - upload: the wheelhouse to ``DIR/wheelhouse`` and the supervisor script;
 - install: ``python3 -m venv DIR/venv`` and ``pip install --no-index --find-links``;
 - configure: the agent's project file (agent_project.py), the project token and the TLS
-  files it names (``DIR/tls``), all 0600, written from the transport's hidden environment (never on a command line,
-  never in the command log, never in the state store: their fingerprint masks them);
+  files it names (``DIR/tls``), all 0600, written from the transport's hidden
+  environment (never on a command line, never in the command log, never in the state
+  store: their fingerprint masks them);
 - start: the supervisor, a shell loop that starts the agent again a second after it
   exits (a crash, kill -9), in a session of its own (setsid), its PID in
   ``DIR/agent.pid``; stop: SIGTERM to that session (the agent stops its duties

@@ -13,7 +13,7 @@ import pymysql
 from hotsite.config import ProjectConfig
 from hotsite.db import connect, error_code
 from hotsite.dr.entry import entry_control
-from hotsite.dr.fence import FenceState
+from hotsite.dr.fence import KILLED, FenceState
 from hotsite.dr.history import History
 from hotsite.dr.moves import MoveContext
 from hotsite.dr.project import controller_client, dr_section, open_records, site_fence
@@ -97,9 +97,9 @@ class ProjectSites:
 
 
 FENCE_ATTEMPTS = 3
+_LOST = (2006, 2013)  # server has gone away, lost connection during query
 # A site's lease keeper fences it (killing every session but its own) when a move begins
 # or a renewal comes late: a move's read of that site cut that way is read again.
-KILLED = (1927, 2006, 2013)  # connection killed, server gone, lost during a query
 KILLED_ATTEMPTS = 3
 
 
@@ -119,7 +119,6 @@ DRAIN_WAIT = 1.0
 # Seconds ``shipped`` waits for a health report sent after it asked (reports go every
 # detection interval, 0.2 s by default).
 REPORT_WAIT = 2.0
-_LOST = (2006, 2013)  # server has gone away, lost connection during query
 
 
 class LinkPositions:

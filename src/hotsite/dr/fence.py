@@ -51,7 +51,8 @@ _KEEP_COMMANDS = (
     "Connect",
 )
 _KEEP_USERS = ("system user", "event_scheduler", "unauthenticated user")
-_KILLED = (1927, 2006, 2013)  # connection killed, server gone, lost during a query
+# This session was killed (by a fencer): connection killed, server gone, lost during a query.
+KILLED = (1927, 2006, 2013)
 _KILLED_RETRIES = 3
 _BYPASS = re.compile(r"^GRANT (ALL PRIVILEGES|.*\bREAD_ONLY ADMIN\b).* ON \*\.\* TO ")
 _BYPASS_BEFORE_10_11 = re.compile(r"^GRANT .*\bSUPER\b.* ON \*\.\* TO ")
@@ -312,13 +313,13 @@ class SiteFence:
             try:
                 conn = self._connect()
             except DatabaseError as exc:
-                if exc.code not in _KILLED or attempt == _KILLED_RETRIES:
+                if exc.code not in KILLED or attempt == _KILLED_RETRIES:
                     raise
                 continue
             try:
                 return operation(conn, *args)
             except pymysql.err.OperationalError as exc:
-                if exc.args[0] not in _KILLED or attempt == _KILLED_RETRIES:
+                if exc.args[0] not in KILLED or attempt == _KILLED_RETRIES:
                     raise
             finally:
                 conn.close()
@@ -339,7 +340,7 @@ class SiteFence:
                 result: FenceState = self._run(fence, kind, epoch, reason, list_bypass)
                 return result
             except pymysql.err.OperationalError as exc:
-                if exc.args[0] not in _KILLED or attempt == _FENCE_ATTEMPTS - 1:
+                if exc.args[0] not in KILLED or attempt == _FENCE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")

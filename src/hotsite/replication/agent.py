@@ -183,32 +183,29 @@ class LinkAgent:
             check_key_ranges(
                 [(self.link.source, source), (self.link.target, target)], len(self.writers)
             )
-        check_policy_columns(
-            target, self.link.target, list_tables(target, self.matches), self.config.conflicts
-        )
+        target_tables = list_tables(target, self.matches)
+        check_policy_columns(target, self.link.target, target_tables, self.config.conflicts)
         if self.versioned:
-            for conn, site in ((source, self.link.source), (target, self.link.target)):
-                schemas = sorted({schema for schema, _ in list_tables(conn, self.matches)})
+            ends = [
+                (source, self.link.source, list_tables(source, self.matches)),
+                (target, self.link.target, target_tables),
+            ]
+            for conn, site, tables in ends:  # both checked before either gets a trigger
+                schemas = sorted({schema for schema, _ in tables})
                 require_version_trigger_privileges(conn, site, schemas)
-            self._ensure_versions(source, target)
+            for conn, site, tables in ends:
+                rowversions.ensure(conn, site, tables)
 
-    def _ensure_versions(self, source: Any = None, target: Any = None) -> None:
+    def _ensure_versions(self) -> None:
         """Row-version triggers and shadows on every replicated table of both ends: at
-        start, after a snapshot (which re-creates the target's tables) and after an applied
-        DDL (a new table). A table created at the source gets them here, when its DDL has
-        come through: its changes until then are judged by images."""
-        opened: list[Any] = []
-        try:
-            if source is None:
-                source = connect(self.source_url, self.link.source)
-                opened.append(source)
-            if target is None:
-                target = connect(self.target_url, self.link.target)
-                opened.append(target)
-            rowversions.ensure(source, self.link.source, list_tables(source, self.matches))
-            rowversions.ensure(target, self.link.target, list_tables(target, self.matches))
-        finally:
-            for conn in opened:
+        start (``_check_two_way``), after a snapshot (which re-creates the target's tables)
+        and after an applied DDL (a new table). A table created at the source gets them
+        here, when its DDL has come through: its changes until then are judged by images."""
+        for url, site in ((self.source_url, self.link.source), (self.target_url, self.link.target)):
+            conn = connect(url, site)
+            try:
+                rowversions.ensure(conn, site, list_tables(conn, self.matches))
+            finally:
                 conn.close()
 
     def _conflict_writer(self, table: Any) -> ConflictWriter:

@@ -27,9 +27,9 @@ columns re-creates it (``ensure``). The UPDATE trigger compares every column (an
 that changed nothing moves no version: the binlog has no row event for it), so a column
 added or dropped makes ``ensure`` replace it at both sites once the agent has applied
 the DDL; until then a change of only the new column moves no version, and the change
-is judged by images. A version note (a shadow change
-without its row's) still travels for whatever moves a version alone, and apply takes it
-where the target still has the version the note was made on.
+is judged by images. A version note (a shadow change without its row's) still travels
+for whatever moves a version alone, and apply takes it where the target still has the
+version the note was made on.
 """
 
 from __future__ import annotations

@@ -366,7 +366,7 @@ class ConflictWriter:
         into a row that won a conflict made each site a mix of its own, and where a
         group was cut (a chain broken by this site's own change) the two mixes were not
         the same: the sites kept rows differing in a column."""
-        decision, _ = conflict if conflict else (INCOMING, set())
+        decision = conflict[0] if conflict else INCOMING
         merge = merge and conflict is None and self._merging(kc)
         if decision != INCOMING:  # the target's row, or parked: the row stays
             return
