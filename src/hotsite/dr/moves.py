@@ -211,7 +211,9 @@ def relocate(ctx: MoveContext, target: str, resume: Move | None = None) -> MoveR
         ) from None
     result = _promote(ctx, move, old, target, started, 0, notes)
     result.write_pause_seconds = started + result.switch_seconds - fenced_at
-    _first_write(ctx, move, result, old, target, started, None)
+    # The old primary served until the move began: where the entry point saw no answer
+    # of its during the move (none was in flight at the drain), that is its last one.
+    _first_write(ctx, move, result, old, target, started, started)
     # It had applied everything before the switch: the link back may run into it.
     mark_standby(ctx, move.id, old, target, result.epoch, notes)
     ctx.history.finish(move.id, "done", result.epoch, result.summary())
@@ -431,7 +433,8 @@ def _first_write(
     failed_at: float | None,
 ) -> None:  # fmt: skip
     """The new primary's first successful answer through the entry point, and the write
-    to write RTO from the old primary's last one (or from the fault's time)."""
+    to write RTO from the old primary's last one (or, where the entry point saw none
+    during the move, from ``failed_at``: the fault's time, or a relocate's start)."""
     try:
         last, first = ctx.traffic.served(old, target, FIRST_WRITE_WAIT)
     except HotsiteError:
