@@ -206,7 +206,7 @@ def test_bad_input_gives_one_line_and_records_nothing(
     down.stop_sshd()
     started = time.monotonic()
     one_line_error(create("--tag", "r=down", "--accept-new-host-keys"), "unreachable over SSH")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # not the 30 s of a hung connect; CI is loaded
     assert node_rows(config) == []
 
     # Host key changed after it was recorded.

@@ -69,6 +69,8 @@ def demo(
 def _summary(report: Path) -> list[str]:
     import json
 
+    from hotsite.demo.report import verify_details
+
     data = json.loads(report.with_suffix(".json").read_text())
     lines = []
     for move in data["moves"]:
@@ -83,4 +85,5 @@ def _summary(report: Path) -> list[str]:
             lines.append(f"    +{step['after']:6.3f} s  {step['step']}  {step['detail']}")
     for verdict in data["verdicts"]:
         lines.append(f"{'ok ' if verdict['ok'] else 'NO '} {verdict['claim']}")
+    lines.extend(f"    {line}" for line in verify_details(data["verify"]))
     return lines

@@ -50,6 +50,29 @@ def verdicts(moves: list[dict[str, Any]], verify: dict[str, Any]) -> list[dict[s
     return found
 
 
+def verify_details(verify: dict[str, Any]) -> list[str]:
+    """Why the sites were not proved identical, one line each: the verify's error, the
+    tables that differed, the acknowledged writes a site lacks — what a failed run (a CI
+    log, say) must show without its report at hand."""
+    lines = []
+    report = verify.get("report", {})
+    if verify and not verify.get("identical"):
+        if report.get("error"):
+            lines.append(f"verify (exit {verify.get('exit_status')}): {report['error']}")
+        for t in report.get("tables", []):
+            if t.get("status") != "identical":
+                lines.append(
+                    f"verify: {t['table']} {t['status']}: {t['missing']} missing,"
+                    f" {t['extra']} extra, {t['different']} different,"
+                    f" {t['unsettled']} unsettled of {t['rows']} rows"
+                )
+    for site, seqs in verify.get("acknowledged_missing", {}).items():
+        if seqs:
+            lines.append(f"{site} lacks acknowledged writes {', '.join(map(str, seqs[:10]))}"
+                         + (" …" if len(seqs) > 10 else ""))  # fmt: skip
+    return lines
+
+
 def _verdict(text: str, ok: bool) -> dict[str, Any]:
     return {"claim": text, "ok": ok}
 
