@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from hotsite.cli.app import app, console
-from hotsite.demo import DEFAULT_ENTRY_PORT, DemoOptions, run_demo, stop_demo
+from hotsite.demo import DEFAULT_ENTRY_PORT, DemoOptions, run_demo, stop_demo, verify_details
 
 
 @app.command()
@@ -68,8 +68,6 @@ def demo(
 
 def _summary(report: Path) -> list[str]:
     import json
-
-    from hotsite.demo.report import verify_details
 
     data = json.loads(report.with_suffix(".json").read_text())
     lines = []

@@ -14,7 +14,6 @@ from rich.table import Table
 from hotsite.cli.app import app, console, print_warning, project
 from hotsite.config import ProjectConfig
 from hotsite.dr import (
-    ControllerState,
     Detector,
     ProjectSites,
     Record,
@@ -30,8 +29,6 @@ from hotsite.dr import (
     move_lock,
     open_records,
     resume,
-    serve,
-    server_context,
     site_fence,
     taking_traffic,
     watch,
@@ -46,6 +43,10 @@ def controller(ctx: typer.Context) -> None:
     Agents reach it over HTTP (TLS with control_tls) with the project token. It makes
     the record from dr.primary the first time it starts. Stops on Ctrl-C or SIGTERM.
     """
+    # Here, not at the top: the HTTP server (aiohttp) is the controller's alone, and
+    # loading it cost every other command a tenth of a second.
+    from hotsite.dr import ControllerState, serve, server_context
+
     config = project(ctx)
     dr = dr_section(config)
     token = load_token(dr)

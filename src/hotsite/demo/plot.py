@@ -7,16 +7,18 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: no display on a server or in a test
-import matplotlib.pyplot as plt
-
 MOVE_COLOURS = {"failover": "#d62728", "relocate": "#1f77b4", "failback": "#9467bd"}
 
 
 def render_svg(data: dict[str, Any]) -> str:
     """``data``: the report's JSON (samples, moves, began)."""
+    # Here, not at the top: every hotsite command imports the demo's CLI, and matplotlib
+    # took a third of a second of each one's start.
+    import matplotlib
+
+    matplotlib.use("Agg")  # before pyplot: no display on a server or in a test
+    import matplotlib.pyplot as plt
+
     began = float(data["began"])
     samples = data["samples"]
     times = [s["at"] - began for s in samples]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hotsite.dr.controller import ControllerState
 from hotsite.dr.detector import Detector
 from hotsite.errors import HotsiteError
 from hotsite.logs import get_logger
+
+if TYPE_CHECKING:  # the controller's HTTP server loads with the controller, not here
+    from hotsite.dr.controller import ControllerState
 
 log = get_logger(__name__)
 
