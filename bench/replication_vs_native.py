@@ -153,7 +153,11 @@ class Hotsite:
             env=env,
         )
         if profile:  # py-spy ends, writing its samples, when the process does
-            spy = ["py-spy", "record", "-r", "50", "--subprocesses", "--format", "raw"]
+            # The venv's py-spy (the dev extras), not one on PATH; --gil: only the samples
+            # of the thread holding the interpreter lock, which is what a process's speed
+            # is bound by (threads waiting on a socket or fsync are not counted).
+            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "50",
+                   "--subprocesses", "--format", "raw", "--gil"]  # fmt: skip
             subprocess.Popen([*spy, "-o", profile, "--pid", str(self.process.pid)])
 
     def stop(self) -> None:

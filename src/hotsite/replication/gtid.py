@@ -18,11 +18,11 @@ class Gtid:
 
     @classmethod
     def parse(cls, text: str) -> Gtid:
-        try:
-            domain, server_id, seq = (int(part) for part in text.strip().split("-"))
+        try:  # per transaction, twice: no generator (int() strips each part's spaces)
+            domain, server_id, seq = text.split("-")
+            return cls(int(domain), int(server_id), int(seq))
         except ValueError:
             raise ValueError(f"not a MariaDB GTID: {text!r} (expected domain-server-seq)") from None
-        return cls(domain, server_id, seq)
 
     def __str__(self) -> str:
         return f"{self.domain}-{self.server_id}-{self.seq}"

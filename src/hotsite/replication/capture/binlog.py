@@ -301,7 +301,7 @@ class BinlogCapture:
 
     def _finish(self, tx: Transaction) -> Transaction:
         self.position.advance(Gtid.parse(tx.gtid))
-        if self._source is not None:
+        if self._source is not None and self._source.reconnects:
             self._source.position = str(self.position)
         if tx.changes and all(
             c.schema == HOTSITE_SCHEMA and c.table == HEARTBEAT_TABLE for c in tx.changes

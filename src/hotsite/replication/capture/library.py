@@ -28,6 +28,9 @@ from hotsite.replication.transactions import DELETE, INSERT, UPDATE
 
 
 class LibrarySource:
+    # The library reconnects by itself, from the position it holds: set it per transaction.
+    reconnects = True
+
     def __init__(
         self,
         url: DatabaseURL,

@@ -153,8 +153,8 @@ class CaptureSide:
                         self.trace.note("captured", (tx.gtid,))
                     self.capture.transactions += tx.final
                     self.capture.rows += tx.row_count
+                    # Its text is made for each report (_send_stats), not per transaction.
                     self.capture_position = reader.position.copy()
-                    self.capture.position = str(self.capture_position)
                     if tx.heartbeat_ts is not None:
                         self.capture.saw_heartbeat(tx.heartbeat_ts)
                     self._wait_for_room(tx.size)
@@ -282,6 +282,7 @@ class CaptureSide:
             conn.close()
 
     def _send_stats(self) -> None:
+        self.capture.position = str(self.capture_position)
         self.capture.tick()
         self.ship.tick()
         self.ship.pending = self.queue.qsize()

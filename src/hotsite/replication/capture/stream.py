@@ -90,6 +90,10 @@ class FastBinlogSource:
     not replicate are never decoded.
     """
 
+    # It reads its position once, when it opens: capture opens a new source after an
+    # error, so it needs no position kept up to date per transaction.
+    reconnects = False
+
     def __init__(
         self,
         url: DatabaseURL,
