@@ -136,10 +136,12 @@ class Hotsite:
             cwd=self.config.parent,
         )
 
-    def start(self, trace: bool = False, profile: str = "") -> None:
+    def start(self, trace: bool = False, profile: str = "", idle: bool = False) -> None:
         """``trace``: each stage notes when each transaction passed it (for the breakdown);
         the directory is emptied first. ``profile``: run it under ``py-spy record``
-        (``--format raw``, both processes) into that file."""
+        (``--format raw``, both processes) into that file: the samples of the thread
+        holding the interpreter lock, or with ``idle`` every thread's, waiting or not
+        (where a transaction's wall time goes, for the lag)."""
         env = dict(os.environ)
         env.pop(TRACE_ENV, None)
         if trace:
@@ -157,7 +159,7 @@ class Hotsite:
             # of the thread holding the interpreter lock, which is what a process's speed
             # is bound by (threads waiting on a socket or fsync are not counted).
             spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "50",
-                   "--subprocesses", "--format", "raw", "--gil"]  # fmt: skip
+                   "--subprocesses", "--format", "raw", "--idle" if idle else "--gil"]  # fmt: skip
             subprocess.Popen([*spy, "-o", profile, "--pid", str(self.process.pid)])
 
     def stop(self) -> None:
@@ -537,7 +539,7 @@ class Run:
         args = self.args
         self.caught_up()
         self.native.execute("START SLAVE")
-        self.hotsite.start(trace=True)
+        self.hotsite.start(trace=True, profile=os.environ.get("BENCH_PROFILE_LAG", ""), idle=True)
         self.streaming()
         half = max(1, int(self.max_tps / 2))
         probe = LagProbe(self.primary, {"native": self.native, "hotsite": self.target})

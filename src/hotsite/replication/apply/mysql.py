@@ -313,27 +313,30 @@ class MySQLApplier:
         changes = [change for tx in group for change in tx.changes]
         counted = [tx for tx in group if OriginBook.counts(tx)]
         origin = self.origins.origin_of(counted[0]) if counted else self.origin
+        state = self.position.gtid_state.copy()
+        for tx in group:
+            state.advance(Gtid.parse(tx.gtid))
         with self.conn.cursor() as cur:
-            # Collapsed changes need no statement's result: every write of the group is
-            # sent at once, after the existence counts (read before any write).
-            batched = self._conflicts is None and (not changes or self._collapsible(changes))
-            writes = sql.WriteBatch(cur, self._batch_limit()) if batched else None
-            out = writes or cur
-            origin_state = self.origins.mark(out, origin, group)  # first: capture reads it first
-            mismatches = self._write_changes(
-                cur, changes, counted[-1] if counted else None, group, writes
-            )
-            if self._conflicts is not None:
-                for tx in group:
-                    if tx.settlements:
-                        self._conflicts.settle(cur, tx.settlements)
-            state = self.position.gtid_state.copy()
-            for tx in group:
-                state.advance(Gtid.parse(tx.gtid))
-            total = self.position.mismatches + len(mismatches)
-            self._write_position(out, state, group[-1], last_seq, len(group), mismatches=total)
-            if writes is not None:
-                writes.send()
+            if self._conflicts is None and (not changes or self._collapsible(changes)):
+                writes = sql.WriteBatch(cur, self._batch_limit())
+                origin_state = self.origins.mark(
+                    writes, origin, group
+                )  # first: capture reads it first
+                mismatches = self._write_collapsed(cur, writes, changes, group, state, last_seq)
+            else:
+                origin_state = self.origins.mark(cur, origin, group)
+                mismatches = self._write_changes(
+                    cur, changes, counted[-1] if counted else None, group
+                )
+                if self._conflicts is not None:
+                    for tx in group:
+                        if tx.settlements:
+                            self._conflicts.settle(cur, tx.settlements)
+                self._write_position(
+                    cur, state, group[-1], last_seq, len(group),
+                    mismatches=self.position.mismatches + len(mismatches),
+                )  # fmt: skip
+        total = self.position.mismatches + len(mismatches)
         fault_point("apply.before_commit")
         self.conn.commit()
         fault_point("apply.after_commit")
@@ -343,17 +346,39 @@ class MySQLApplier:
         if mismatches:
             self._report(mismatches)
 
+    def _write_collapsed(
+        self, cur: Any, writes: sql.WriteBatch, changes: list[RowChange],
+        group: list[Transaction], state: GtidState, last_seq: int,
+    ) -> list[Mismatch]:  # fmt: skip
+        """A group of collapsible changes in one round trip: its origin row (queued in
+        ``writes`` already), the existence counts, the deletes and upserts, the position.
+        Where a count is off (the target had diverged: rare), the writes are taken back
+        to the counts' savepoint and made again after the keys were found, with the
+        mismatches counted in the position; the target transaction is the same one."""
+        as_expected = self._rows.queue_collapsed(cur, changes, writes)
+        self._write_position(
+            writes, state, group[-1], last_seq, len(group), mismatches=self.position.mismatches
+        )
+        writes.send()
+        if as_expected():
+            return []
+        writes.undo()
+        again = sql.WriteBatch(cur, self._batch_limit())
+        mismatches = self._rows.apply_collapsed(cur, changes, again)
+        total = self.position.mismatches + len(mismatches)
+        self._write_position(again, state, group[-1], last_seq, len(group), mismatches=total)
+        again.send()
+        return mismatches
+
     def _write_changes(
         self,
         cur: Any,
         changes: list[RowChange],
         tx: Transaction | None,
         group: list[Transaction],
-        writes: sql.WriteBatch | None = None,
     ) -> list[Mismatch]:
         """Write a group's changes: through the conflict writer at a site that takes
-        writes itself (with each transaction's row versions), else as they are
-        (collapsed ones into ``writes`` when given)."""
+        writes itself (with each transaction's row versions), else as they are."""
         if self._conflicts is not None and tx is not None:
             if tx.forced:  # a resolution made by hand: taken as it is, settles parked ones
                 self._settle_parked(cur, changes)
@@ -372,7 +397,7 @@ class MySQLApplier:
         if not changes:
             return []
         if self._collapsible(changes):
-            return self._rows.apply_collapsed(cur, changes, writes)
+            return self._rows.apply_collapsed(cur, changes)
         return self._rows.apply_in_order(cur, changes)
 
     def _batch_limit(self) -> int:

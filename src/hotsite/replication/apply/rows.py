@@ -112,7 +112,40 @@ class RowWriter:
         """``writes``: where the deletes and upserts go, when not ``cur``: a cursor that
         collects them, sent with the group's other writes in one round trip (mysql.py).
         The existence counts of every table are read first, in one statement."""
-        out = cur if writes is None else writes
+        final, first = self._collapse(changes)
+        mismatches = self._check_existence(cur, self._expected(final, first))
+        self._queue_writes(cur, cur if writes is None else writes, final)
+        return mismatches
+
+    def queue_collapsed(
+        self, cur: Any, changes: list[RowChange], writes: sql.WriteBatch
+    ) -> Callable[[], bool]:
+        """``apply_collapsed`` in the same round trip as the writes: the existence counts
+        go into ``writes`` ahead of the deletes and upserts (after a savepoint: see
+        ``WriteBatch.check``). The function returned says, once ``writes`` was sent,
+        whether every count was as expected; when one was not, the caller takes the
+        writes back to the savepoint and applies the group with ``apply_collapsed``,
+        which finds the keys (the common case saves a round trip per group)."""
+        final, first = self._collapse(changes)
+        chunks = self._chunks(self._expected(final, first))
+        if chunks:
+            writes.check(*sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks]))
+        self._queue_writes(cur, writes, final)
+
+        def as_expected() -> bool:
+            counts = writes.checked if chunks else ()
+            return all(
+                int(count) == (len(keys) if wanted else 0)
+                for (_, _, keys, wanted), count in zip(chunks, counts or (), strict=True)
+            )
+
+        return as_expected
+
+    def _collapse(
+        self, changes: list[RowChange]
+    ) -> tuple[dict[tuple[str, str], dict[Key, Row | None]], dict[tuple[str, str], dict[Key, str]]]:
+        """Each key's final row (None: deleted), and per key what its first change in
+        the group implies the target holds before it."""
         final: dict[tuple[str, str], dict[Key, Row | None]] = {}
         # per key, its first change in the group: what the target must hold before it
         first: dict[tuple[str, str], dict[Key, str]] = {}
@@ -139,10 +172,18 @@ class RowWriter:
                     expect.setdefault(new_key, MOVE_ONTO_EXISTING)
                     rows[old_key] = None
                 rows[new_key] = after
-        checked = [self.table(*name) for name in final]
-        mismatches = self._check_existence(
-            cur, [(info, first[name]) for name, info in zip(final, checked, strict=True)]
-        )
+        return final, first
+
+    def _expected(
+        self,
+        final: dict[tuple[str, str], dict[Key, Row | None]],
+        first: dict[tuple[str, str], dict[Key, str]],
+    ) -> list[tuple[TableInfo, dict[Key, str]]]:
+        return [(self.table(*name), first[name]) for name in final]
+
+    def _queue_writes(
+        self, cur: Any, out: Any, final: dict[tuple[str, str], dict[Key, Row | None]]
+    ) -> None:
         for name, rows in final.items():
             info = self.table(*name)
             deleted = [key for key, row in rows.items() if row is None]
@@ -160,7 +201,6 @@ class RowWriter:
                 prefix, suffix = sql.upsert_parts(info.qualified, columns)
                 for statement in sql.multi_row(prefix, values, suffix):
                     out.execute(statement)
-        return mismatches
 
     def _check_existence(
         self, cur: Any, tables: list[tuple[TableInfo, dict[Key, str]]]
@@ -169,6 +209,24 @@ class RowWriter:
         every table, the keys expected present and those expected absent; only when a
         count is off are the keys themselves fetched (the common case parses a few
         numbers, not rows, in one round trip whatever the number of tables)."""
+        chunks = self._chunks(tables)
+        if not chunks:
+            return []
+        statement, args = sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks])
+        cur.execute(statement, args)
+        counts = cur.fetchone()
+        mismatches: list[Mismatch] = []
+        for (info, expect, keys, wanted), count in zip(chunks, counts, strict=True):
+            if int(count) != (len(keys) if wanted else 0):
+                mismatches += self._find_mismatches(cur, info, keys, wanted, expect)
+        return mismatches
+
+    @staticmethod
+    def _chunks(
+        tables: list[tuple[TableInfo, dict[Key, str]]],
+    ) -> list[tuple[TableInfo, dict[Key, str], list[Key], bool]]:
+        """The key sets to count: per table, those expected present and those expected
+        absent, in chunks of at most _SELECT_CHUNK keys."""
         chunks: list[tuple[TableInfo, dict[Key, str], list[Key], bool]] = []
         for info, expect in tables:
             if info.schema == HOTSITE_SCHEMA:
@@ -180,16 +238,7 @@ class RowWriter:
                 for keys, wanted in ((present, True), (absent, False))
                 for start in range(0, len(keys), _SELECT_CHUNK)
             ]
-        if not chunks:
-            return []
-        statement, args = sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks])
-        cur.execute(statement, args)
-        counts = cur.fetchone()
-        mismatches: list[Mismatch] = []
-        for (info, expect, keys, wanted), count in zip(chunks, counts, strict=True):
-            if int(count) != (len(keys) if wanted else 0):
-                mismatches += self._find_mismatches(cur, info, keys, wanted, expect)
-        return mismatches
+        return chunks
 
     def _find_mismatches(
         self, cur: Any, info: TableInfo, keys: list[Key], wanted: bool, expect: dict[Key, str]

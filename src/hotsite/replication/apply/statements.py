@@ -136,6 +136,11 @@ def count_keys_of(
     return "SELECT " + ", ".join(parts), args or None
 
 
+# Where a batch's existence check stands (WriteBatch.check): the writes after it are taken
+# back to it when the check says so.
+CHECK_SAVEPOINT = "hotsite_check"
+
+
 class WriteBatch:
     """A cursor that only collects write statements (their values escaped as ``execute``
     would), then sends them as multi-statements of at most ``limit`` characters each:
@@ -149,24 +154,43 @@ class WriteBatch:
         self.cur = cur
         self.limit = limit
         self.statements: list[str] = []
+        self._check_at: int | None = None  # the index of the one query whose row is read
+        self.checked: tuple[Any, ...] | None = None  # that row, once sent
 
     def execute(self, statement: str, args: Any = None) -> None:
         self.statements.append(self.cur.mogrify(statement, args))
 
+    def check(self, statement: str, args: Any = None) -> None:
+        """A query whose one row ``send`` keeps in ``checked``, run where it stands among
+        the writes, after a savepoint: ``undo`` takes back every write queued after it
+        (when its row says they must be made another way)."""
+        self.statements.append(f"SAVEPOINT {CHECK_SAVEPOINT}")
+        self._check_at = len(self.statements)
+        self.statements.append(self.cur.mogrify(statement, args))
+
+    def undo(self) -> None:
+        self.cur.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
+
     def send(self) -> None:
         chunk: list[str] = []
         size = 0
-        for statement in self.statements:
+        first = 0  # the index of the chunk's first statement
+        for index, statement in enumerate(self.statements):
             if chunk and size + len(statement) > self.limit:
-                self._run(chunk)
-                chunk, size = [], 0
+                self._run(chunk, first)
+                chunk, size, first = [], 0, index
             chunk.append(statement)
             size += len(statement) + 2
         if chunk:
-            self._run(chunk)
+            self._run(chunk, first)
         self.statements = []
 
-    def _run(self, chunk: list[str]) -> None:
+    def _run(self, chunk: list[str], first: int) -> None:
         self.cur.execute(";\n".join(chunk))
-        while self.cur.nextset():  # each statement's result, an error raised where it failed
-            pass
+        index = first
+        while True:  # each statement's result, an error raised where it failed
+            if index == self._check_at:
+                self.checked = self.cur.fetchone()
+            index += 1
+            if not self.cur.nextset():
+                break
