@@ -303,8 +303,11 @@ class BinlogCapture:
         self.position.advance(Gtid.parse(tx.gtid))
         if self._source is not None and self._source.reconnects:
             self._source.position = str(self.position)
-        if tx.changes and all(
-            c.schema == HOTSITE_SCHEMA and c.table == HEARTBEAT_TABLE for c in tx.changes
+        changes = tx.changes
+        if (
+            changes
+            and changes[-1].table == HEARTBEAT_TABLE  # most are not: no scan of every change
+            and all(c.schema == HOTSITE_SCHEMA and c.table == HEARTBEAT_TABLE for c in changes)
         ):
             after = tx.changes[-1].after or {}
             tx.heartbeat_ts = float(after.get("ts", 0))

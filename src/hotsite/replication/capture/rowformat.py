@@ -277,7 +277,16 @@ def _encoding(collation: int | None) -> str | None:
 class TableMap:
     """One table map event, compiled: column names and one reader per column."""
 
-    __slots__ = ("named", "names", "readers", "schema", "table", "table_id")
+    __slots__ = (
+        "columns",
+        "named",
+        "names",
+        "null_width",
+        "readers",
+        "schema",
+        "table",
+        "table_id",
+    )
 
     def __init__(self, table_id: int, schema: str, table: str) -> None:
         self.table_id = table_id
@@ -286,18 +295,28 @@ class TableMap:
         self.names: list[str] = []
         self.named = False  # column names came with the map (binlog_row_metadata=FULL)
         self.readers: list[Reader] = []
+        self.columns: list[tuple[str, Reader]] = []  # (name, reader) of every column
+        self.null_width = 0  # bytes of a row image's null bitmap
 
-    def read_row(self, buf: bytes, pos: int, present: list[int]) -> tuple[Row, int]:
-        width = (len(present) + 7) >> 3
+    def compile(self) -> None:
+        self.columns = list(zip(self.names, self.readers, strict=True))
+        self.null_width = (len(self.columns) + 7) >> 3
+
+    def read_row(self, buf: bytes, pos: int) -> tuple[Row, int]:
+        """One full row image (every column present: decode_rows refuses others)."""
+        width = self.null_width
         nulls = int.from_bytes(buf[pos : pos + width], "little")
         pos += width
         row: Row = {}
-        names, readers = self.names, self.readers
-        for bit, column in enumerate(present):
+        if not nulls:  # the common row: no bit to test per column
+            for name, read in self.columns:
+                row[name], pos = read(buf, pos)
+            return row, pos
+        for bit, (name, read) in enumerate(self.columns):
             if nulls >> bit & 1:
-                row[names[column]] = None
+                row[name] = None
             else:
-                row[names[column]], pos = readers[column](buf, pos)
+                row[name], pos = read(buf, pos)
         return row, pos
 
 
@@ -334,6 +353,7 @@ def parse_table_map(body: bytes) -> TableMap:
     result.readers = [
         _reader(i, t, m, fields) for i, (t, m) in enumerate(zip(types, metas, strict=True))
     ]
+    result.compile()
     return result
 
 
@@ -450,10 +470,11 @@ class PartialRowImage(Exception):
     """A rows event without every column (binlog_row_image MINIMAL or NOBLOB)."""
 
 
-def _bitmap_columns(buf: bytes, pos: int, count: int) -> tuple[list[int], int]:
+def _all_columns(buf: bytes, pos: int, count: int) -> tuple[bool, int]:
+    """Whether a rows event's column bitmap names every one of its ``count`` columns."""
     width = (count + 7) >> 3
     bits = int.from_bytes(buf[pos : pos + width], "little")
-    return [i for i in range(count) if bits >> i & 1], pos + width
+    return bits == (1 << count) - 1, pos + width
 
 
 def decode_rows(
@@ -465,19 +486,19 @@ def decode_rows(
     if version2:
         pos += int.from_bytes(body[8:10], "little")
     count, pos = lenenc(body, pos)
-    present, pos = _bitmap_columns(body, pos, count)
-    present_after = present
+    whole, pos = _all_columns(body, pos, count)
     if update:
-        present_after, pos = _bitmap_columns(body, pos, count)
-    if len(present) != count or len(present_after) != count:
+        whole_after, pos = _all_columns(body, pos, count)
+        whole = whole and whole_after
+    if not whole or count != len(table.columns):
         raise PartialRowImage(f"{table.schema}.{table.table}")
     rows: list[tuple[Row | None, Row]] = []
     end = len(body)
     read_row = table.read_row
     while pos < end:
-        image, pos = read_row(body, pos, present)
+        image, pos = read_row(body, pos)
         if update:
-            after, pos = read_row(body, pos, present_after)
+            after, pos = read_row(body, pos)
             rows.append((image, after))
         else:
             rows.append((None, image))
