@@ -194,6 +194,38 @@ def connection_settings(
     return settings
 
 
+class _PymysqlConnection(pymysql.connections.Connection):
+    """pymysql's connection, with one context for its TLS-if-offered mode.
+
+    Given no TLS options (a site without ``tls``), pymysql 1.2 tries TLS and falls back
+    to plain text, with a context it builds per connection that loads the system's CA
+    store (20 ms of CPU) only to verify nothing (CERT_NONE). Every probe, status read
+    and link start paid it; the same unverifying context, made once, serves them all.
+    A site with ``tls`` passes its own context (``hotsite.tls``), used as given."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        if isinstance(sslp, dict) and not sslp:
+            return _unverified_context()
+        return super()._create_ssl_ctx(sslp)
+
+
+_UNVERIFIED: list[ssl.SSLContext] = []
+
+
+def _unverified_context() -> ssl.SSLContext:
+    if not _UNVERIFIED:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        _UNVERIFIED.append(context)
+    return _UNVERIFIED[0]
+
+
+def open_connection(**settings: Any) -> pymysql.connections.Connection:
+    """``pymysql.connect`` for every connection hotsite opens (see _PymysqlConnection)."""
+    return _PymysqlConnection(**settings)
+
+
 def connect(
     url: DatabaseURL,
     site: str,
@@ -209,7 +241,7 @@ def connect(
     ``timeout`` bounds the TCP connect only: a probe must pass ``read_timeout`` too, or
     a link cut after the connect (mid-handshake) hangs it for good."""
     try:
-        conn = pymysql.connect(
+        conn = open_connection(
             **connection_settings(url, timeout=timeout, read_timeout=read_timeout),
             database=database,
             autocommit=autocommit,

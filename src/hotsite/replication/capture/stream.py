@@ -16,7 +16,7 @@ from typing import Any
 import pymysql
 
 from hotsite.config import DatabaseURL
-from hotsite.db import connection_settings
+from hotsite.db import connection_settings, open_connection
 from hotsite.errors import DatabaseUnavailable, HotsiteError, SourceSettingsError
 from hotsite.replication.capture.query_context import QueryContext, parse_status_vars
 from hotsite.replication.capture.rowformat import (
@@ -115,7 +115,7 @@ class FastBinlogSource:
     def open(self) -> None:
         # A silent link is noticed: the server sends a heartbeat every period.
         read_timeout = max(10.0, self.heartbeat_period * 10)
-        conn = pymysql.connect(
+        conn = open_connection(
             **connection_settings(self.url, read_timeout=read_timeout), autocommit=True
         )
         with conn.cursor() as cur:
