@@ -9,7 +9,6 @@ URL goes through ``DatabaseURL.redacted``.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from hotsite.dburl import SOCKET_AND_TLS, DatabaseURL
 from hotsite.errors import ConfigError, ConfigErrors
 from hotsite.nodes.config import NodesConfig
 from hotsite.site_outputs import recorded_outputs, server_of_url
+from hotsite.tablematch import table_matcher
 from hotsite.tls import TLSSettings, check_complete, checked_path
 from hotsite.topology import Routes
 from hotsite.yamlfile import KeyPath, YamlDocument, load_yaml, pydantic_error_messages
@@ -442,14 +442,3 @@ def burst_problems(data: dict[str, Any], sites: dict[str, Any]) -> list[tuple[Ke
                  + f"; set sites.{policy['target']}.driver to a provider of nodes.providers")
             )  # fmt: skip
     return problems
-
-
-def table_matcher(patterns: list[str], default_schema: str) -> Any:
-    """A predicate (schema, table) -> bool for a link's table patterns."""
-    compiled = [p.lower() for p in patterns] or [f"{default_schema.lower()}.*"]
-
-    def matches(schema: str, table: str) -> bool:
-        name = f"{schema}.{table}".lower()
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in compiled)
-
-    return matches

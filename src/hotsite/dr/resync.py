@@ -24,7 +24,7 @@ from typing import Any
 
 import pymysql
 
-from hotsite.config import LinkConfig, ProjectConfig, table_matcher
+from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.db import connect
 from hotsite.errors import ConfigError, DatabaseUnavailable, HotsiteError, LockedError
 from hotsite.replication.agent import LinkAgent, link_lock
@@ -45,6 +45,7 @@ from hotsite.replication.positions import applied_position, source_position
 from hotsite.replication.schema import ensure_hotsite_schema
 from hotsite.replication.snapshot import write_start_position
 from hotsite.replication.verify import VerifyOptions, verify_link
+from hotsite.tablematch import table_matcher
 
 LOCK_WAIT = 10.0  # seconds to wait for a link's lock (a site agent's duty retrying)
 VERIFY_ATTEMPTS = 3

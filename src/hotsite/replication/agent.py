@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hotsite import faults
-from hotsite.config import LinkConfig, ProjectConfig, table_matcher
+from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.db import connect, query_value
 from hotsite.errors import DatabaseUnavailable, HotsiteError
 from hotsite.locks import FileLock
@@ -58,6 +58,7 @@ from hotsite.replication.stats import StageStats
 from hotsite.replication.support import check_link_support
 from hotsite.replication.trace import StageTrace
 from hotsite.statefiles import StatusFile
+from hotsite.tablematch import table_matcher
 
 log = get_logger(__name__)
 # Caught up, apply sleeps until capture appends to the journal (a byte on a pipe), or

@@ -24,8 +24,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from hotsite.config import DatabaseURL
 from hotsite.db import Connection, connect, query_value, single_row
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import ConfigError, HotsiteError, LockedError
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA, IDENTITY_TABLE
 

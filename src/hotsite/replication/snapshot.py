@@ -16,8 +16,8 @@ from typing import Any
 
 import pymysql
 
-from hotsite.config import DatabaseURL
 from hotsite.db import Connection, connect, prepare_writer, query_value
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import DatabaseError, SnapshotRefused, listed
 from hotsite.faults import fault_point
 from hotsite.replication import rowversions

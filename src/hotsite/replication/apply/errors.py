@@ -8,8 +8,8 @@ import re
 import pymysql
 
 from hotsite.binary_literals import literal_size
-from hotsite.config import DatabaseURL
 from hotsite.db import error_code, explain, is_unavailable
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import ApplyError, DatabaseUnavailable, HotsiteError
 from hotsite.replication.journal import JournalEntry
 

@@ -23,8 +23,8 @@ from typing import Any
 import pymysql
 from pymysql.constants import CLIENT
 
-from hotsite.config import DatabaseURL
 from hotsite.db import connect, error_reason, prepare_writer
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import ApplyError, HotsiteError, JournalError
 from hotsite.faults import fault_point
 from hotsite.logs import get_logger

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pymysql
 
-from hotsite.config import DatabaseURL
 from hotsite.db import error_code, error_message, explain
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import (
     DdlStoppedError,
     HotsiteError,

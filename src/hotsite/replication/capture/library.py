@@ -13,8 +13,8 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, XidEve
 from pymysqlreplication.event import QueryEvent as LibraryQueryEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from hotsite.config import DatabaseURL
 from hotsite.db import connection_settings
+from hotsite.dburl import DatabaseURL
 from hotsite.replication.capture.query_context import QueryContext
 from hotsite.replication.capture.stream import (
     FL_STANDALONE,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotsite.config import DatabaseURL, table_matcher
 from hotsite.db import connect, query_value
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import HotsiteError
 from hotsite.faults import fault_point
 from hotsite.replication.capture.binlog import BinlogCapture
@@ -29,6 +29,7 @@ from hotsite.replication.schema import HEARTBEAT_TABLE, HOTSITE_SCHEMA
 from hotsite.replication.stats import StageStats
 from hotsite.replication.trace import StageTrace
 from hotsite.replication.transactions import Transaction
+from hotsite.tablematch import table_matcher
 
 SHIP_BATCH = 2000
 QUEUE_DEPTH = 20000  # transactions decoded but not yet shipped …

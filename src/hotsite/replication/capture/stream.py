@@ -15,8 +15,8 @@ from typing import Any
 
 import pymysql
 
-from hotsite.config import DatabaseURL
 from hotsite.db import connection_settings, open_connection
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import DatabaseUnavailable, HotsiteError, SourceSettingsError
 from hotsite.replication.capture.query_context import QueryContext, parse_status_vars
 from hotsite.replication.capture.rowformat import (

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hotsite.config import DatabaseURL
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import HotsiteError
 from hotsite.replication.capture.binlog import BinlogCapture
 from hotsite.replication.gtid import GtidState

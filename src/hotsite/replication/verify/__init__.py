@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from hotsite.config import LinkConfig, ProjectConfig, table_matcher
+from hotsite.config import LinkConfig, ProjectConfig
 from hotsite.errors import ConfigError, HotsiteError
 from hotsite.replication.capture.checks import require_database
 from hotsite.replication.schema import TableInfo, read_tables
@@ -31,6 +31,7 @@ from hotsite.replication.verify.report import (
     key_text,
 )
 from hotsite.replication.verify.schema_diff import schema_differences
+from hotsite.tablematch import table_matcher
 
 __all__ = [
     "IDENTICAL",

@@ -12,8 +12,8 @@ from typing import Any
 
 import pymysql
 
-from hotsite.config import DatabaseURL
 from hotsite.db import Connection, connect, error_code, explain
+from hotsite.dburl import DatabaseURL
 from hotsite.errors import DatabaseError, NotCaughtUpError
 from hotsite.replication.gtid import GtidState
 from hotsite.replication.schema import APPLIED_TABLE, HOTSITE_SCHEMA
