@@ -17,7 +17,7 @@ format:
 	.venv/bin/ruff format src tests bench && .venv/bin/ruff check --fix src tests bench
 
 bench:           ## benchmarks that print figures (not part of the test suite)
-	scripts/bootstrap && for b in bench/*.py; do [ "$$(basename $$b)" = __init__.py ] || .venv/bin/python $$b || exit 1; done
+	scripts/bootstrap && for b in bench/*.py; do [ "$$(basename $$b)" = __init__.py ] || .venv/bin/python -m bench.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf .venv .hotsite demo

@@ -9,7 +9,9 @@ caught up:
 - **trickle**: 20 single-row commits a second for ``--seconds``: commit-to-visible lag
   at the target (p50, p99), measured by polling the target for each row.
 
-    .venv/bin/python bench/idle_cpu.py [--seconds 20]
+    .venv/bin/python -m bench.idle_cpu [--seconds 20]
+
+``BENCH_PROFILE_IDLE=FILE``: py-spy's samples of the idle agent, into FILE.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,6 +103,12 @@ def main() -> None:
         agents.wait_running("dr")
         time.sleep(3)  # snapshot done, capture idle
         pgid = agents.running["dr"].pid
+        profile = os.environ.get("BENCH_PROFILE_IDLE")  # a file: where the idle CPU goes
+        if profile:  # py-spy's own CPU is not the agent's: not in its process group
+            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-d",
+                   str(int(args.seconds)), "--subprocesses", "--format", "raw", "-o", profile,
+                   "--pid", str(pgid)]  # fmt: skip
+            subprocess.Popen(spy)
         before, started = group_cpu_seconds(pgid), time.monotonic()
         time.sleep(args.seconds)
         used, elapsed = group_cpu_seconds(pgid) - before, time.monotonic() - started

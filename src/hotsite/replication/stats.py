@@ -10,7 +10,7 @@ lag instead of its last good figure. Lag in transactions compares GTID positions
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -52,7 +52,16 @@ class StageStats:
         self.rate = (self.transactions - first_n) / (now - first_t) if now > first_t else 0.0
 
     def as_dict(self, heartbeat_interval: float) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_samples", None)
-        data["lag_seconds"] = self.lag_seconds(heartbeat_interval)
-        return data
+        # By hand, not dataclasses.asdict (a deep copy of every field, _samples included):
+        # each link reports its stages four times a second, idle or not.
+        return {
+            "position": self.position,
+            "transactions": self.transactions,
+            "rows": self.rows,
+            "heartbeat_ts": self.heartbeat_ts,
+            "heartbeat_seen": self.heartbeat_seen,
+            "oldest_pending_ts": self.oldest_pending_ts,
+            "pending": self.pending,
+            "rate": self.rate,
+            "lag_seconds": self.lag_seconds(heartbeat_interval),
+        }
