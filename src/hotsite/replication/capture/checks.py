@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hotsite.db import query_value
+import pymysql
+
+from hotsite.db import error_code, query_value
 from hotsite.errors import DatabaseError, SourceSettingsError
 from hotsite.replication.privileges import require_source_privileges
 from hotsite.replication.schema import list_tables, require_primary_keys
@@ -26,6 +28,9 @@ _REQUIRED = {
     ),
 }
 MIN_RETENTION_SECONDS = 24 * 3600
+# How long binlogs are kept: the first of these set, in seconds per unit.
+_RETENTION = {"binlog_expire_logs_seconds": 1.0, "expire_logs_days": 86400.0}
+UNKNOWN_SYSTEM_VARIABLE = 1193
 
 
 def check_link_source(
@@ -68,10 +73,32 @@ def require_database(conn: Any, site: str, database: str) -> None:
         )
 
 
+def global_settings(conn: Any, names: list[str]) -> dict[str, Any]:
+    """The server's global values of ``names`` in one round trip (a link starts over a
+    WAN: each query costs it one); None for a variable this server version lacks."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT " + ", ".join(f"@@GLOBAL.{name}" for name in names))
+            return dict(zip(names, cur.fetchone(), strict=True))
+    except pymysql.err.OperationalError as exc:
+        if error_code(exc) != UNKNOWN_SYSTEM_VARIABLE:
+            raise
+    found: dict[str, Any] = {}
+    for name in names:  # one is missing: which, one by one
+        try:
+            found[name] = query_value(conn, f"SELECT @@GLOBAL.{name}")
+        except pymysql.err.OperationalError as exc:
+            if error_code(exc) != UNKNOWN_SYSTEM_VARIABLE:
+                raise
+            found[name] = None
+    return found
+
+
 def check_source(conn: Any, site: str) -> list[str]:
     """Raise SourceSettingsError on a blocking setting; return warnings for the rest."""
+    settings = global_settings(conn, [*_REQUIRED, *_RETENTION])
     for setting, (required, fix) in _REQUIRED.items():
-        value = query_value(conn, f"SELECT @@GLOBAL.{setting}")
+        value = settings[setting]
         if isinstance(value, int):
             value = "ON" if value == 1 else "OFF"
         if str(value).upper() != required:
@@ -80,21 +107,13 @@ def check_source(conn: Any, site: str) -> list[str]:
                 fix + ", then restart the capture",
             )
     warnings = []
-    retention = _retention_seconds(conn)
+    retention = next(
+        (float(settings[name]) * scale for name, scale in _RETENTION.items() if settings[name]),
+        0.0,
+    )
     if retention and retention < MIN_RETENTION_SECONDS:
         warnings.append(
             f"site {site!r}: binlogs are kept only {retention / 3600:.1f} h; a standby offline longer"
             " must be re-snapshotted (raise binlog_expire_logs_seconds)"
         )
     return warnings
-
-
-def _retention_seconds(conn: Any) -> float:
-    for setting, scale in (("binlog_expire_logs_seconds", 1.0), ("expire_logs_days", 86400.0)):
-        try:
-            value = query_value(conn, f"SELECT @@GLOBAL.{setting}")
-        except Exception:  # the variable does not exist in this server version
-            continue
-        if value:
-            return float(value) * scale
-    return 0.0
