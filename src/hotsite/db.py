@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from collections.abc import Iterable, Sequence
@@ -209,16 +210,12 @@ class _PymysqlConnection(pymysql.connections.Connection):
         return super()._create_ssl_ctx(sslp)
 
 
-_UNVERIFIED: list[ssl.SSLContext] = []
-
-
+@functools.cache
 def _unverified_context() -> ssl.SSLContext:
-    if not _UNVERIFIED:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        _UNVERIFIED.append(context)
-    return _UNVERIFIED[0]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def open_connection(**settings: Any) -> pymysql.connections.Connection:

@@ -159,14 +159,26 @@ def encode(tx: Transaction) -> bytes:
         body["v"] = tx.versions
     try:
         return orjson.dumps(body, default=_encode_value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError as exc:
-        if "64-bit" in str(exc):
+    except orjson.JSONEncodeError:
+        if _has_wide_int(body):
             # No MariaDB type holds one, and orjson would read it back as a float: refuse
             # (the link stops on it) rather than journal a value that comes back changed.
             raise TypeError("cannot journal an integer past 64 bits") from None
         # What else orjson refuses and json takes (a lone surrogate, a key not a str):
         # the same JSON, the slow way; a value neither can carry raises TypeError here.
         return json.dumps(body, default=_encode_value, separators=(",", ":")).encode()
+
+
+def _has_wide_int(value: Any) -> bool:
+    """An int outside orjson's 64 bits anywhere in ``value`` (looked for only when orjson
+    refused a body: not on the hot path)."""
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, dict):
+        return any(_has_wide_int(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_wide_int(v) for v in value)
+    return False
 
 
 # Dates and times go through _encode_value too (tagged, so they decode to their type).

@@ -99,6 +99,15 @@ def _normalized(key: Key) -> Key:
     return tuple(v.rstrip(" ").casefold() if isinstance(v, str) else v for v in key)
 
 
+def _counted_as_expected(
+    chunk: tuple[TableInfo, dict[Key, str], list[Key], bool], count: Any
+) -> bool:
+    """Whether the target holds all of a chunk's keys expected present, or none of those
+    expected absent (RowWriter._chunks)."""
+    _, _, keys, wanted = chunk
+    return int(count) == (len(keys) if wanted else 0)
+
+
 class RowWriter:
     def __init__(self, site: str, table: Callable[[str, str], TableInfo]) -> None:
         self.site = site
@@ -135,8 +144,8 @@ class RowWriter:
         def as_expected() -> bool:
             counts = writes.checked if chunks else ()
             return all(
-                int(count) == (len(keys) if wanted else 0)
-                for (_, _, keys, wanted), count in zip(chunks, counts or (), strict=True)
+                _counted_as_expected(chunk, count)
+                for chunk, count in zip(chunks, counts or (), strict=True)
             )
 
         return as_expected
@@ -216,8 +225,9 @@ class RowWriter:
         cur.execute(statement, args)
         counts = cur.fetchone()
         mismatches: list[Mismatch] = []
-        for (info, expect, keys, wanted), count in zip(chunks, counts, strict=True):
-            if int(count) != (len(keys) if wanted else 0):
+        for chunk, count in zip(chunks, counts, strict=True):
+            if not _counted_as_expected(chunk, count):
+                info, expect, keys, wanted = chunk
                 mismatches += self._find_mismatches(cur, info, keys, wanted, expect)
         return mismatches
 
