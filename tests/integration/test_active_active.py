@@ -122,7 +122,14 @@ def caught_up(
                 break
             if time.monotonic() > deadline:
                 status = hotsite(config, "status").stdout if config else ""
-                raise AssertionError(f"{a}->{b} did not catch up to {goal}: {rows}\n{status}")
+                sessions = servers[b].execute(
+                    "SELECT id, user, db, command, time, state, LEFT(info, 120)"
+                    " FROM information_schema.processlist"
+                )
+                raise AssertionError(
+                    f"{a}->{b} did not catch up to {goal}: {rows}\n{status}\n"
+                    + "\n".join(map(repr, sessions))
+                )
             time.sleep(0.1)
 
 
