@@ -86,21 +86,24 @@ def start_agent(
     config: Path, site: str, timeout: float = 90, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """``hotsite agent --site SITE`` in its own process group (``env`` added to this
-    process's environment); returns once every duty runs."""
-    process = subprocess.Popen(
-        [*HOTSITE, "--config", str(config), "agent", "--site", site, "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=config.parent,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
+    process's environment); returns once every duty runs. Its log goes to
+    ``agent-SITE.log`` beside the config (``agent_log``): a pipe nobody reads would
+    stop the agent once full, and a failing test wants to show why a duty failed."""
+    with agent_log(config, site).open("a") as log:  # the agent holds its own copy
+        process = subprocess.Popen(
+            [*HOTSITE, "--config", str(config), "agent", "--site", site, "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+            cwd=config.parent,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     status = config.parent / ".hotsite" / "status" / f"agent-{site}.json"
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"agent exited: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(f"agent exited: {agent_log(config, site).read_text()}")
         try:
             view = json.loads(status.read_text())
             if view["updated_at"] and all(d["running"] for d in view["duties"]):
@@ -111,6 +114,10 @@ def start_agent(
             kill_group(process)
             raise AssertionError(f"agent of {site} did not start: {status.read_text()}")
         time.sleep(0.1)
+
+
+def agent_log(config: Path, site: str) -> Path:
+    return config.parent / f"agent-{site}.log"
 
 
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

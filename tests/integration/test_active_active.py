@@ -126,9 +126,15 @@ def caught_up(
                     "SELECT id, user, db, command, time, state, LEFT(info, 120)"
                     " FROM information_schema.processlist"
                 )
+                failures = [
+                    line
+                    for log in (sorted(config.parent.glob("agent-*.log")) if config else [])
+                    for line in log.read_text().splitlines()[-400:]
+                    if "duty failed" in line
+                ]
                 raise AssertionError(
                     f"{a}->{b} did not catch up to {goal}: {rows}\n{status}\n"
-                    + "\n".join(map(repr, sessions))
+                    + "\n".join([*map(repr, sessions), *failures[-10:]])
                 )
             time.sleep(0.1)
 
