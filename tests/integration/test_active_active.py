@@ -366,7 +366,13 @@ def test_three_sites_converge_and_apply_each_origin_transaction_once(
     else:
         links = [(x, y) for x in names for y in names if x != y]
     config = _config(tmp_path, servers, links)
-    for a, b in links:  # start every link at its source's current position
+    # Each site loaded once, as docs/conflicts.md starts a pair: in the ring by the link
+    # into it; in the mesh a->b, a->c and c->b, and the agents start the links the other
+    # way (b->a, c->a, b->c) at the position after those loads. Loading every link (six
+    # loads) makes two of them reach one site at once over two links, and their DDL on
+    # the same table races (Known limits there).
+    loads = links if shape == "ring" else [("a", "b"), ("a", "c"), ("c", "b")]
+    for a, b in loads:
         loaded = hotsite(config, "snapshot", "--from", a, "--to", b, "--force", "--quiet")
         assert loaded.returncode == 0, loaded.stderr
     agents = [start_agent(config, name) for name in names]

@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 
 from hotsite import config as config_module
-from hotsite.agent.site import SiteAgent
+from hotsite.agent.site import SiteAgent, duty_errors
 from tests.helpers import offline_pair_config
 
 
@@ -49,3 +49,19 @@ def test_a_raw_database_error_restarts_the_duty_not_the_agent(tmp_path: Path) ->
     agent.tick()
     assert broken.starts == 2 and agent.view()[0]["running"] is True
     assert steady.polls == 3
+
+
+def test_a_duty_waiting_to_restart_is_named_with_its_error_for_status(tmp_path: Path) -> None:
+    config = config_module.load(offline_pair_config(tmp_path))
+    broken, steady = Flaky("broken", fail_polls=1), Flaky("steady", fail_polls=0)
+    agent = SiteAgent(config, "dr", [broken, steady])
+    agent.tick()
+    agent.tick()  # broken fails: its error stays in the agent's status file until it restarts
+    errors = duty_errors(config, "dr")
+    assert list(errors) == ["broken"]
+    assert "Lost connection" in errors["broken"] and "restarted 1 times" in errors["broken"]
+    agent.duties[0].retry_at = 0.0
+    agent.tick()  # started again: nothing to show
+    assert duty_errors(config, "dr") == {}
+    agent.stop()  # no agent runs: its last view says nothing about now
+    assert duty_errors(config, "dr") == {}

@@ -2,6 +2,6 @@
 
 from hotsite.agent.duties import site_duties
 from hotsite.agent.links import LinkDuty
-from hotsite.agent.site import SiteAgent, agent_status_path
+from hotsite.agent.site import SiteAgent, agent_status_path, duty_errors
 
-__all__ = ["LinkDuty", "SiteAgent", "agent_status_path", "site_duties"]
+__all__ = ["LinkDuty", "SiteAgent", "agent_status_path", "duty_errors", "site_duties"]

@@ -21,6 +21,7 @@ from hotsite.config import ProjectConfig
 from hotsite.duty import Duty
 from hotsite.errors import HotsiteError
 from hotsite.logs import get_logger
+from hotsite.replication.status import STALE_AFTER
 from hotsite.statefiles import StatusFile
 
 log = get_logger(__name__)
@@ -130,3 +131,20 @@ class SiteAgent:
 
 def agent_status_path(config: ProjectConfig, site: str) -> Path:
     return config.home / "status" / f"agent-{site}.json"
+
+
+def duty_errors(config: ProjectConfig, site: str) -> dict[str, str]:
+    """Duty name → the error of each duty that waits to restart, from the running agent
+    of ``site`` (none when no agent wrote its status within STALE_AFTER seconds): a
+    link whose duty keeps failing shows why in 'hotsite status', not only in its log."""
+    try:
+        view = json.loads(agent_status_path(config, site).read_text())
+    except (OSError, ValueError):
+        return {}
+    if time.time() - float(view.get("updated_at") or 0) > STALE_AFTER:
+        return {}
+    return {
+        str(duty["duty"]): f"{duty['error']} (restarted {duty.get('restarts', 0)} times)"
+        for duty in view.get("duties", [])
+        if duty.get("error") and not duty.get("running")
+    }

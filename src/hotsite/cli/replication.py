@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from hotsite.agent import duty_errors
 from hotsite.cli.app import app, console, err_console, print_warning, project
 from hotsite.cli.dr import dr_failing, dr_problems, show_dr_report
 from hotsite.cli.keep import healing_failures
@@ -211,6 +212,10 @@ def status(
     """
     config: ProjectConfig = project(ctx)
     reports = [link_report(config, link) for link in config.replication]
+    for link, report in zip(config.replication, reports, strict=True):
+        failing = duty_errors(config, link.target).get(f"link {link.source}->{link.target}")
+        if failing:  # the agent runs it, but it fails and waits to restart
+            report["errors"].append(f"the agent of {link.target} restarts this link: {failing}")
     unhealthy = any(report["errors"] for report in reports)
     dr = dr_report(config) if config.dr is not None else None
     if as_json:
