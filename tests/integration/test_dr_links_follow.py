@@ -16,7 +16,7 @@ import yaml
 
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
 from tests.dr_helpers import TOKEN, Controller, app_servers, app_write, pets, read_only, wait_for
-from tests.helpers import hotsite, kill_group, start_agent, write_config
+from tests.helpers import agent_log, hotsite, kill_group, start_agent, write_config
 
 ENV = {"HOTSITE_CONTROL_TOKEN": TOKEN}
 
@@ -32,6 +32,16 @@ def waiting(config: Path, site: str, link: str) -> str:
         return str(link_duty(config, site, link).get("waiting") or "")
     except (OSError, ValueError, StopIteration):
         return ""
+
+
+def where_links_stand(config: Path) -> str:
+    status = hotsite(config, "status")
+    logs = [
+        line
+        for site in ("primary", "dr")
+        for line in agent_log(config, site).read_text().splitlines()[-15:]
+    ]
+    return "\n".join([status.stdout, status.stderr, *logs])
 
 
 def test_links_follow_the_record(
@@ -82,7 +92,10 @@ def test_links_follow_the_record(
         assert back.returncode == 0, back.stdout + back.stderr
         assert (20, "after") in pets(dr) and not read_only(dr) and read_only(primary)
         app_write(dr, "INSERT INTO app.pets VALUES (30, 'home', NULL)")
-        wait_for(lambda: pets(primary) == pets(dr), "dr -> primary after the failback", 60)
+        try:
+            wait_for(lambda: pets(primary) == pets(dr), "dr -> primary after the failback", 60)
+        except AssertionError as exc:  # say where the link stands (a rare CI failure)
+            raise AssertionError(f"{exc}\n{where_links_stand(config)}") from None
         assert (30, "home") in pets(primary)
     finally:
         for agent in agents:

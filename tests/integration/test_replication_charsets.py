@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hotsite.db import connect
+from hotsite.dburl import DatabaseURL
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import catch_up, write_config
 
@@ -68,3 +70,26 @@ def test_every_charset_and_latin1s_odd_bytes_round_trip_exactly(
     source.execute("DELETE FROM app.cs WHERE id = 3")
     catch_up(config)
     assert _hex_rows(target, columns) == _hex_rows(source, columns)
+
+
+def test_a_connection_is_utf8mb4_in_utc_after_one_statement_at_connect(
+    source_and_target: Servers,
+) -> None:
+    """``SET NAMES`` and the session's time zone travel in one statement (db.py)."""
+    source, _ = source_and_target
+    conn = connect(DatabaseURL.parse(source.url()), "primary")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT @@SESSION.time_zone, @@SESSION.character_set_client,"
+                " @@SESSION.character_set_results, @@SESSION.character_set_connection"
+            )
+            assert cur.fetchone() == ("+00:00", "utf8mb4", "utf8mb4", "utf8mb4")
+            cur.execute(
+                "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS"
+                " WHERE VARIABLE_NAME = 'QUESTIONS'"
+            )
+            # SET NAMES with the time zone, then these two: nothing else was sent
+            assert int(cur.fetchone()[0]) == 3
+    finally:
+        conn.close()
