@@ -34,9 +34,9 @@ from hotsite.testing.mariadb import PrivateMariaDB
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every live process in the process group ``pgid``."""
-    total = 0
+def group_cpu_seconds(pgid: int) -> tuple[float, float]:
+    """utime and stime of every live process in the process group ``pgid``."""
+    user = system = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -45,8 +45,8 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:  # field 5 of stat: the process group
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / TICKS, system / TICKS
 
 
 def trickle_lag(primary: PrivateMariaDB, dr: PrivateMariaDB, seconds: float) -> list[float]:
@@ -109,11 +109,14 @@ def main() -> None:
                    str(int(args.seconds)), "--subprocesses", "--format", "raw", "-o", profile,
                    "--pid", str(pgid)]  # fmt: skip
             subprocess.Popen(spy)
-        before, started = group_cpu_seconds(pgid), time.monotonic()
+        (user0, system0), started = group_cpu_seconds(pgid), time.monotonic()
         time.sleep(args.seconds)
-        used, elapsed = group_cpu_seconds(pgid) - before, time.monotonic() - started
+        (user1, system1), elapsed = group_cpu_seconds(pgid), time.monotonic() - started
+        user, system = user1 - user0, system1 - system0
+        used = user + system
         print(
             f"idle: {used:.2f} s of CPU in {elapsed:.1f} s = {100 * used / elapsed:.2f}% of a core"
+            f" (user {100 * user / elapsed:.2f}%, system {100 * system / elapsed:.2f}%)"
         )
         lags = sorted(trickle_lag(primary, dr, args.seconds))
         p50 = statistics.median(lags) * 1000

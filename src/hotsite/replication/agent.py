@@ -64,7 +64,7 @@ log = get_logger(__name__)
 # Caught up, apply sleeps until capture appends to the journal (a byte on a pipe), or
 # this long at most: a shared multiprocessing.Event would do, but a capture process
 # killed inside its lock would leave it held and hang apply (run_capture_side).
-APPLY_IDLE_WAIT = 0.25
+APPLY_IDLE_WAIT = 1.0
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # apply's retry delay: doubled after each failure
 
 

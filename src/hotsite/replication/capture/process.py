@@ -7,6 +7,7 @@ The parent passes a picklable ``CaptureJob`` and reads progress reports from a q
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -38,6 +39,11 @@ RETRY_SECONDS = 1.0
 # Journal upkeep, off ship's path: a WAL checkpoint this often, and every TRIM_EVERY s the
 # trim of what apply has applied, TRIM_CHUNK entries per write (ship waits for one at most).
 CHECKPOINT_EVERY = 1.0
+# Idle, each wake-up of a thread costs CPU for nothing: the stats reach the agent once a
+# second (its status files are written once a second), and the ship thread, which
+# capture's queue wakes, looks at the stop flag once a second (stopping wakes it at once).
+STATS_EVERY = 1.0
+SHIP_IDLE_WAIT = 1.0
 TRIM_EVERY = 10.0
 TRIM_CHUNK = 500
 # Between two trim writes: a thread lock is not fair, and the trim thread, still holding
@@ -85,7 +91,8 @@ class CaptureSide:
         self.wake_fd: int | None = wake.fileno() if wake is not None else None
         if self.wake_fd is not None:
             os.set_blocking(self.wake_fd, False)
-        self.queue: queue.Queue[Transaction] = queue.Queue(QUEUE_DEPTH)
+        # None: the process stops (wakes the ship thread; never shipped)
+        self.queue: queue.Queue[Transaction | None] = queue.Queue(QUEUE_DEPTH)
         self.queued_bytes = 0  # binlog bytes of the transactions in the queue
         self.budget = threading.Condition()
         self.capture = StageStats()
@@ -114,7 +121,9 @@ class CaptureSide:
                 self.stop.set()
                 break
             self._send_stats()
-            self.stop.wait(0.25)
+            self.stop.wait(STATS_EVERY)
+        with contextlib.suppress(queue.Full):  # full: ship is busy, and sees stop anyway
+            self.queue.put_nowait(None)  # wakes an idle ship now, not at its timeout
         for thread in threads:
             thread.join(timeout=5)
         self._send_stats()
@@ -188,15 +197,20 @@ class CaptureSide:
     def _ship_loop(self) -> None:
         while not self.stop.is_set() or not self.queue.empty():
             try:
-                first = self.queue.get(timeout=0.2)
+                first = self.queue.get(timeout=SHIP_IDLE_WAIT)
             except queue.Empty:
+                continue
+            if first is None:
                 continue
             batch = [first]
             while len(batch) < SHIP_BATCH:
                 try:
-                    batch.append(self.queue.get_nowait())
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
+                if item is None:
+                    break
+                batch.append(item)
             if self.trace.enabled:
                 self.trace.note("batched", (tx.gtid for tx in batch))
             for tx in batch:
