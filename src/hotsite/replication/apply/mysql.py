@@ -109,6 +109,9 @@ class MySQLApplier:
         # (gtid, its last part written, the mismatches found so far).
         self._open_parts: tuple[str, int, list[Mismatch]] | None = None
         self.max_packet = 0
+        # MariaDB judges a group's existence counts itself (WriteBatch.guard): its writes
+        # and COMMIT go in one round trip. Set when the target is known (open).
+        self._guarded = False
 
     # --- connection and position -------------------------------------------------
 
@@ -135,8 +138,10 @@ class MySQLApplier:
                 )
                 # row-version triggers leave this session's writes to it (rowversions.py)
                 cur.execute(f"SET {APPLY_VARIABLE} = 1")
-                cur.execute("SELECT @@GLOBAL.max_allowed_packet")
-                self.max_packet = int(cur.fetchone()[0])
+                cur.execute("SELECT @@GLOBAL.max_allowed_packet, VERSION()")
+                packet, version = cur.fetchone()
+                self.max_packet = int(packet)
+                self._guarded = "mariadb" in str(version).lower()
                 _keep_in_lists_as_ranges(cur)
             ensure_hotsite_schema(self.conn)
             with self.conn.cursor() as cur:
@@ -322,8 +327,11 @@ class MySQLApplier:
                 origin_state = self.origins.mark(
                     writes, origin, group
                 )  # first: capture reads it first
-                mismatches = self._write_collapsed(cur, writes, changes, group, state, last_seq)
+                mismatches, committed = self._write_collapsed(
+                    cur, writes, changes, group, state, last_seq
+                )
             else:
+                committed = False
                 origin_state = self.origins.mark(cur, origin, group)
                 mismatches = self._write_changes(
                     cur, changes, counted[-1] if counted else None, group
@@ -337,8 +345,9 @@ class MySQLApplier:
                     mismatches=self.position.mismatches + len(mismatches),
                 )  # fmt: skip
         total = self.position.mismatches + len(mismatches)
-        fault_point("apply.before_commit")
-        self.conn.commit()
+        if not committed:
+            fault_point("apply.before_commit")
+            self.conn.commit()
         fault_point("apply.after_commit")
         self._advance(state, group[-1].gtid, last_seq, len(group), mismatches=total)
         self.origins.committed(origin, origin_state)
@@ -349,26 +358,39 @@ class MySQLApplier:
     def _write_collapsed(
         self, cur: Any, writes: sql.WriteBatch, changes: list[RowChange],
         group: list[Transaction], state: GtidState, last_seq: int,
-    ) -> list[Mismatch]:  # fmt: skip
+    ) -> tuple[list[Mismatch], bool]:  # fmt: skip
         """A group of collapsible changes in one round trip: its origin row (queued in
-        ``writes`` already), the existence counts, the deletes and upserts, the position.
-        Where a count is off (the target had diverged: rare), the writes are taken back
-        to the counts' savepoint and made again after the keys were found, with the
-        mismatches counted in the position; the target transaction is the same one."""
-        as_expected = self._rows.queue_collapsed(cur, changes, writes)
+        ``writes`` already), the existence counts, the deletes and upserts, the position
+        — and on MariaDB the COMMIT too, behind the server's own judgement of the counts
+        (``WriteBatch.guard``). Where a count is off (the target had diverged: rare), the
+        writes are taken back to the counts' savepoint and made again after the keys were
+        found, with the mismatches counted in the position; the target transaction is the
+        same one, committed by the caller. Returns the mismatches, and whether the group
+        is committed already."""
+        as_expected = self._rows.queue_collapsed(cur, changes, writes, guarded=self._guarded)
         self._write_position(
             writes, state, group[-1], last_seq, len(group), mismatches=self.position.mismatches
         )
-        writes.send()
-        if as_expected():
-            return []
+        if self._guarded:
+            writes.execute("COMMIT")
+            fault_point("apply.before_commit")  # nothing sent yet: the crash loses nothing
+            try:
+                writes.send()
+                return [], True
+            except pymysql.err.OperationalError as exc:
+                if tuple(exc.args[:2]) != sql.GUARD_ERROR:
+                    raise
+        else:
+            writes.send()
+            if as_expected():
+                return [], False
         writes.undo()
         again = sql.WriteBatch(cur, self._batch_limit())
         mismatches = self._rows.apply_collapsed(cur, changes, again)
         total = self.position.mismatches + len(mismatches)
         self._write_position(again, state, group[-1], last_seq, len(group), mismatches=total)
         again.send()
-        return mismatches
+        return mismatches, False
 
     def _write_changes(
         self,

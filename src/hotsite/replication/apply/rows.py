@@ -127,16 +127,26 @@ class RowWriter:
         return mismatches
 
     def queue_collapsed(
-        self, cur: Any, changes: list[RowChange], writes: sql.WriteBatch
+        self, cur: Any, changes: list[RowChange], writes: sql.WriteBatch, guarded: bool = False
     ) -> Callable[[], bool]:
         """``apply_collapsed`` in the same round trip as the writes: the existence counts
         go into ``writes`` ahead of the deletes and upserts (after a savepoint: see
         ``WriteBatch.check``). The function returned says, once ``writes`` was sent,
         whether every count was as expected; when one was not, the caller takes the
         writes back to the savepoint and applies the group with ``apply_collapsed``,
-        which finds the keys (the common case saves a round trip per group)."""
+        which finds the keys (the common case saves a round trip per group).
+        ``guarded``: the server compares the counts itself (``WriteBatch.guard``), and a
+        count that is off stops the batch with GUARD_ERROR instead."""
         final, first = self._collapse(changes)
         chunks = self._chunks(self._expected(final, first))
+        if chunks and guarded:
+            writes.guard(
+                *sql.keys_counted_as(
+                    [(info, keys, len(keys) if wanted else 0) for info, _, keys, wanted in chunks]
+                )
+            )
+            self._queue_writes(cur, writes, final)
+            return lambda: True  # the batch was sent whole: every count was as expected
         if chunks:
             writes.check(*sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks]))
         self._queue_writes(cur, writes, final)

@@ -136,9 +136,24 @@ def count_keys_of(
     return "SELECT " + ", ".join(parts), args or None
 
 
+def keys_counted_as(
+    key_sets: list[tuple[TableInfo, list[tuple[Any, ...]], int]],
+) -> tuple[str, list[Any] | None]:
+    """A condition true when each set of keys counts as expected on the target."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for info, keys, expected in key_sets:
+        where, key_args = key_in(info, keys)
+        parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where}) = {int(expected)}")
+        args += key_args or []
+    return " AND ".join(parts), args or None
+
+
 # Where a batch's existence check stands (WriteBatch.check): the writes after it are taken
 # back to it when the check says so.
 CHECK_SAVEPOINT = "hotsite_check"
+# The error a failed guard raises (WriteBatch.guard): MariaDB's SIGNAL, with this text.
+GUARD_ERROR = (1644, "hotsite_check")
 
 
 class WriteBatch:
@@ -167,6 +182,18 @@ class WriteBatch:
         self.statements.append(f"SAVEPOINT {CHECK_SAVEPOINT}")
         self._check_at = len(self.statements)
         self.statements.append(self.cur.mogrify(statement, args))
+
+    def guard(self, condition: str, args: Any = None) -> None:
+        """Like ``check``, but the server judges: where ``condition`` is false it raises
+        GUARD_ERROR there, and nothing after it runs (a multi-statement stops at its
+        first error), the COMMIT at the end included. So the writes and the commit of a
+        group travel in one round trip. MariaDB's anonymous block (``BEGIN NOT ATOMIC``),
+        not MySQL's."""
+        self.statements.append(f"SAVEPOINT {CHECK_SAVEPOINT}")
+        self.statements.append(
+            "BEGIN NOT ATOMIC IF NOT (" + self.cur.mogrify(condition, args) + ") THEN"
+            f" SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{GUARD_ERROR[1]}'; END IF; END"
+        )
 
     def undo(self) -> None:
         self.cur.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
