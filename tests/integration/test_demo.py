@@ -86,11 +86,24 @@ def _processes_under(directory: Path) -> list[str]:
     return found
 
 
+def _stacks(process: str) -> str:
+    """Where a process left behind is stuck: py-spy's dump of its Python threads."""
+    spy = Path(HOTSITE[0]).parent / "py-spy"
+    dumped = subprocess.run(
+        [str(spy), "dump", "--pid", process.split(":")[0]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return dumped.stdout + dumped.stderr
+
+
 def _nothing_left(directory: Path) -> None:
     deadline = time.monotonic() + 20
     while _processes_under(directory) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_under(directory) == []
+    left = _processes_under(directory)
+    assert left == [], "\n".join([*left, *map(_stacks, left)])
     for entry in json.loads((directory / "pids.json").read_text() or "[]"):
         assert not Path(f"/proc/{entry['pid']}").exists() or _zombie_or_other(entry)
     if (directory / "hotsite.yaml").exists():

@@ -354,6 +354,7 @@ class LinkAgent:
             forwards=self.forwards,
             target_site=self.link.target,
             notes=not self.two_way,
+            parent_pid=os.getpid(),
         )
         self._process = ctx.Process(
             target=run_capture_side,

@@ -71,6 +71,9 @@ class CaptureJob:
     forwards: frozenset[str] = frozenset()
     target_site: str = ""
     notes: bool = True  # see BinlogCapture: False where the target writes to other sites
+    # The agent that started this process: taken in the agent, not read by the process
+    # once it runs, or an agent that died during its start-up would go unnoticed.
+    parent_pid: int = 0
 
 
 class CaptureSide:
@@ -115,7 +118,7 @@ class CaptureSide:
         ]
         for thread in threads:
             thread.start()
-        parent = os.getppid()
+        parent = self.job.parent_pid or os.getppid()
         while not self.stop.is_set():
             if os.getppid() != parent:  # the agent was killed: do not outlive it
                 self.stop.set()
