@@ -120,6 +120,17 @@ def agent_log(config: Path, site: str) -> Path:
     return config.parent / f"agent-{site}.log"
 
 
+def agent_log_tail(config: Path, last: int, containing: str = "") -> list[str]:
+    """The last ``last`` lines of each test agent's log beside ``config`` (those with
+    ``containing``): what a failing test shows of why a duty failed."""
+    return [
+        line
+        for log in sorted(config.parent.glob("agent-*.log"))
+        for line in log.read_text().splitlines()[-last:]
+        if containing in line
+    ]
+
+
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
     """Kill the replicate process and its capture child (same process group)."""
     if process.poll() is None:

@@ -25,6 +25,7 @@ import yaml
 from hotsite.replication.gtid import GtidState
 from hotsite.testing.mariadb import PrivateMariaDB
 from tests.helpers import (
+    agent_log_tail,
     hotsite,
     kill_group,
     one_line_error,
@@ -126,12 +127,7 @@ def caught_up(
                     "SELECT id, user, db, command, time, state, LEFT(info, 120)"
                     " FROM information_schema.processlist"
                 )
-                failures = [
-                    line
-                    for log in (sorted(config.parent.glob("agent-*.log")) if config else [])
-                    for line in log.read_text().splitlines()[-400:]
-                    if "duty failed" in line
-                ]
+                failures = agent_log_tail(config, 400, "duty failed") if config else []
                 raise AssertionError(
                     f"{a}->{b} did not catch up to {goal}: {rows}\n{status}\n"
                     + "\n".join([*map(repr, sessions), *failures[-10:]])

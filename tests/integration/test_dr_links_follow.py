@@ -16,7 +16,7 @@ import yaml
 
 from hotsite.testing.mariadb import PrivateMariaDB, free_port
 from tests.dr_helpers import TOKEN, Controller, app_servers, app_write, pets, read_only, wait_for
-from tests.helpers import agent_log, hotsite, kill_group, start_agent, write_config
+from tests.helpers import agent_log_tail, hotsite, kill_group, start_agent, write_config
 
 ENV = {"HOTSITE_CONTROL_TOKEN": TOKEN}
 
@@ -36,12 +36,7 @@ def waiting(config: Path, site: str, link: str) -> str:
 
 def where_links_stand(config: Path) -> str:
     status = hotsite(config, "status")
-    logs = [
-        line
-        for site in ("primary", "dr")
-        for line in agent_log(config, site).read_text().splitlines()[-15:]
-    ]
-    return "\n".join([status.stdout, status.stderr, *logs])
+    return "\n".join([status.stdout, status.stderr, *agent_log_tail(config, 15)])
 
 
 def test_links_follow_the_record(

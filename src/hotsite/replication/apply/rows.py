@@ -104,8 +104,13 @@ def _counted_as_expected(
 ) -> bool:
     """Whether the target holds all of a chunk's keys expected present, or none of those
     expected absent (RowWriter._chunks)."""
+    return int(count) == _expected_count(chunk)
+
+
+def _expected_count(chunk: tuple[TableInfo, dict[Key, str], list[Key], bool]) -> int:
+    """How many of a chunk's keys the target should hold: all of them, or none."""
     _, _, keys, wanted = chunk
-    return int(count) == (len(keys) if wanted else 0)
+    return len(keys) if wanted else 0
 
 
 class RowWriter:
@@ -140,16 +145,13 @@ class RowWriter:
         final, first = self._collapse(changes)
         chunks = self._chunks(self._expected(final, first))
         if chunks and guarded:
-            writes.guard(
-                *sql.keys_counted_as(
-                    [(info, keys, len(keys) if wanted else 0) for info, _, keys, wanted in chunks]
-                )
-            )
-            self._queue_writes(cur, writes, final)
-            return lambda: True  # the batch was sent whole: every count was as expected
-        if chunks:
+            expected = [(chunk[0], chunk[2], _expected_count(chunk)) for chunk in chunks]
+            writes.guard(*sql.keys_counted_as(expected))
+        elif chunks:
             writes.check(*sql.count_keys_of([(info, keys) for info, _, keys, _ in chunks]))
         self._queue_writes(cur, writes, final)
+        if guarded:
+            return lambda: True  # a batch sent whole: every count was as expected
 
         def as_expected() -> bool:
             counts = writes.checked if chunks else ()

@@ -127,26 +127,30 @@ def count_keys_of(
     key_sets: list[tuple[TableInfo, list[tuple[Any, ...]]]],
 ) -> tuple[str, list[Any] | None]:
     """``count_keys`` over sets of keys of several tables: still one row."""
-    parts: list[str] = []
-    args: list[Any] = []
-    for info, keys in key_sets:
-        where, key_args = key_in(info, keys)
-        parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where})")
-        args += key_args or []
-    return "SELECT " + ", ".join(parts), args or None
+    counts, args = _key_counts(key_sets)
+    return "SELECT " + ", ".join(counts), args
 
 
 def keys_counted_as(
     key_sets: list[tuple[TableInfo, list[tuple[Any, ...]], int]],
 ) -> tuple[str, list[Any] | None]:
     """A condition true when each set of keys counts as expected on the target."""
+    counts, args = _key_counts([(info, keys) for info, keys, _ in key_sets])
+    expected = [int(n) for _, _, n in key_sets]
+    return " AND ".join(f"{c} = {n}" for c, n in zip(counts, expected, strict=True)), args
+
+
+def _key_counts(
+    key_sets: list[tuple[TableInfo, list[tuple[Any, ...]]]],
+) -> tuple[list[str], list[Any] | None]:
+    """Per set of keys, the subquery that counts those the target has; their arguments."""
     parts: list[str] = []
     args: list[Any] = []
-    for info, keys, expected in key_sets:
+    for info, keys in key_sets:
         where, key_args = key_in(info, keys)
-        parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where}) = {int(expected)}")
+        parts.append(f"(SELECT COUNT(*) FROM {info.qualified} WHERE {where})")
         args += key_args or []
-    return " AND ".join(parts), args or None
+    return parts, args or None
 
 
 # Where a batch's existence check stands (WriteBatch.check): the writes after it are taken
